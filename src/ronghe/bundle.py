@@ -1,0 +1,236 @@
+"""The bundle: a folder of plain files that holds one fitted model.
+
+::
+
+    my-model/
+      ronghe.json          manifest: format version, task, strategy, labels, backbone + sha256,
+                           resolved config, metrics, data fingerprint, library versions, and the
+                           sha256 of every other file in the folder
+      arrays.safetensors   numeric state of classic parts (vectoriser idf, coefficients ...)
+      model.safetensors    network weights (strategies that train one)
+      model/ tokenizer/    config.json and tokenizer files, as transformers writes them
+
+This module is the only one that touches a bundle on disk. Strategies hand it a ``State``
+(``to_state``) and get a ``BundleReader`` back (``from_state``). Saving writes to a hidden temporary
+folder next to the target and renames it into place, so an interrupted save leaves no half bundle.
+Loading verifies every file's sha256 before anything is read, and never unpickles anything.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.metadata
+import json
+import os
+import platform
+import shutil
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from .errors import BundleError
+
+FORMAT_VERSION = 1
+MANIFEST = "ronghe.json"
+ARRAYS = "arrays.safetensors"
+TENSORS = "model.safetensors"
+
+
+class Manifest(BaseModel):
+    """What ``ronghe.json`` holds. Extra keys written by newer minor versions are kept."""
+
+    model_config = ConfigDict(extra="allow")
+
+    format_version: int
+    ronghe_version: str
+    task: str
+    strategy: str
+    labels: list[int | str]
+    backbone: dict[str, Any] | None = None
+    config: dict[str, Any] = {}
+    metrics: dict[str, Any] = {}
+    data: dict[str, Any] = {}
+    versions: dict[str, str] = {}
+    created_at: str = ""
+    state: dict[str, Any] = {}
+    compression: dict[str, Any] | None = None
+    files: dict[str, str] = {}
+
+
+@dataclass
+class State:
+    """What a strategy hands to ``save``: JSON metadata, numpy arrays, torch tensors and files."""
+
+    meta: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    tensors: dict[str, Any] = field(default_factory=dict)  # name -> torch.Tensor
+    files: dict[str, bytes] = field(default_factory=dict)  # relative path -> content
+    members: dict[str, "tuple[dict, State]"] = field(default_factory=dict)  # sub-bundles
+
+    def add_dir(self, prefix: str, folder: Path) -> None:
+        """Take every file under ``folder`` (e.g. a tokenizer's save_pretrained output)."""
+        for f in sorted(Path(folder).rglob("*")):
+            if f.is_file():
+                self.files[f"{prefix}/{f.relative_to(folder).as_posix()}"] = f.read_bytes()
+
+
+def library_versions() -> dict[str, str]:
+    out = {"python": platform.python_version()}
+    for pkg in ("ronghe", "torch", "transformers", "tokenizers", "scikit-learn", "numpy",
+                "safetensors", "peft", "onnxruntime"):
+        try:
+            out[pkg] = importlib.metadata.version(pkg)
+        except importlib.metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _write_tree(root: Path, header: dict, state: State) -> None:
+    root.mkdir(parents=True)
+    if state.arrays:
+        from safetensors.numpy import save_file
+
+        save_file({k: np.ascontiguousarray(v) for k, v in state.arrays.items()}, str(root / ARRAYS))
+    if state.tensors:
+        from safetensors.torch import save_file as save_torch
+
+        save_torch({k: v.detach().contiguous().cpu() for k, v in state.tensors.items()},
+                   str(root / TENSORS))
+    for rel, content in state.files.items():
+        target = root / rel
+        if target.resolve().parent != root.resolve() and root.resolve() not in target.resolve().parents:
+            raise BundleError(f"refusing to write {rel!r} outside the bundle")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+    for name, (member_header, member_state) in state.members.items():
+        _write_tree(root / "members" / name, member_header, member_state)
+    files = {p.relative_to(root).as_posix(): _sha256(p)
+             for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST
+             and "members" not in p.relative_to(root).parts[:1]}
+    manifest = {
+        "format_version": FORMAT_VERSION,
+        "ronghe_version": library_versions().get("ronghe", "0"),
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "versions": library_versions(),
+        **header,
+        "state": state.meta,
+        "files": files,
+    }
+    Manifest.model_validate(manifest)
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"{type(o).__name__} is not JSON serialisable")
+
+
+def save(path: str | os.PathLike, header: dict, state: State) -> Path:
+    """Write a bundle atomically. ``header`` holds the manifest fields (task, strategy, labels ...).
+
+    An existing folder at ``path`` is replaced only if it is a ronghe bundle or empty; anything
+    else is refused so a typo cannot wipe a user's folder.
+    """
+    target = Path(path).expanduser().resolve()
+    if target.exists():
+        if not target.is_dir():
+            raise BundleError(f"cannot save bundle to {target}: a file with that name exists")
+        if any(target.iterdir()) and not (target / MANIFEST).exists():
+            raise BundleError(f"cannot save bundle to {target}: the folder exists, is not empty and "
+                              "is not a ronghe bundle. Choose another --out folder.")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    try:
+        _write_tree(tmp, header, state)
+        if target.exists():
+            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+            os.replace(target, old)
+            os.replace(tmp, target)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return target
+
+
+class BundleReader:
+    """An opened, verified bundle: manifest plus lazy access to arrays, tensors and files."""
+
+    def __init__(self, root: Path, manifest: Manifest):
+        self.root = root
+        self.manifest = manifest
+
+    @property
+    def meta(self) -> dict:
+        return self.manifest.state
+
+    def arrays(self) -> dict[str, np.ndarray]:
+        from safetensors.numpy import load_file
+
+        return load_file(str(self.root / ARRAYS)) if (self.root / ARRAYS).exists() else {}
+
+    def tensors(self) -> dict:
+        from safetensors.torch import load_file
+
+        return load_file(str(self.root / TENSORS)) if (self.root / TENSORS).exists() else {}
+
+    def path(self, rel: str) -> Path:
+        return self.root / rel
+
+    def member(self, name: str) -> "BundleReader":
+        return open_bundle(self.root / "members" / name)
+
+
+def open_bundle(path: str | os.PathLike) -> BundleReader:
+    """Read and verify a bundle's manifest and files; raise ``BundleError`` with the reason."""
+    root = Path(path).expanduser()
+    if not root.exists():
+        raise BundleError(f"bundle not found: {root}")
+    if not root.is_dir():
+        raise BundleError(f"{root} is a file; a bundle is a folder written by `ronghe train --out`")
+    mpath = root / MANIFEST
+    if not mpath.exists():
+        raise BundleError(f"{root} is not a ronghe bundle: {MANIFEST} is missing")
+    try:
+        raw = json.loads(mpath.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise BundleError(f"{mpath} is not valid JSON ({e}); the bundle is damaged") from None
+    version = raw.get("format_version") if isinstance(raw, dict) else None
+    if version != FORMAT_VERSION:
+        raise BundleError(f"{root} has bundle format version {version!r}; this ronghe reads version "
+                          f"{FORMAT_VERSION}. Re-export it with a matching ronghe version.")
+    try:
+        manifest = Manifest.model_validate(raw)
+    except ValidationError as e:
+        raise BundleError(f"{mpath} does not describe a valid bundle: {e}") from None
+    for rel, digest in manifest.files.items():
+        f = root / rel
+        if not f.is_file():
+            raise BundleError(f"bundle {root} is incomplete: {rel} is missing")
+        if _sha256(f) != digest:
+            raise BundleError(f"bundle {root}: {rel} does not match the sha256 in {MANIFEST}; the "
+                              "file was modified or damaged after saving. Do not use this bundle; "
+                              "save it again from the original model.")
+    return BundleReader(root, manifest)

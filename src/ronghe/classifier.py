@@ -1,0 +1,218 @@
+"""``TextClassifier``: the estimator users hold, whatever strategy is inside.
+
+Follows scikit-learn's contract: hyper-parameters are stored as given in ``__init__`` and checked
+in ``fit``; ``fit`` returns ``self``; learned state ends in ``_``; ``get_params``/``set_params``/
+``clone`` work. ``None`` for a hyper-parameter means "the strategy's default" (see each strategy's
+``Config``); strategy-specific knobs go in ``options``.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+from sklearn.base import BaseEstimator, ClassifierMixin
+
+from . import backbones, bundle, data, strategies
+from .config import validate
+from .errors import BackboneError, ConfigError, DataError, NotFittedError
+from .log import info
+
+TASK = "text-classification"
+
+
+def _as_dataset(X, y=None, *, role: str, require_labels: bool = True) -> data.Dataset:
+    if isinstance(X, data.Dataset):
+        return X
+    if isinstance(X, pd.DataFrame):
+        if y is not None:
+            raise DataError(f"{role}: pass either a DataFrame with a label column or texts and "
+                            "labels, not a DataFrame and labels")
+        return data.from_frame(X, require_labels=require_labels)
+    if isinstance(X, (str, Path)) and Path(X).suffix:
+        return data.load(X, require_labels=require_labels)
+    if isinstance(X, str):
+        raise DataError(f"{role}: expected a list of texts, got a single string")
+    return data.from_texts(list(X), None if y is None else list(y))
+
+
+class TextClassifier(ClassifierMixin, BaseEstimator):
+    """Text classification with a pretrained backbone, a classic model, or both.
+
+    >>> clf = TextClassifier(strategy="finetune", model="minilm", epochs=3).fit(train_df, valid_df)
+    >>> clf.predict(["what a fine film"]); clf.save("my-model")
+    """
+
+    def __init__(self, strategy: str = "finetune", model: str | None = None, *,
+                 epochs: int | None = None, batch_size: int | None = None,
+                 learning_rate: float | None = None, max_length: int | None = None,
+                 seed: int | None = None, valid_fraction: float | None = None,
+                 device: str | None = None, precision: str | None = None,
+                 options: dict[str, Any] | None = None):
+        self.strategy = strategy
+        self.model = model
+        self.epochs = epochs
+        self.batch_size = batch_size
+        self.learning_rate = learning_rate
+        self.max_length = max_length
+        self.seed = seed
+        self.valid_fraction = valid_fraction
+        self.device = device
+        self.precision = precision
+        self.options = options
+
+    # -- configuration --------------------------------------------------------------------------
+
+    def resolved_config(self):
+        """The strategy's validated config built from these hyper-parameters."""
+        cls = strategies.get(self.strategy)
+        values = {k: v for k, v in self.get_params().items()
+                  if k not in ("strategy", "options") and v is not None}
+        values.update(self.options or {})
+        return validate(cls.Config, values, self.strategy)
+
+    # -- fitting --------------------------------------------------------------------------------
+
+    def fit(self, X, y=None, valid=None):
+        """Fit on ``X`` (texts with labels ``y``, a DataFrame, a ``Dataset`` or a data file).
+
+        Validation data (``valid``, or a DataFrame/Dataset passed as the second argument) selects
+        hyper-parameters and the stopping epoch; without it a seeded, stratified share of the
+        training data (``valid_fraction``) is held out.
+        """
+        if isinstance(y, (pd.DataFrame, data.Dataset)) and valid is None:
+            y, valid = None, y
+        cls = strategies.get(self.strategy)
+        config = self.resolved_config()
+        train = _as_dataset(X, y, role="training data")
+        data.check_trainable(train)
+        if valid is None:
+            train, valid = data.split(train, config.valid_fraction, config.seed)
+        else:
+            valid = _as_dataset(valid, role="validation data")
+            data.check_evaluation(train.classes, valid, "validation", train_texts=train.texts)
+        classes = train.classes
+        backbone = backbones.resolve(config.model) if cls.uses_backbone else None
+        info("training %s on %d examples (%d classes), validating on %d", self.strategy,
+             len(train), len(classes), len(valid))
+        start = time.perf_counter()
+        inner = cls(config, classes, backbone).fit(train, valid)
+        self.train_seconds_ = time.perf_counter() - start
+        self.strategy_ = inner
+        self.config_ = config
+        self.classes_ = np.array(classes, dtype=object if isinstance(classes[0], str) else None)
+        self.backbone_ = backbone
+        self.data_ = {"fingerprint": train.fingerprint(), "n_train": len(train),
+                      "n_valid": len(valid), "source": train.source,
+                      "valid_fingerprint": valid.fingerprint(), "notes": train.notes + valid.notes}
+        from .tasks.text_classification import metrics
+
+        self.metrics_ = {"valid": metrics(valid.labels, self.predict(valid.texts), classes,
+                                          brief=True),
+                         "train_seconds": round(self.train_seconds_, 2),
+                         "history": inner.history}
+        return self
+
+    # -- prediction -----------------------------------------------------------------------------
+
+    def _check_fitted(self):
+        if not hasattr(self, "strategy_"):
+            raise NotFittedError("this TextClassifier is not fitted yet: call fit() or ronghe.load()")
+
+    def _texts(self, X) -> list[str]:
+        if isinstance(X, data.Dataset):
+            return X.texts
+        if isinstance(X, pd.DataFrame):
+            return data.from_frame(X, require_labels=False, on_empty="keep").texts
+        if isinstance(X, str):
+            raise DataError("expected a list of texts, got a single string; wrap it in a list")
+        texts = list(X)
+        bad = [i for i, t in enumerate(texts) if not isinstance(t, str)]
+        if bad:
+            raise DataError(f"texts must be strings; items {bad[:10]} are "
+                            f"{sorted({type(texts[i]).__name__ for i in bad})}")
+        return texts
+
+    def predict_proba(self, X) -> np.ndarray:
+        self._check_fitted()
+        texts = self._texts(X)
+        if not texts:
+            return np.zeros((0, len(self.classes_)))
+        return self.strategy_.predict_proba(texts)
+
+    def predict(self, X) -> np.ndarray:
+        return self.classes_[self.predict_proba(X).argmax(1)]
+
+    def evaluate(self, X, y=None) -> dict:
+        """Full report on labeled data: accuracy, macro/weighted F1, per-class scores, confusion
+        matrix. Labels the model never saw are reported and count as errors."""
+        self._check_fitted()
+        ds = _as_dataset(X, y, role="evaluation data")
+        if ds.labels is None:
+            raise DataError(f"{ds.source}: evaluation needs labels, but no label column was found")
+        data.check_evaluation(list(self.classes_), ds, "evaluation", strict=False)
+        from .tasks.text_classification import metrics
+
+        report = metrics(ds.labels, self.predict(ds.texts), list(self.classes_))
+        report["notes"] = ds.notes
+        return report
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the bundle folder atomically; returns its path."""
+        self._check_fitted()
+        header = {
+            "task": TASK,
+            "strategy": self.strategy,
+            "labels": [c.item() if hasattr(c, "item") else c for c in self.classes_],
+            "backbone": self.backbone_.to_json() if self.backbone_ else None,
+            "config": self.config_.model_dump(mode="json"),
+            "params": {k: v for k, v in self.get_params().items()},
+            "metrics": self.metrics_,
+            "data": self.data_,
+        }
+        return bundle.save(path, header, self.strategy_.to_state())
+
+
+def load(path: str | Path) -> TextClassifier:
+    """Rebuild a fitted estimator from a bundle folder (no pickle, no remote code)."""
+    reader = bundle.open_bundle(path)
+    m = reader.manifest
+    if m.task != TASK:
+        raise ConfigError(f"{path} holds a '{m.task}' model; TextClassifier loads '{TASK}' bundles")
+    cls = strategies.get(m.strategy)
+    config = validate(cls.Config, m.config, m.strategy)
+    backbone = None
+    if m.backbone and cls.uses_backbone and not cls.stores_backbone:
+        backbone = _verified_backbone(m.backbone, reader)
+    params = getattr(m, "params", None) or {"strategy": m.strategy}
+    clf = TextClassifier(**params)
+    clf.strategy_ = cls.from_state(config, m.labels, backbone, reader)
+    clf.config_ = config
+    clf.classes_ = np.array(m.labels, dtype=object if isinstance(m.labels[0], str) else None)
+    clf.backbone_ = backbone or (backbones.Backbone(m.backbone["ref"], Path(m.backbone["path"]),
+                                                    m.backbone["source"], m.backbone["sha256"])
+                                 if m.backbone else None)
+    clf.metrics_ = m.metrics
+    clf.data_ = m.data
+    clf.bundle_path_ = reader.root
+    clf.manifest_ = m
+    return clf
+
+
+def _verified_backbone(ref: dict, reader: bundle.BundleReader) -> backbones.Backbone:
+    """The backbone a bundle references, checked by sha256 against the one found here."""
+    try:
+        bb = backbones.resolve(ref["ref"])
+    except BackboneError as e:
+        raise BackboneError(f"bundle {reader.root} needs backbone '{ref['ref']}', which is not "
+                            f"available here: {e}") from None
+    if bb.sha256 != ref.get("sha256"):
+        raise BackboneError(f"bundle {reader.root} was trained on backbone '{ref['ref']}' with "
+                            f"weights sha256 {str(ref.get('sha256'))[:12]}..., but the weights "
+                            f"found here have {bb.sha256[:12]}...; install the same model version.")
+    return bb

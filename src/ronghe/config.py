@@ -1,0 +1,85 @@
+"""Training configuration: pydantic models, and YAML/TOML config files.
+
+Each strategy declares its own ``Config`` (a subclass of ``StrategyConfig``) next to its code, the
+way PEFT pairs ``LoraConfig`` with the LoRA model: hyper-parameters and defaults live in one place
+and are validated with messages that name the bad field. ``ronghe train --config run.yaml`` and the
+CLI flags fill the same fields.
+"""
+
+from __future__ import annotations
+
+import json
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import ConfigError
+
+
+class StrategyConfig(BaseModel):
+    """Fields every strategy has."""
+
+    model_config = ConfigDict(extra="forbid", protected_namespaces=())
+
+    seed: int = Field(0, description="seed for splits, initialisation and shuffling")
+    valid_fraction: float = Field(0.1, gt=0, le=0.5,
+                                  description="share of training data held out for validation "
+                                              "when no validation file is given")
+
+
+class NetworkConfig(StrategyConfig):
+    """Fields of strategies that run a transformer backbone."""
+
+    model: str = Field("minilm", description="alias, local HF folder or hub id")
+    batch_size: int = Field(32, ge=1)
+    max_length: int = Field(128, ge=8, le=4096, description="tokens per text; longer are truncated")
+    pooling: Literal["mean", "cls"] = "mean"
+    device: str = Field("auto", description="auto, cpu, cuda, cuda:0 ...")
+    precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto", description="auto = bf16 autocast where the hardware runs it fast (CPU with "
+                            "AMX, CUDA with bf16), else fp32")
+
+
+def validate(cls: type[StrategyConfig], values: dict[str, Any], strategy: str) -> StrategyConfig:
+    """Build a config, turning pydantic's errors into one readable ``ConfigError``."""
+    try:
+        return cls.model_validate(values)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "config"
+            if err["type"] == "extra_forbidden":
+                known = ", ".join(sorted(cls.model_fields))
+                lines.append(f"option '{loc}' does not apply to strategy '{strategy}' "
+                             f"(its options: {known})")
+            else:
+                lines.append(f"option '{loc}' = {err.get('input')!r}: {err['msg']}")
+        raise ConfigError("invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def read_config_file(path: str | Path) -> dict[str, Any]:
+    """Read a YAML, TOML or JSON config file into a flat dict of option names to values."""
+    p = Path(path).expanduser()
+    if not p.is_file():
+        raise ConfigError(f"config file not found: {p}")
+    text = p.read_text()
+    try:
+        if p.suffix in (".yaml", ".yml"):
+            import yaml
+
+            data = yaml.safe_load(text) or {}
+        elif p.suffix == ".toml":
+            data = tomllib.loads(text)
+        elif p.suffix == ".json":
+            data = json.loads(text)
+        else:
+            raise ConfigError(f"config file {p} must end in .yaml, .yml, .toml or .json")
+    except ConfigError:
+        raise
+    except Exception as e:  # yaml.YAMLError, tomllib.TOMLDecodeError, JSONDecodeError
+        raise ConfigError(f"cannot parse config file {p}: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"config file {p} must hold a mapping of option names to values")
+    return {str(k).replace("-", "_"): v for k, v in data.items()}

@@ -1,0 +1,30 @@
+"""The strategy registry: name -> class. Adding a strategy is one file and one line here."""
+
+from __future__ import annotations
+
+from ..errors import ConfigError
+from .base import Strategy
+from .classic import Classic
+from .finetune import Finetune
+from .frozen import Frozen
+
+REGISTRY: dict[str, type[Strategy]] = {}
+
+
+def register(cls: type[Strategy]) -> type[Strategy]:
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+register(Classic)
+register(Frozen)
+register(Finetune)
+
+
+def get(name: str) -> type[Strategy]:
+    if name not in REGISTRY:
+        raise ConfigError(f"unknown strategy '{name}'; choose one of: {', '.join(REGISTRY)}")
+    return REGISTRY[name]
+
+
+__all__ = ["REGISTRY", "Strategy", "get", "register"]

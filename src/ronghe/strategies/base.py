@@ -1,0 +1,51 @@
+"""The contract every text-classification strategy implements.
+
+A strategy is constructed with its validated config, the class list and (if it uses one) the
+resolved backbone; ``fit`` learns, ``predict_proba`` returns an (n, n_classes) array in
+``classes`` order, ``to_state`` describes what to save and ``from_state`` rebuilds from a bundle.
+The user-facing estimator is ``ronghe.TextClassifier``; strategies are its interchangeable insides.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+
+from ..backbones import Backbone
+from ..bundle import BundleReader, State
+from ..config import StrategyConfig
+from ..data import Dataset
+
+
+class Strategy:
+    name: ClassVar[str]
+    Config: ClassVar[type[StrategyConfig]]
+    uses_backbone: ClassVar[bool] = False  # needs a backbone to fit
+    stores_backbone: ClassVar[bool] = False  # bundle holds the (trained) backbone weights itself
+
+    def __init__(self, config: StrategyConfig, classes: list, backbone: Backbone | None = None):
+        self.config = config
+        self.classes = list(classes)
+        self.backbone = backbone
+        self.history: list[dict] = []  # per-epoch / per-candidate validation scores
+        self.valid_metrics: dict = {}
+
+    def fit(self, train: Dataset, valid: Dataset | None) -> "Strategy":
+        raise NotImplementedError
+
+    def predict_proba(self, texts: list[str]) -> np.ndarray:
+        raise NotImplementedError
+
+    def to_state(self) -> State:
+        raise NotImplementedError
+
+    @classmethod
+    def from_state(cls, config: StrategyConfig, classes: list, backbone: Backbone | None,
+                   reader: BundleReader) -> "Strategy":
+        raise NotImplementedError
+
+    # helpers shared by strategies
+    def label_ids(self, labels) -> np.ndarray:
+        index = {c: i for i, c in enumerate(self.classes)}
+        return np.array([index[y] for y in labels], dtype=np.int64)

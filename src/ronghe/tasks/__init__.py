@@ -1,0 +1,1 @@
+"""One module per task: its metrics, evaluation report and prediction format."""

@@ -1,0 +1,1 @@
+"""Training a network: the loop (``loop.py``) and what plugs into it."""
