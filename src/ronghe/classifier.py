@@ -144,7 +144,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return self.strategy_.predict_proba(texts)
 
     def predict(self, X) -> np.ndarray:
-        return self.classes_[self.predict_proba(X).argmax(1)]
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(1)]
 
     def evaluate(self, X, y=None) -> dict:
         """Full report on labeled data: accuracy, macro/weighted F1, per-class scores, confusion

@@ -44,8 +44,7 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
 
 
 def to_arrays(model: LogisticRegression, prefix: str = "lr") -> tuple[dict, dict]:
-    arrays = {f"{prefix}.coef": model.coef_.astype(np.float64),
-              f"{prefix}.intercept": model.intercept_.astype(np.float64)}
+    arrays = {f"{prefix}.coef": model.coef_, f"{prefix}.intercept": model.intercept_}
     meta = {"C": float(model.C), "classes": [int(c) for c in model.classes_]}
     return arrays, meta
 

@@ -65,7 +65,7 @@ class Classic(Strategy):
         arrays, meta = linear.to_arrays(self.model)
         files = {}
         for name, v in self.vectorisers.items():
-            arrays[f"{name}.idf"] = v.idf_.astype(np.float64)
+            arrays[f"{name}.idf"] = v.idf_
             terms = sorted(v.vocabulary_, key=v.vocabulary_.get)
             files[f"vocab_{name}.json"] = json.dumps(terms, ensure_ascii=False).encode()
         meta["vectorisers"] = list(self.vectorisers)

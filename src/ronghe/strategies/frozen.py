@@ -63,8 +63,7 @@ class Frozen(Strategy):
 
     def to_state(self) -> State:
         arrays, meta = linear.to_arrays(self.model)
-        arrays.update({"scaler.mean": self.mean.astype(np.float64),
-                       "scaler.scale": self.scale.astype(np.float64)})
+        arrays.update({"scaler.mean": self.mean, "scaler.scale": self.scale})
         return State(meta=meta, arrays=arrays)
 
     @classmethod

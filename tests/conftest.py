@@ -1,0 +1,43 @@
+"""Shared fixtures: tiny labeled data made here, and the packaged MiniLM (offline)."""
+
+from __future__ import annotations
+
+import os
+import random
+
+import pandas as pd
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+POS = ["a wonderful, moving film", "great acting and a clever script", "i loved every minute",
+       "funny, warm and beautifully shot", "a delight from start to finish", "brilliant and touching",
+       "the best movie of the year", "superb performances all round", "charming and smart",
+       "an excellent, gripping story", "truly enjoyable and fresh", "a joyful, inventive ride"]
+NEG = ["a dull, lifeless mess", "boring and far too long", "i hated the clumsy dialogue",
+       "the plot makes no sense at all", "a tedious waste of time", "awful acting, weak script",
+       "the worst film this year", "painfully slow and predictable", "flat, tired and ugly",
+       "a noisy, pointless sequel", "terrible jokes that never land", "bland and forgettable"]
+
+
+def make_sentiment(n_per_class: int = 24, seed: int = 0) -> pd.DataFrame:
+    """Short synthetic reviews: positive/negative templates with varied fillers."""
+    rng = random.Random(seed)
+    fillers = ["", " overall", " honestly", " in the end", " for me", " really", " again"]
+    rows = []
+    for label, pool in (("pos", POS), ("neg", NEG)):
+        for i in range(n_per_class):
+            rows.append({"text": pool[i % len(pool)] + rng.choice(fillers) + f" ({i})", "label": label})
+    rng.shuffle(rows)
+    return pd.DataFrame(rows)
+
+
+@pytest.fixture
+def sentiment_df() -> pd.DataFrame:
+    return make_sentiment()
+
+
+@pytest.fixture
+def sentiment_split() -> tuple[pd.DataFrame, pd.DataFrame]:
+    return make_sentiment(24, seed=0), make_sentiment(8, seed=1)
