@@ -169,7 +169,11 @@ def test_no_candidate_found_says_which_flag():
 def test_unlabeled_allowed_when_not_required():
     ds = from_frame(pd.DataFrame({"text": ["a", "b"]}), require_labels=False)
     assert ds.labels is None and ds.label_col is None
+    # labels not required (prediction input): a label-like column is ignored unless named
     ds = from_frame(pd.DataFrame({"text": ["a"], "label": ["x"]}), require_labels=False)
+    assert ds.labels is None
+    ds = from_frame(pd.DataFrame({"text": ["a"], "label": ["x"]}), require_labels=False,
+                    label_col="label")
     assert ds.labels == ["x"]
     with pytest.raises(DataError, match="--label-col"):
         from_frame(pd.DataFrame({"text": ["a"]}), label_col="y", require_labels=False)

@@ -9,8 +9,10 @@ from sklearn.base import clone
 from ronghe import TextClassifier, load
 from ronghe.strategies import REGISTRY
 
-FAST = {"classic": {}, "frozen": {}, "finetune": {"epochs": 2, "max_length": 32,
-                                                   "learning_rate": 1e-4}}
+NET = {"epochs": 2, "max_length": 32}
+PEFT = {"epochs": 4, "batch_size": 8, "max_length": 32}  # adapters need more (small) steps
+FAST = {"classic": {}, "frozen": {}, "finetune": {**NET, "learning_rate": 1e-4},
+        "lora": PEFT, "adalora": PEFT, "ia3": PEFT, "prefix": PEFT}
 
 
 @pytest.fixture(scope="module")

@@ -151,28 +151,34 @@ def save(path: str | os.PathLike, header: dict, state: State) -> Path:
     An existing folder at ``path`` is replaced only if it is a ronghe bundle or empty; anything
     else is refused so a typo cannot wipe a user's folder.
     """
+    check_target(path)
     target = Path(path).expanduser().resolve()
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    try:
+        _write_tree(tmp, header, state)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if old.exists() and not target.exists():  # put the previous bundle back
+            os.replace(old, target)
+        raise
+    shutil.rmtree(old, ignore_errors=True)
+    return target
+
+
+def check_target(path: str | os.PathLike) -> None:
+    """Fail before any work if ``save(path, ...)`` would be refused."""
+    target = Path(path).expanduser()
     if target.exists():
         if not target.is_dir():
             raise BundleError(f"cannot save bundle to {target}: a file with that name exists")
         if any(target.iterdir()) and not (target / MANIFEST).exists():
             raise BundleError(f"cannot save bundle to {target}: the folder exists, is not empty and "
                               "is not a ronghe bundle. Choose another --out folder.")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    try:
-        _write_tree(tmp, header, state)
-        if target.exists():
-            old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
-            os.replace(target, old)
-            os.replace(tmp, target)
-            shutil.rmtree(old, ignore_errors=True)
-        else:
-            os.replace(tmp, target)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
-    return target
 
 
 class BundleReader:
@@ -225,6 +231,13 @@ def open_bundle(path: str | os.PathLike) -> BundleReader:
         manifest = Manifest.model_validate(raw)
     except ValidationError as e:
         raise BundleError(f"{mpath} does not describe a valid bundle: {e}") from None
+    listed = set(manifest.files) | {MANIFEST}
+    unlisted = [p.relative_to(root).as_posix() for p in root.rglob("*")
+                if p.is_file() and "members" not in p.relative_to(root).parts[:1]
+                and p.relative_to(root).as_posix() not in listed]
+    if unlisted:
+        raise BundleError(f"bundle {root} holds files its {MANIFEST} does not list "
+                          f"({', '.join(sorted(unlisted)[:5])}); it was modified after saving.")
     for rel, digest in manifest.files.items():
         f = root / rel
         if not f.is_file():

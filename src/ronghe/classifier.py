@@ -51,7 +51,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                  learning_rate: float | None = None, max_length: int | None = None,
                  seed: int | None = None, valid_fraction: float | None = None,
                  device: str | None = None, precision: str | None = None,
-                 options: dict[str, Any] | None = None):
+                 options: dict[str, Any] | None = None, run_dir: str | Path | None = None):
         self.strategy = strategy
         self.model = model
         self.epochs = epochs
@@ -63,6 +63,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.device = device
         self.precision = precision
         self.options = options
+        self.run_dir = run_dir
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -70,18 +71,20 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """The strategy's validated config built from these hyper-parameters."""
         cls = strategies.get(self.strategy)
         values = {k: v for k, v in self.get_params().items()
-                  if k not in ("strategy", "options") and v is not None}
+                  if k not in ("strategy", "options", "run_dir") and v is not None}
         values.update(self.options or {})
         return validate(cls.Config, values, self.strategy)
 
     # -- fitting --------------------------------------------------------------------------------
 
-    def fit(self, X, y=None, valid=None):
+    def fit(self, X, y=None, valid=None, *, resume: bool = False, callbacks: list | None = None):
         """Fit on ``X`` (texts with labels ``y``, a DataFrame, a ``Dataset`` or a data file).
 
         Validation data (``valid``, or a DataFrame/Dataset passed as the second argument) selects
         hyper-parameters and the stopping epoch; without it a seeded, stratified share of the
-        training data (``valid_fraction``) is held out.
+        training data (``valid_fraction``) is held out. With ``run_dir`` set, network strategies
+        write checkpoints, ``metrics.csv`` and TensorBoard events there, and ``resume=True``
+        continues from its last checkpoint. ``callbacks`` are extra training-loop callbacks.
         """
         if isinstance(y, (pd.DataFrame, data.Dataset)) and valid is None:
             y, valid = None, y
@@ -99,7 +102,11 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         info("training %s on %d examples (%d classes), validating on %d", self.strategy,
              len(train), len(classes), len(valid))
         start = time.perf_counter()
-        inner = cls(config, classes, backbone).fit(train, valid)
+        if resume and not self.run_dir:
+            raise ConfigError("resume needs the run directory of the interrupted run (run_dir / --run-dir)")
+        context = strategies.TrainContext(Path(self.run_dir) if self.run_dir else None, resume,
+                                          list(callbacks or []))
+        inner = cls(config, classes, backbone, context).fit(train, valid)
         self.train_seconds_ = time.perf_counter() - start
         self.strategy_ = inner
         self.config_ = config
@@ -113,7 +120,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.metrics_ = {"valid": metrics(valid.labels, self.predict(valid.texts), classes,
                                           brief=True),
                          "train_seconds": round(self.train_seconds_, 2),
-                         "history": inner.history}
+                         "history": inner.history, **inner.report}
         return self
 
     # -- prediction -----------------------------------------------------------------------------

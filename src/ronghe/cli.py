@@ -100,6 +100,31 @@ TOP_LEVEL = ("data", "valid", "strategy", "model", "out", "text_col", "label_col
              "precision")
 
 
+def _say(quiet: bool, message: str) -> None:
+    if not quiet:
+        _console().print(message, markup=True)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    if path.is_dir():
+        raise ConfigError(f"--output {path} is a folder; give a file name such as {path}/predictions.jsonl")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _resolve_paths(values: dict, base: Path) -> dict:
+    """Paths in a config file are relative to the file's folder."""
+    for key in ("data", "valid", "out", "run_dir"):
+        if isinstance(values.get(key), str) and not Path(values[key]).expanduser().is_absolute():
+            values[key] = str(base / values[key])
+    return values
+
+
 @command
 def train(
     data: Optional[Path] = typer.Argument(None, help="training data: csv, tsv, jsonl, json, parquet"),
@@ -122,11 +147,13 @@ def train(
     quiet: bool = QuietOpt,
 ):
     """Train a text classifier and save it as a bundle."""
+    from . import bundle as bundle_mod
     from . import data as data_mod
     from .classifier import TextClassifier
     from .config import read_config_file
 
-    values: dict[str, Any] = read_config_file(config) if config else {}
+    values: dict[str, Any] = (_resolve_paths(read_config_file(config), config.parent)
+                              if config else {})
     flags = dict(data=data, out=out, valid=valid, strategy=strategy, model=model, epochs=epochs,
                  batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, seed=seed,
                  valid_fraction=valid_fraction, device=device, precision=precision,
@@ -138,6 +165,7 @@ def train(
         if not values.get(key):
             raise ConfigError(f"missing {key.upper() if key == 'data' else '--out'}: give it on the "
                               f"command line or as '{key}:' in the --config file")
+    bundle_mod.check_target(values["out"])
     read = functools.partial(data_mod.load, text_col=values.get("text_col"),
                              label_col=values.get("label_col"))
     train_ds = read(values["data"])
@@ -150,9 +178,9 @@ def train(
     clf.fit(train_ds, valid=valid_ds)
     path = clf.save(values["out"])
     v = clf.metrics_["valid"]
-    _console().print(f"[green]saved[/] {path}  ({clf.strategy}, {len(clf.classes_)} classes, "
-                     f"valid accuracy {v['accuracy']:.4f}, macro-F1 {v['macro_f1']:.4f}, "
-                     f"{clf.train_seconds_:.1f}s)", markup=True)
+    _say(quiet, f"[green]saved[/] {path}  ({clf.strategy}, {len(clf.classes_)} classes, "
+                f"valid accuracy {v['accuracy']:.4f}, macro-F1 {v['macro_f1']:.4f}, "
+                f"{clf.train_seconds_:.1f}s)")
 
 
 @command
@@ -181,10 +209,8 @@ def predict(
     lines = [json.dumps({"row": r, "text": t, **rec}, ensure_ascii=False)
              for r, t, rec in zip(rows, texts, recs)]
     if output:
-        tmp = output.with_name(f".{output.name}.tmp")
-        tmp.write_text("\n".join(lines) + "\n")
-        os.replace(tmp, output)
-        _console().print(f"[green]wrote[/] {len(lines)} predictions to {output}", markup=True)
+        _write_atomic(output, "\n".join(lines) + "\n")
+        _say(quiet, f"[green]wrote[/] {len(lines)} predictions to {output}")
     else:
         sys.stdout.write("\n".join(lines) + "\n")
 
@@ -211,7 +237,7 @@ def evaluate(
     title = f"{bundle.name} on {data.name}"
     if out:
         paths = write_report(report, out, title)
-        _console().print(f"[green]wrote[/] {', '.join(str(p) for p in paths.values())}", markup=True)
+        _say(quiet, f"[green]wrote[/] {', '.join(str(p) for p in paths.values())}")
     if not quiet:
         from rich.markdown import Markdown
 

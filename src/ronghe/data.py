@@ -161,15 +161,41 @@ def read_table(path) -> pd.DataFrame:
     return df
 
 
+def _trailing_blank_lines(path: str) -> int:
+    """Physically blank lines at the end of a (possibly gzipped) text file."""
+    opener = gzip.open if path.lower().endswith(".gz") else open
+    with opener(path, "rb") as f:
+        if path.lower().endswith(".gz"):
+            tail = f.read()[-65536:]
+        else:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 65536))
+            tail = f.read()
+    lines = tail.replace(b"\r\n", b"\n").split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # the final newline ends the last line; it is not a blank line
+    n = 0
+    while lines and lines[-1].strip() == b"":
+        lines.pop()
+        n += 1
+    return n
+
+
 def _read_delimited(path: str, sep: str) -> pd.DataFrame:
     # Blank lines are kept as rows so that row numbers match lines (row N = line N + 1); they
-    # are then reported as empty texts. Blank lines at the very end are not data: cut them.
+    # are then reported as empty texts. Blank lines at the very end of the file are not data:
+    # cut exactly those (a last row holding a quoted empty text is data and stays).
     df = pd.read_csv(path, sep=sep, dtype=str, keep_default_na=False, skip_blank_lines=False,
                      encoding="utf-8-sig")
+    if not isinstance(df.index, pd.RangeIndex):
+        raise DataError(f"cannot parse {path}: some rows have more fields than the header "
+                        f"({len(df.columns)} columns: {_columns(df)}). Quote texts that contain "
+                        f"the separator {sep!r}, or fix the header.")
     blank = (df == "").all(axis=1).to_numpy()
-    end = len(df)
-    while end > 0 and blank[end - 1]:
+    end, cut = len(df), _trailing_blank_lines(path)
+    while cut > 0 and end > 0 and blank[end - 1]:
         end -= 1
+        cut -= 1
     return df.iloc[:end].reset_index(drop=True)
 
 
@@ -325,11 +351,8 @@ def from_frame(df, *, text_col=None, label_col=None, feature_cols=None, require_
     lcol = None
     if label_col is not None or require_labels:
         lcol = detect_column(df, label_col, LABEL_CANDIDATES, "label", source)
-    else:
-        try:
-            lcol = detect_column(df, None, LABEL_CANDIDATES, "label", source)
-        except DataError:
-            lcol = None
+    # else: labels are not needed (prediction input); a label-like column is left alone, so
+    # blanks in it cannot fail a prediction run
     if lcol is not None and lcol == tcol:
         raise DataError(f"column {str(tcol)!r} of {source} was chosen as both the text and the "
                         f"label column: pass different columns with --text-col and --label-col.")

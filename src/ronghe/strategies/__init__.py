@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from ..errors import ConfigError
-from .base import Strategy
+from .adalora import AdaLora
+from .base import Strategy, TrainContext
 from .classic import Classic
 from .finetune import Finetune
 from .frozen import Frozen
+from .ia3 import IA3
+from .lora import Lora
+from .prefix import Prefix
 
 REGISTRY: dict[str, type[Strategy]] = {}
 
@@ -19,6 +23,10 @@ def register(cls: type[Strategy]) -> type[Strategy]:
 register(Classic)
 register(Frozen)
 register(Finetune)
+register(Lora)
+register(AdaLora)
+register(IA3)
+register(Prefix)
 
 
 def get(name: str) -> type[Strategy]:
@@ -27,4 +35,4 @@ def get(name: str) -> type[Strategy]:
     return REGISTRY[name]
 
 
-__all__ = ["REGISTRY", "Strategy", "get", "register"]
+__all__ = ["REGISTRY", "Strategy", "TrainContext", "get", "register"]

@@ -8,6 +8,8 @@ The user-facing estimator is ``ronghe.TextClassifier``; strategies are its inter
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -18,18 +20,30 @@ from ..config import StrategyConfig
 from ..data import Dataset
 
 
+@dataclass
+class TrainContext:
+    """Where and how a fit runs: the run directory (checkpoints, metrics, TensorBoard), whether to
+    resume from its checkpoint, and extra training-loop callbacks (e.g. Optuna pruning)."""
+
+    run_dir: Path | None = None
+    resume: bool = False
+    callbacks: list = field(default_factory=list)
+
+
 class Strategy:
     name: ClassVar[str]
     Config: ClassVar[type[StrategyConfig]]
     uses_backbone: ClassVar[bool] = False  # needs a backbone to fit
     stores_backbone: ClassVar[bool] = False  # bundle holds the (trained) backbone weights itself
 
-    def __init__(self, config: StrategyConfig, classes: list, backbone: Backbone | None = None):
+    def __init__(self, config: StrategyConfig, classes: list, backbone: Backbone | None = None,
+                 context: TrainContext | None = None):
         self.config = config
+        self.context = context or TrainContext()
         self.classes = list(classes)
         self.backbone = backbone
         self.history: list[dict] = []  # per-epoch / per-candidate validation scores
-        self.valid_metrics: dict = {}
+        self.report: dict = {}  # what fit did beyond the history (augmentation, parameters ...)
 
     def fit(self, train: Dataset, valid: Dataset | None) -> "Strategy":
         raise NotImplementedError

@@ -1,9 +1,13 @@
 """``finetune``: the backbone and a classification head trained end to end.
 
 Mean pooling (the way sentence encoders such as MiniLM were pre-trained) or CLS pooling, dropout,
-a linear head; trained by ``training.loop`` with early stopping on validation macro-F1. The bundle
-holds all weights (safetensors), the encoder config and the tokenizer files, so it loads with no
-access to the original backbone folder.
+a linear head; trained by ``training.loop`` with early stopping on validation macro-F1. Training
+controls: freezing (embeddings, the bottom k layers, or everything but the head), layer-wise
+learning-rate decay, a separate head learning rate, label smoothing, class weights, adversarial
+training (FGM/PGD), augmentation, checkpoints and resume. The bundle holds all weights
+(safetensors), the encoder config and the tokenizer files, so it loads without the original
+backbone folder. Parameter-efficient variants (``lora`` ...) subclass this and change how the
+encoder is wrapped and what is saved.
 """
 
 from __future__ import annotations
@@ -11,6 +15,7 @@ from __future__ import annotations
 import json
 import tempfile
 from pathlib import Path
+from typing import Literal
 
 import numpy as np
 import torch
@@ -20,20 +25,51 @@ from sklearn.metrics import accuracy_score, f1_score
 from .. import backbones
 from ..bundle import BundleReader, State
 from ..config import NetworkConfig
+from ..errors import BundleError, ConfigError
+from ..log import info
 from ..modeling import TextModel, autocast_dtype, pick_device, run_batches, tokenize
 from ..training import loop
+from ..training.augment import EmbeddingSynonyms, augment, load_translate
+from ..training.tracking import Tracker
 from .base import Strategy
 
 
 class FinetuneConfig(NetworkConfig):
     epochs: int = Field(3, ge=1, le=1000)
     learning_rate: float = Field(5e-5, gt=0, lt=1)
+    head_learning_rate: float | None = Field(None, gt=0, lt=1, description="default: learning_rate")
+    layer_lr_decay: float = Field(1.0, gt=0, le=1, description="lr multiplier per layer going down")
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
     dropout: float = Field(0.1, ge=0, lt=1)
     max_grad_norm: float = Field(1.0, ge=0, description="0 disables clipping")
     patience: int = Field(2, ge=1, description="epochs without macro-F1 gain before stopping")
     eval_batch_size: int = Field(128, ge=1)
+    freeze: Literal["none", "embeddings", "encoder"] = Field(
+        "none", description="encoder = train the head only")
+    freeze_layers: int = Field(0, ge=0, description="freeze the embeddings and the bottom k layers")
+    label_smoothing: float = Field(0.0, ge=0, lt=1)
+    class_weight: Literal["none", "auto"] = Field("none", description="auto = inverse frequency")
+    adversarial: Literal["none", "fgm", "pgd"] = "none"
+    adv_epsilon: float = Field(1.0, gt=0)
+    adv_steps: int = Field(3, ge=1, description="PGD steps")
+    augment: list[str] = Field([], description="swap, delete, insert, synonym, back_translate")
+    augment_per_example: int = Field(1, ge=1)
+    augment_rate: float = Field(0.1, gt=0, le=0.5, description="share of words an operation touches")
+    back_translate: str | None = Field(None, description="module:function translating a list of texts")
+    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = each epoch")
+    report_to: list[str] = Field(["tensorboard"], description="tensorboard, mlflow (with a run dir)")
+    log_every: int = Field(10, ge=1, description="steps between metrics.csv rows")
+
+
+def _freeze(encoder: torch.nn.Module, cfg: FinetuneConfig) -> None:
+    for name, p in encoder.named_parameters():
+        layer = loop._LAYER.search("." + name)
+        if (cfg.freeze == "encoder"
+                or (cfg.freeze == "embeddings" and "embeddings" in name)
+                or (cfg.freeze_layers and (layer and int(layer.group(1)) < cfg.freeze_layers
+                                           or "embeddings" in name))):
+            p.requires_grad_(False)
 
 
 class Finetune(Strategy):
@@ -41,6 +77,8 @@ class Finetune(Strategy):
     Config = FinetuneConfig
     uses_backbone = True
     stores_backbone = True
+
+    # -- building ------------------------------------------------------------------------------
 
     def _setup(self, encoder, tokenizer):
         c = self.config
@@ -50,27 +88,88 @@ class Finetune(Strategy):
         self.pad_id = tokenizer.pad_token_id or 0
         self.model = TextModel(encoder, len(self.classes), c.pooling, c.dropout).to(self.device)
 
+    def _prepare_encoder(self, encoder):
+        """Freeze per the config; subclasses wrap the encoder (PEFT) here."""
+        _freeze(encoder, self.config)
+        return encoder
+
+    def _callbacks(self) -> list:
+        return []
+
+    def _extra_loss(self):
+        return None
+
+    def _augment(self, texts, labels):
+        c = self.config
+        if not c.augment:
+            return texts, labels
+        synonyms = None
+        if {"synonym", "insert"} & set(c.augment):
+            emb = self.model.encoder.get_input_embeddings().weight.detach().cpu().float().numpy()
+            synonyms = EmbeddingSynonyms(self.tokenizer, emb)
+        translate = load_translate(c.back_translate) if c.back_translate else None
+        texts, labels, report = augment(texts, labels, c.augment, per_example=c.augment_per_example,
+                                        rate=c.augment_rate, seed=c.seed, synonyms=synonyms,
+                                        translate=translate)
+        info("augmentation added %d training examples to %d (%s)", report["added"],
+             report["original"], report["by_operation"])
+        self.report["augmentation"] = report
+        return texts, labels
+
+    # -- training ------------------------------------------------------------------------------
+
     def fit(self, train, valid):
         c = self.config
         loop.set_seed(c.seed)
-        self._setup(backbones.load_encoder(self.backbone.path),
-                    backbones.load_tokenizer(self.backbone.path))
-        ids = tokenize(self.tokenizer, train.texts, c.max_length)
+        if c.freeze_layers and c.freeze == "encoder":
+            raise ConfigError("freeze='encoder' already freezes every layer; drop freeze_layers")
+        encoder = self._prepare_encoder(backbones.load_encoder(self.backbone.path))
+        self._setup(encoder, backbones.load_tokenizer(self.backbone.path))
+        texts, labels = self._augment(list(train.texts), list(train.labels))
+        ids = tokenize(self.tokenizer, texts, c.max_length)
         valid_ids = tokenize(self.tokenizer, valid.texts, c.max_length)
         y_valid = self.label_ids(valid.labels)
+        y = self.label_ids(labels)
+        weight = None
+        if c.class_weight == "auto":
+            counts = np.bincount(self.label_ids(train.labels), minlength=len(self.classes))
+            weight = torch.tensor(len(train) / (len(self.classes) * np.maximum(counts, 1)),
+                                  dtype=torch.float32, device=self.device)
+        loss_fn = torch.nn.CrossEntropyLoss(weight=weight, label_smoothing=c.label_smoothing)
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.model.parameters())
+        self.report["parameters"] = {"trainable": trainable, "total": total}
+        info("trainable parameters: %s of %s (%.2f%%)", f"{trainable:,}", f"{total:,}",
+             100 * trainable / total)
 
         def evaluate() -> dict:
             pred = self._logits(valid_ids).argmax(1)
             return {"accuracy": float(accuracy_score(y_valid, pred)),
                     "macro_f1": float(f1_score(y_valid, pred, average="macro"))}
 
-        result = loop.train(self.model, ids, self.label_ids(train.labels), self.pad_id, evaluate,
-                            loop.LoopConfig(c.epochs, c.batch_size, c.learning_rate, c.weight_decay,
-                                            c.warmup_ratio, c.max_grad_norm, c.patience, c.seed),
-                            self.device, self.dtype)
+        ctx = self.context
+        callbacks = self._callbacks() + list(ctx.callbacks)
+        if ctx.run_dir is not None:
+            callbacks.append(Tracker(ctx.run_dir, c.model_dump(mode="json"), c.report_to,
+                                     c.log_every, resume=ctx.resume))
+        cfg = loop.LoopConfig(
+            epochs=c.epochs, batch_size=c.batch_size, learning_rate=c.learning_rate,
+            weight_decay=c.weight_decay, warmup_ratio=c.warmup_ratio, max_grad_norm=c.max_grad_norm,
+            patience=c.patience, seed=c.seed, head_learning_rate=c.head_learning_rate,
+            layer_lr_decay=c.layer_lr_decay, checkpoint_every=c.checkpoint_every,
+            adversarial=c.adversarial, adv_epsilon=c.adv_epsilon, adv_steps=c.adv_steps)
+        result = loop.Loop(self.model, ids, y, self.pad_id, evaluate, cfg, self.device, self.dtype,
+                           loss_fn=loss_fn, callbacks=callbacks, run_dir=ctx.run_dir,
+                           resume=ctx.resume, extra_loss=self._extra_loss()).run()
         self.history = result.history
         self.best_epoch = result.best_epoch
+        self._after_fit()
         return self
+
+    def _after_fit(self) -> None:
+        pass
+
+    # -- prediction ----------------------------------------------------------------------------
 
     def _logits(self, ids) -> np.ndarray:
         self.model.eval()
@@ -84,26 +183,39 @@ class Finetune(Strategy):
         logits = self._logits(tokenize(self.tokenizer, texts, self.config.max_length))
         return torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
 
-    def to_state(self) -> State:
-        state = State(meta={"best_epoch": getattr(self, "best_epoch", None)},
-                      tensors=dict(self.model.state_dict()))
+    def embed(self, texts) -> np.ndarray:
+        """Pooled sentence embeddings from the fine-tuned encoder (for fusion and transfer)."""
+        ids = tokenize(self.tokenizer, list(texts), self.config.max_length)
+        return run_batches(self.model.embed, ids, self.pad_id, self.config.eval_batch_size,
+                           self.device, self.dtype, "embedding")
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def _tokenizer_files(self, state: State) -> None:
         with tempfile.TemporaryDirectory() as tmp:
             self.tokenizer.save_pretrained(tmp)
             state.add_dir("tokenizer", Path(tmp))
+
+    def to_state(self) -> State:
+        state = State(meta={"best_epoch": getattr(self, "best_epoch", None), **self.report},
+                      tensors=dict(self.model.state_dict()))
+        self._tokenizer_files(state)
         state.files["model/config.json"] = json.dumps(
             self.model.encoder.config.to_dict(), indent=2, default=str).encode()
         return state
+
+    def _load_weights(self, reader: BundleReader, strict: bool = True) -> None:
+        missing, unexpected = self.model.load_state_dict(reader.tensors(), strict=False)
+        if (missing and strict) or unexpected:
+            raise BundleError(f"{reader.root}: weights do not fit the model (missing "
+                              f"{missing[:5]}, unexpected {unexpected[:5]})")
 
     @classmethod
     def from_state(cls, config, classes, backbone, reader: BundleReader):
         self = cls(config, classes, backbone)
         encoder = backbones.load_encoder(reader.path("model"), config_only=True)
         self._setup(encoder, backbones.load_tokenizer(reader.path("tokenizer")))
-        missing, unexpected = self.model.load_state_dict(reader.tensors(), strict=False)
-        if missing or unexpected:
-            from ..errors import BundleError
-
-            raise BundleError(f"{reader.root}: weights do not fit the model (missing {missing[:5]}, "
-                              f"unexpected {unexpected[:5]})")
+        self._load_weights(reader)
+        self.best_epoch = reader.meta.get("best_epoch")
         self.model.to(self.device).eval()
         return self

@@ -88,10 +88,11 @@ def plot_confusion(report: dict, path: Path, title: str = "Confusion matrix") ->
 
 
 def write_report(report: dict, out: Path, title: str) -> dict[str, Path]:
-    """Write report JSON at ``out`` plus ``.md`` and ``.png`` beside it; returns the paths."""
+    """Write the report as ``.json``, ``.md`` and ``.png`` (``out`` with those suffixes)."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out, "markdown": out.with_suffix(".md"), "png": out.with_suffix(".png")}
+    paths = {"json": out.with_suffix(".json"), "markdown": out.with_suffix(".md"),
+             "png": out.with_suffix(".png")}
     paths["json"].write_text(json.dumps(report, indent=2, ensure_ascii=False))
     paths["markdown"].write_text(markdown(report, title))
     plot_confusion(report, paths["png"], title)

@@ -1,9 +1,11 @@
 """The training loop for every strategy that trains a network, readable on one screen.
 
-AdamW with decoupled weight decay (not on biases and LayerNorm), linear warm-up then linear decay,
-gradient clipping, bf16 autocast where the hardware runs it, length-grouped batches with dynamic
-padding, evaluation on validation after each epoch, early stopping on macro-F1 with the best
-weights restored. Seeds are fixed so the same data and config give the same model.
+AdamW with decoupled weight decay (not on biases and norms), optional layer-wise learning-rate
+decay and a separate head learning rate, linear warm-up then linear decay, gradient clipping, bf16
+autocast where the hardware runs it fast, length-grouped batches with dynamic padding, optional
+adversarial training (FGM/PGD), validation after each epoch, early stopping on macro-F1 with the
+best weights restored, checkpoints that a killed run resumes from exactly. Seeds are fixed so the
+same data and config give the same model.
 
 Plain PyTorch rather than ``accelerate``: on one CPU or one GPU the loop needs only ``.to(device)``
 and ``torch.autocast``, and every step stays visible here.
@@ -11,10 +13,11 @@ and ``torch.autocast``, and every step stays visible here.
 
 from __future__ import annotations
 
-import copy
 import random
+import re
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Callable
 
 import numpy as np
@@ -23,6 +26,9 @@ from torch import nn
 
 from ..log import info, progress
 from ..modeling import autocast, collate, length_grouped_batches, steps_per_epoch
+from . import checkpoint
+from .adversarial import Adversary
+from .callbacks import Callback
 
 
 def set_seed(seed: int) -> None:
@@ -36,90 +42,182 @@ class LoopConfig:
     epochs: int
     batch_size: int
     learning_rate: float
-    weight_decay: float
-    warmup_ratio: float
-    max_grad_norm: float
-    patience: int
-    seed: int
+    weight_decay: float = 0.01
+    warmup_ratio: float = 0.1
+    max_grad_norm: float = 1.0
+    patience: int = 2
+    seed: int = 0
+    head_learning_rate: float | None = None  # None: same as learning_rate
+    layer_lr_decay: float = 1.0  # lr of layer l = lr * decay ** (n_layers - l); embeddings lowest
+    checkpoint_every: int = 0  # steps between checkpoints (0: at the end of each epoch)
+    adversarial: str = "none"  # none | fgm | pgd
+    adv_epsilon: float = 1.0
+    adv_steps: int = 3
 
 
-@dataclass
-class LoopResult:
-    history: list[dict] = field(default_factory=list)
-    best_epoch: int = 0
-    best_score: float = float("nan")
-    seconds: float = 0.0
+_LAYER = re.compile(r"\.layers?\.(\d+)\.")
 
 
-def param_groups(model: nn.Module, weight_decay: float) -> list[dict]:
-    decay, no_decay = [], []
-    for name, p in model.named_parameters():
-        if not p.requires_grad:
-            continue
-        (no_decay if p.ndim < 2 or "LayerNorm" in name or "norm" in name.lower() else decay).append(p)
-    return [{"params": decay, "weight_decay": weight_decay},
-            {"params": no_decay, "weight_decay": 0.0}]
+def param_groups(model: nn.Module, cfg: LoopConfig) -> list[dict]:
+    """Parameter groups: no weight decay on biases/norms; head at ``head_learning_rate``; encoder
+    layers at ``learning_rate * layer_lr_decay ** depth_from_top`` (embeddings deepest)."""
+    named = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
+    n_layers = 1 + max((int(m.group(1)) for n, _ in named if (m := _LAYER.search(n))), default=-1)
+    groups: dict[tuple, list] = {}
+    for name, p in named:
+        if not name.startswith("encoder."):
+            lr = cfg.head_learning_rate or cfg.learning_rate
+        elif (m := _LAYER.search(name)):
+            lr = cfg.learning_rate * cfg.layer_lr_decay ** (n_layers - int(m.group(1)))
+        elif "embeddings" in name:
+            lr = cfg.learning_rate * cfg.layer_lr_decay ** (n_layers + 1)
+        else:  # pooler, prompt encoders ...
+            lr = cfg.learning_rate
+        wd = 0.0 if p.ndim < 2 or "norm" in name.lower() else cfg.weight_decay
+        groups.setdefault((lr, wd), []).append(p)
+    return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
 
 
-def train(model: nn.Module, ids: list[list[int]], labels: np.ndarray, pad_id: int,
-          evaluate: Callable[[], dict], cfg: LoopConfig, device: torch.device,
-          dtype: torch.dtype | None, loss_fn: nn.Module | None = None) -> LoopResult:
-    """Train ``model`` (called as ``model(input_ids, attention_mask) -> logits``) on token ids.
+class Loop:
+    """One training run. ``run()`` is the loop; the attributes are what callbacks may read."""
 
-    ``evaluate()`` returns validation metrics including ``macro_f1``; it is called after each
-    epoch. Training stops after ``patience`` epochs without improvement and the best weights are
-    restored.
-    """
-    from transformers import get_linear_schedule_with_warmup
+    def __init__(self, model: nn.Module, ids: list[list[int]], labels: np.ndarray, pad_id: int,
+                 evaluate: Callable[[], dict], cfg: LoopConfig, device: torch.device,
+                 dtype: torch.dtype | None, loss_fn: nn.Module | None = None,
+                 callbacks: list[Callback] | None = None, run_dir: Path | None = None,
+                 resume: bool = False, extra_loss: Callable[[], torch.Tensor] | None = None):
+        self.model, self.ids, self.pad_id, self.cfg = model, ids, pad_id, cfg
+        self.labels = torch.as_tensor(labels, dtype=torch.long)
+        self.evaluate, self.device, self.dtype = evaluate, device, dtype
+        self.loss_fn = loss_fn or nn.CrossEntropyLoss()
+        self.callbacks = callbacks or []
+        self.run_dir = Path(run_dir) if run_dir else None
+        self.resume = resume
+        self.extra_loss = extra_loss
+        self.history: list[dict] = []
+        self.best_score, self.best_epoch, self.stale = float("-inf"), 0, 0
+        self.epoch, self.global_step, self.should_stop = 0, 0, False
+        self._t0 = time.perf_counter()
 
-    set_seed(cfg.seed)
-    rng = np.random.default_rng(cfg.seed)
-    loss_fn = loss_fn or nn.CrossEntropyLoss()
-    optimizer = torch.optim.AdamW(param_groups(model, cfg.weight_decay), lr=cfg.learning_rate)
-    total_steps = cfg.epochs * steps_per_epoch(len(ids), cfg.batch_size)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(cfg.warmup_ratio * total_steps),
-                                                total_steps)
-    lengths = [len(s) for s in ids]
-    y_all = torch.as_tensor(labels, dtype=torch.long)
-    result, best_state, stale = LoopResult(), None, 0
-    start = time.perf_counter()
-    for epoch in range(1, cfg.epochs + 1):
-        model.train()
-        batches = length_grouped_batches(lengths, cfg.batch_size, rng)
-        running, seen = 0.0, 0
-        with progress(f"epoch {epoch}/{cfg.epochs}", len(ids)) as bar:
-            for idx in batches:
-                batch = {k: v.to(device) for k, v in collate([ids[i] for i in idx], pad_id).items()}
-                y = y_all[idx].to(device)
-                with autocast(device, dtype):
-                    logits = model(batch["input_ids"], batch["attention_mask"])
-                loss = loss_fn(logits.float(), y)
-                loss.backward()
-                if cfg.max_grad_norm:
-                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.max_grad_norm)
-                optimizer.step()
-                scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
-                running += loss.item() * len(idx)
-                seen += len(idx)
-                bar.advance(len(idx))
-        model.eval()
-        scores = evaluate()
-        row = {"epoch": epoch, "train_loss": round(running / max(seen, 1), 5),
-               **{f"valid_{k}": round(v, 5) for k, v in scores.items()},
-               "seconds": round(time.perf_counter() - start, 2)}
-        result.history.append(row)
-        info("epoch %d: %s", epoch, ", ".join(f"{k}={v}" for k, v in row.items() if k != "epoch"))
-        if not result.history[:-1] or scores["macro_f1"] > result.best_score + 1e-6:
-            result.best_score, result.best_epoch, stale = scores["macro_f1"], epoch, 0
-            best_state = copy.deepcopy(model.state_dict())
-        else:
-            stale += 1
-            if stale >= cfg.patience:
-                info("early stopping: no macro-F1 gain for %d epochs", stale)
+    def elapsed(self) -> float:
+        return time.perf_counter() - self._t0
+
+    def _loss(self, batch, y) -> torch.Tensor:
+        with autocast(self.device, self.dtype):
+            logits = self.model(batch["input_ids"], batch["attention_mask"])
+        loss = self.loss_fn(logits.float(), y)
+        if self.extra_loss is not None:
+            loss = loss + self.extra_loss()
+        return loss
+
+    def _checkpoint(self, step_in_epoch: int, epoch_rng: dict, best: dict | None) -> None:
+        if self.run_dir is None:
+            return
+        position = {"epoch": self.epoch, "step_in_epoch": step_in_epoch,
+                    "global_step": self.global_step, "history": self.history,
+                    "best_score": self.best_score, "best_epoch": self.best_epoch,
+                    "stale": self.stale, "elapsed": self.elapsed(), "stopped": self.should_stop}
+        checkpoint.save(self.run_dir, model=self.model, optimizer=self.optimizer,
+                        scheduler=self.scheduler, best_state=best, position=position,
+                        epoch_rng_state=epoch_rng)
+
+    def run(self) -> "Loop":
+        from transformers import get_linear_schedule_with_warmup
+
+        cfg = self.cfg
+        set_seed(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)
+        self.optimizer = torch.optim.AdamW(param_groups(self.model, cfg), lr=cfg.learning_rate)
+        per_epoch = steps_per_epoch(len(self.ids), cfg.batch_size)
+        total = cfg.epochs * per_epoch
+        self.scheduler = get_linear_schedule_with_warmup(self.optimizer,
+                                                         int(cfg.warmup_ratio * total), total)
+        adversary = None
+        if cfg.adversarial != "none":
+            adversary = Adversary(_input_embeddings(self.model), cfg.adversarial, cfg.adv_epsilon,
+                                  cfg.adv_steps)
+        best, start_epoch, skip = None, 1, 0
+        if self.resume and checkpoint.exists(self.run_dir):
+            pos, epoch_rng, best = checkpoint.load(self.run_dir, model=self.model,
+                                                   optimizer=self.optimizer, scheduler=self.scheduler)
+            self.history, self.global_step = pos["history"], pos["global_step"]
+            self.best_score, self.best_epoch, self.stale = pos["best_score"], pos["best_epoch"], pos["stale"]
+            self._t0 -= pos["elapsed"]
+            start_epoch, skip = pos["epoch"], pos["step_in_epoch"]
+            if pos.get("stopped"):  # the run had already finished (early stop)
+                start_epoch = cfg.epochs + 1
+            elif skip >= per_epoch:  # checkpoint taken after the epoch was complete
+                start_epoch, skip = start_epoch + 1, 0
+                rng.bit_generator.state = epoch_rng["after"]
+            else:
+                rng.bit_generator.state = epoch_rng["before"]
+            info("resuming from %s: epoch %d, step %d", self.run_dir, start_epoch, self.global_step)
+        lengths = [len(s) for s in self.ids]
+        for cb in self.callbacks:
+            cb.on_train_begin(self)
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            self.epoch = epoch
+            self.model.train()
+            epoch_rng = {"before": rng.bit_generator.state}
+            batches = length_grouped_batches(lengths, cfg.batch_size, rng)
+            epoch_rng["after"] = rng.bit_generator.state
+            running, seen = 0.0, 0
+            with progress(f"epoch {epoch}/{cfg.epochs}", len(self.ids)) as bar:
+                for step, idx in enumerate(batches):
+                    if step < skip:
+                        continue
+                    batch = {k: v.to(self.device)
+                             for k, v in collate([self.ids[i] for i in idx], self.pad_id).items()}
+                    y = self.labels[idx].to(self.device)
+                    if adversary is None:
+                        loss = self._loss(batch, y)
+                        loss.backward()
+                    else:
+                        loss = adversary.clean_forward(lambda: self._loss(batch, y))
+                        loss.backward()
+                        adversary.attack(lambda: self._loss(batch, y))
+                    if cfg.max_grad_norm:
+                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), cfg.max_grad_norm)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.global_step += 1
+                    for cb in self.callbacks:
+                        cb.on_step_end(self, loss.item())
+                    self.optimizer.zero_grad(set_to_none=True)
+                    running += loss.item() * len(idx)
+                    seen += len(idx)
+                    bar.advance(len(idx))
+                    if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
+                        self._checkpoint(step + 1, epoch_rng, best)
+            skip = 0
+            self.model.eval()
+            scores = self.evaluate()
+            row = {"epoch": epoch, "train_loss": round(running / max(seen, 1), 5),
+                   **{f"valid_{k}": round(v, 5) for k, v in scores.items()},
+                   "seconds": round(self.elapsed(), 2)}
+            self.history.append(row)
+            info("epoch %d: %s", epoch, ", ".join(f"{k}={v}" for k, v in row.items() if k != "epoch"))
+            if scores["macro_f1"] > self.best_score + 1e-6:
+                self.best_score, self.best_epoch, self.stale = scores["macro_f1"], epoch, 0
+                best = {k: v.detach().clone().cpu() for k, v in self.model.state_dict().items()}
+            else:
+                self.stale += 1
+                if self.stale >= cfg.patience:
+                    info("early stopping: no macro-F1 gain for %d epochs", self.stale)
+                    self.should_stop = True
+            for cb in self.callbacks:
+                cb.on_epoch_end(self, row)
+            self._checkpoint(per_epoch, epoch_rng, best)
+            if self.should_stop:
                 break
-    if best_state is not None:
-        model.load_state_dict(best_state)
-    model.eval()
-    result.seconds = time.perf_counter() - start
-    return result
+        if best is not None:
+            self.model.load_state_dict(best)
+        self.model.eval()
+        for cb in self.callbacks:
+            cb.on_train_end(self)
+        return self
+
+
+def _input_embeddings(model: nn.Module) -> nn.Module:
+    enc = getattr(model, "encoder", model)
+    return enc.get_input_embeddings()

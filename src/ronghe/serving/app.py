@@ -1,0 +1,677 @@
+"""``create_app(config) -> FastAPI``: the endpoints, their limits and errors, metrics and the log.
+
+Endpoints::
+
+    GET  /healthz                      200 while the process runs (always open)
+    GET  /readyz                       200 when every model is loaded and warm, else 503 (open)
+    GET  /v1/models                    the served models: name, version, task, labels, metrics
+    GET  /v1/models/{name}             one of them
+    POST /v1/models/{name}/predict     {"texts": [...]} (or {"tokens": [[...], ...]} for models
+                                       that take pre-tokenised input) -> one record per input,
+                                       as ``ronghe predict`` prints them
+    POST /v1/models/{name}/reload      switch to the newest version on disk (?force=true: reload
+                                       even if unchanged)
+    GET  /metrics                      Prometheus text format
+    GET  /openapi.json, /docs          the schema (and, without API keys, its browser page)
+
+Every error is JSON: ``{"error": {"status", "code", "message", "details"?}}``.
+
+One pure ASGI middleware (``_Guard``) runs before FastAPI: it answers 503 while draining, checks
+the API key (401), the key's permission for the model in the path (403) and its rate (429), and
+the body size (413) - all before the body is parsed - then times the request, counts it in the
+metrics and writes the request log line.
+"""
+
+import asyncio
+import json
+import logging
+import os
+import re
+import time
+from contextlib import asynccontextmanager
+from datetime import datetime, timezone
+from typing import Annotated, Any, Literal
+
+from fastapi import FastAPI, Path, Query, Request, Security
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import PlainTextResponse, Response
+from fastapi.security import APIKeyHeader, HTTPBearer
+from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints,
+                      model_validator)
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from ..errors import RongheError
+from .auth import ApiKey, Keyring, key_from_headers, retry_after
+from .batcher import Batcher, Closed, QueueFull
+from .config import ServeConfig
+from .logging import RequestLog
+from .registry import Registry, ReloadError
+
+log = logging.getLogger("ronghe.serving")
+
+OPEN_ENDPOINTS = {"healthz", "readyz"}
+_MODEL_PATH = re.compile(r"^/v1/models/(?P<name>[^/]+)(?:/(?P<action>predict|reload))?/?$")
+_FIXED = {"/v1/models": "models", "/v1/models/": "models", "/metrics": "metrics",
+          "/healthz": "healthz", "/readyz": "readyz", "/openapi.json": "docs", "/docs": "docs",
+          "/docs/oauth2-redirect": "docs", "/redoc": "docs"}
+
+
+def classify(path: str) -> tuple[str, str | None]:
+    """(endpoint, model name in the path or None) for metrics, auth and the log."""
+    endpoint = _FIXED.get(path)
+    if endpoint:
+        return endpoint, None
+    m = _MODEL_PATH.match(path)
+    if m:
+        return (m["action"] or "model"), m["name"]
+    return "other", None
+
+
+# -- schemas ------------------------------------------------------------------------------------
+
+class ErrorDetail(BaseModel):
+    loc: list[str | int] = Field(description="where in the request: e.g. ['texts', 3]")
+    msg: str
+    type: str
+
+
+class ErrorInfo(BaseModel):
+    status: int
+    code: str = Field(description="stable machine-readable code, e.g. 'model_not_found'")
+    message: str
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorResponse(BaseModel):
+    error: ErrorInfo
+
+
+class ClassificationRecord(BaseModel):
+    label: int | str = Field(description="the predicted class")
+    score: float = Field(description="its probability")
+    probabilities: dict[str, float] = Field(description="every class's probability")
+
+
+class PredictResponse(BaseModel):
+    model: str
+    version: str = Field(description="the version that answered (all inputs of a request are "
+                                     "answered by the same version)")
+    task: str
+    predictions: list[ClassificationRecord | dict[str, Any]] = Field(
+        description="one record per input, in order; text-classification records are what "
+                    "`ronghe predict` prints: label, score, probabilities")
+
+
+class ModelInfo(BaseModel):
+    name: str
+    version: str | None = Field(description="the version served (None while loading)")
+    versions: list[str] = Field(description="versions found on disk (folder of versions only)")
+    task: str | None
+    strategy: str | None
+    labels: list[int | str]
+    metrics: dict[str, Any]
+    created_at: str | None
+    loaded_at: str | None
+    accepts: list[str] = Field(description="input fields the model takes: texts and/or tokens")
+    reload_error: str | None = Field(None, description="why the newest version is not served")
+
+
+class ModelList(BaseModel):
+    models: list[ModelInfo]
+
+
+class ReloadResponse(BaseModel):
+    model: str
+    changed: bool
+    version: str
+    previous_version: str | None
+
+
+class Health(BaseModel):
+    status: Literal["ok"]
+
+
+class Ready(BaseModel):
+    status: Literal["ready", "loading", "draining", "failed"]
+    models: dict[str, str | None] = Field(description="name -> version served (None: not yet)")
+    error: str | None = None
+
+
+def _utf8(s: str) -> str:
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("contains an unpaired surrogate; send valid UTF-8 text") from None
+    return s
+
+
+def _drop_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
+def _request_model(cfg: ServeConfig) -> type[BaseModel]:
+    """The predict body, with this service's limits in its schema (so OpenAPI states them)."""
+    Text = Annotated[str, StringConstraints(max_length=cfg.max_chars_per_text),
+                     AfterValidator(_utf8)]
+    Token = Annotated[str, StringConstraints(min_length=1, max_length=cfg.max_chars_per_text),
+                      AfterValidator(_utf8)]
+    TokenList = Annotated[list[Token], Field(min_length=1, max_length=cfg.max_chars_per_text)]
+    max_chars = cfg.max_chars_per_text
+
+    class PredictRequest(BaseModel):
+        model_config = ConfigDict(
+            extra="forbid",
+            json_schema_extra={"oneOf": [{"required": ["texts"]}, {"required": ["tokens"]}],
+                               "examples": [{"texts": ["great service", "card never arrived"]}]})
+
+        texts: list[Text] = Field(
+            None, min_length=1, max_length=cfg.max_texts_per_request, json_schema_extra=_drop_default,
+            description=f"texts to classify: 1 to {cfg.max_texts_per_request}, each at most "
+                        f"{cfg.max_chars_per_text} characters")
+        tokens: list[TokenList] = Field(
+            None, min_length=1, max_length=cfg.max_texts_per_request, json_schema_extra=_drop_default,
+            description="pre-tokenised inputs (token-classification models): one list of tokens "
+                        f"per input, at most {cfg.max_chars_per_text} characters per input")
+
+        @model_validator(mode="after")
+        def _exactly_one(self):
+            if (self.texts is None) == (self.tokens is None):
+                raise ValueError("give exactly one of 'texts' (a list of strings) or 'tokens' "
+                                 "(a list of token lists)")
+            for i, toks in enumerate(self.tokens or []):
+                if sum(len(t) for t in toks) > max_chars:
+                    raise ValueError(f"tokens[{i}] has more than {max_chars} characters")
+            return self
+
+    return PredictRequest
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
+          405: "method_not_allowed", 409: "conflict", 413: "body_too_large",
+          415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited",
+          500: "internal_error", 503: "unavailable", 504: "timeout"}
+
+
+def _error_body(status: int, code: str, message: str, details: list | None = None) -> bytes:
+    err: dict[str, Any] = {"status": status, "code": code, "message": message}
+    if details is not None:
+        err["details"] = details
+    return json.dumps({"error": err}, ensure_ascii=False).encode("utf-8")
+
+
+def error_response(request: Request | None, status: int, code: str, message: str,
+                   headers: dict[str, str] | None = None, details: list | None = None) -> Response:
+    if request is not None:
+        _info(request.scope)["error"] = code
+    return Response(_error_body(status, code, message, details), status_code=status,
+                    media_type="application/json", headers=headers)
+
+
+def _info(scope) -> dict:
+    state = scope.setdefault("state", {})
+    return state.setdefault("ronghe", {})
+
+
+def _describe(err: dict, cfg: ServeConfig) -> str:
+    loc = [x for x in err.get("loc", ()) if x != "body"]
+    where = ".".join(str(x) if not isinstance(x, int) else f"[{x}]" for x in loc).replace(".[", "[")
+    t = err.get("type", "")
+    ctx = err.get("ctx") or {}
+    if t == "json_invalid":
+        return f"the request body is not valid JSON ({ctx.get('error', 'parse error')})"
+    if t == "missing" and not loc:
+        return 'a JSON body is required, e.g. {"texts": ["some text"]}'
+    if t == "too_long" and loc and loc[-1] in ("texts", "tokens"):
+        return (f"too many inputs: at most {cfg.max_texts_per_request} per request, got "
+                f"{ctx.get('actual_length', 'more')}; split the request")
+    if t == "string_too_long":
+        return f"{where} is longer than the limit of {cfg.max_chars_per_text} characters"
+    if t == "extra_forbidden":
+        return f"unknown field '{where}'; the body takes 'texts' or 'tokens'"
+    if t == "model_attributes_type" or (t == "dict_type" and not loc):
+        return 'the body must be a JSON object, e.g. {"texts": ["some text"]}'
+    msg = err.get("msg", "invalid value")
+    if msg.startswith("Value error, "):
+        msg = msg[len("Value error, "):]
+    return f"{where}: {msg}" if where else msg
+
+
+# -- metrics ------------------------------------------------------------------------------------
+
+class Metrics:
+    """Prometheus metrics in a registry of this app's own (several apps can live in a process)."""
+
+    def __init__(self, service: "Service"):
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = CollectorRegistry()
+        self.requests = Counter("ronghe_requests", "HTTP requests by endpoint, model and status",
+                                ["endpoint", "model", "status"], registry=self.registry)
+        self.latency = Histogram("ronghe_request_duration_seconds",
+                                 "time from request to response, by endpoint and model",
+                                 ["endpoint", "model"], registry=self.registry,
+                                 buckets=(.001, .0025, .005, .0075, .01, .015, .02, .03, .05, .075,
+                                          .1, .25, .5, 1, 2.5, 5, 10, 30, 60))
+        self.batch_size = Histogram("ronghe_batch_size", "items per model call",
+                                    ["model"], registry=self.registry,
+                                    buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096))
+        self.inflight = Gauge("ronghe_inflight_requests", "requests being handled",
+                              registry=self.registry)
+        self.registry.register(_StateCollector(service))
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+class _StateCollector:
+    """Gauges read at scrape time: queue depth, versions served, reloads, readiness."""
+
+    def __init__(self, service: "Service"):
+        self.service = service
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        svc = self.service
+        depth = GaugeMetricFamily("ronghe_queue_depth", "items waiting to be batched",
+                                  labels=["model"])
+        info = GaugeMetricFamily("ronghe_model_info", "the version served (value 1)",
+                                 labels=["model", "version", "task"])
+        reloads = CounterMetricFamily("ronghe_model_reloads", "version switches by outcome",
+                                      labels=["model", "outcome"])
+        for name, slot in svc.registry.slots.items():
+            b = svc.batchers.get(name)
+            depth.add_metric([name], b.queued_items if b else 0)
+            cur = slot.current
+            if cur is not None:
+                info.add_metric([name, cur.version, cur.task], 1)
+            reloads.add_metric([name, "ok"], slot.reloads)
+            reloads.add_metric([name, "failed"], slot.reload_failures)
+        ready = GaugeMetricFamily("ronghe_ready", "1 when every model is loaded and warm")
+        ready.add_metric([], 1 if svc.ready else 0)
+        return [depth, info, reloads, ready]
+
+
+# -- the service state ----------------------------------------------------------------------------
+
+class Service:
+    """What the app holds: config, models, batchers, keys, metrics, log; and the drain switch."""
+
+    def __init__(self, config: ServeConfig, registry: Registry, log_sink=None):
+        self.config = config
+        self.registry = registry
+        self.keyring = Keyring(list(config.api_keys))
+        self.request_log = RequestLog(config.request_log if log_sink is None else log_sink,
+                                      log_inputs=config.log_inputs)
+        self.batchers: dict[str, Batcher] = {}
+        self.metrics = Metrics(self)
+        self.draining = False
+        self.load_error: str | None = None
+        self._loading: asyncio.Future | None = None
+
+    @property
+    def ready(self) -> bool:
+        return self.registry.loaded and not self.draining
+
+    def begin_drain(self) -> None:
+        """From now on new requests get 503 (health endpoints excepted); in-flight ones finish."""
+        self.draining = True
+
+    def batcher(self, name: str) -> Batcher:
+        b = self.batchers.get(name)
+        if b is None:
+            c = self.config
+            hist = self.metrics.batch_size.labels(name)
+            b = self.batchers[name] = Batcher(
+                name, max_batch_size=c.max_batch_size, max_wait_ms=c.max_wait_ms,
+                max_queue=c.max_queue, on_batch=lambda items, _requests: hist.observe(items))
+        return b
+
+    async def start(self) -> None:
+        for name in self.registry.names:
+            self.batcher(name)
+        if not self.registry.loaded:
+            loop = asyncio.get_running_loop()
+            self._loading = loop.run_in_executor(None, self._load)
+        self.registry.start_watcher(self.config.watch_interval_s)
+
+    def _load(self) -> None:
+        try:
+            self.registry.load_all()
+        except Exception as e:  # noqa: BLE001 - reported by /readyz and the log
+            self.load_error = str(e)
+            log.error("loading models failed: %s", e)
+
+    async def stop(self) -> None:
+        self.draining = True
+        await asyncio.gather(*(b.close(self.config.shutdown_timeout_s)
+                               for b in self.batchers.values()))
+        self.registry.stop_watcher()
+        self.request_log.close()
+
+
+# -- the middleware -----------------------------------------------------------------------------
+
+class _Guard:
+    """Drain, auth, rate limit and body size checks; timing, metrics and the request log."""
+
+    def __init__(self, app, service: Service):
+        self.app = app
+        self.svc = service
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        svc = self.svc
+        start = time.perf_counter()
+        endpoint, model = classify(scope["path"])
+        info = _info(scope)
+        status = [500]
+        rid = os.urandom(8).hex()
+
+        async def send_(message):
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+                message["headers"] = [*message.get("headers", ()), (b"x-request-id", rid.encode())]
+            await send(message)
+
+        async def refuse(code: int, kind: str, message: str, headers: dict[str, str] | None = None):
+            info["error"] = kind
+            body = _error_body(code, kind, message)
+            raw = [(b"content-type", b"application/json"),
+                   (b"content-length", str(len(body)).encode())]
+            raw += [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()]
+            await send_({"type": "http.response.start", "status": code, "headers": raw})
+            await send_({"type": "http.response.body", "body": body})
+
+        svc.metrics.inflight.inc()
+        try:
+            if endpoint in OPEN_ENDPOINTS:
+                return await self.app(scope, receive, send_)
+            if svc.draining:
+                return await refuse(503, "shutting_down", "the service is shutting down; retry "
+                                    "on another instance", {"Retry-After": "5",
+                                                            "Connection": "close"})
+            if svc.keyring.enabled:
+                client = svc.keyring.authenticate(key_from_headers(scope["headers"]))
+                if client is None:
+                    return await refuse(401, "unauthorized", "a valid API key is required: send "
+                                        "'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                                        {"WWW-Authenticate": "Bearer"})
+                info["client"] = client
+                if model is not None and not client.allows(model):
+                    return await refuse(403, "forbidden", f"this API key may not use model "
+                                        f"'{model[:100]}'")
+                wait = svc.keyring.rate_check(client)
+                if wait > 0:
+                    return await refuse(429, "rate_limited", f"rate limit of "
+                                        f"{client.rate_per_minute:g} requests per minute exceeded",
+                                        {"Retry-After": retry_after(wait)})
+            if scope["method"] in ("POST", "PUT", "PATCH"):
+                limit = svc.config.max_body_bytes
+                too_big = (f"the request body is larger than the limit of {limit} bytes; send "
+                           "fewer or shorter texts per request")
+                for k, v in scope["headers"]:
+                    if k == b"content-length":
+                        try:
+                            declared = int(v)
+                        except ValueError:
+                            return await refuse(400, "bad_request", "invalid Content-Length")
+                        if declared > limit:
+                            return await refuse(413, "body_too_large", too_big,
+                                                {"Connection": "close"})
+                body = bytearray()
+                more = True
+                while more:
+                    msg = await receive()
+                    if msg["type"] == "http.disconnect":
+                        status[0] = 499
+                        return
+                    body += msg.get("body", b"")
+                    more = msg.get("more_body", False)
+                    if len(body) > limit:
+                        return await refuse(413, "body_too_large", too_big, {"Connection": "close"})
+                replayed = False
+
+                async def receive_():
+                    nonlocal replayed
+                    if not replayed:
+                        replayed = True
+                        return {"type": "http.request", "body": bytes(body), "more_body": False}
+                    return await receive()
+
+                return await self.app(scope, receive_, send_)
+            return await self.app(scope, receive, send_)
+        finally:
+            svc.metrics.inflight.dec()
+            elapsed = time.perf_counter() - start
+            label = model if model in svc.registry.slots else ("unknown" if model else "")
+            code = str(status[0])
+            svc.metrics.requests.labels(endpoint, label, code).inc()
+            svc.metrics.latency.labels(endpoint, label).observe(elapsed)
+            if svc.request_log.enabled:
+                client: ApiKey | None = info.get("client")
+                record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+                          "request_id": rid, "method": scope["method"], "path": scope["path"],
+                          "endpoint": endpoint, "model": model, "version": info.get("version"),
+                          "status": status[0], "latency_ms": round(elapsed * 1000, 3),
+                          "batch_size": info.get("batch_size"), "n_inputs": info.get("n_inputs"),
+                          "client": client.name if client else None, "error": info.get("error")}
+                if "inputs" in info:
+                    record["inputs"] = info["inputs"]
+                svc.request_log.write(record)
+
+
+# -- the app ------------------------------------------------------------------------------------
+
+def _doc(description: str, retry: bool = False) -> dict:
+    d: dict[str, Any] = {"model": ErrorResponse, "description": description}
+    if retry:
+        d["headers"] = {"Retry-After": {"description": "seconds to wait before retrying",
+                                        "schema": {"type": "integer"}}}
+    return d
+
+
+def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sink=None) -> FastAPI:
+    """The FastAPI app for ``config``. ``registry`` (already loaded, or not) may be shared;
+    otherwise one is built from ``config.models`` and loaded in the background at startup
+    (``/readyz`` says 503 until it is). ``log_sink`` overrides ``config.request_log``."""
+    from .. import __version__ as ronghe_version
+
+    registry = registry or Registry.from_sources(config.models, version_order=config.version_order)
+    svc = Service(config, registry, log_sink)
+    auth = svc.keyring.enabled
+    PredictRequest = _request_model(config)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        await svc.start()
+        try:
+            yield
+        finally:
+            await svc.stop()
+
+    app = FastAPI(
+        title="ronghe serve", version=ronghe_version, lifespan=lifespan,
+        description="Predictions from ronghe bundles. Every error is JSON: "
+                    "`{\"error\": {\"status\", \"code\", \"message\", \"details\"?}}`."
+                    + (" Every endpoint except /healthz and /readyz needs an API key "
+                       "(`Authorization: Bearer KEY` or `X-API-Key: KEY`)." if auth else ""),
+        docs_url=None if auth else "/docs", redoc_url=None)
+    app.state.service = svc
+
+    # documentation of the key check the middleware does (no-ops at run time)
+    security = []
+    if auth:
+        bearer = HTTPBearer(auto_error=False, description="Authorization: Bearer KEY")
+        header = APIKeyHeader(name="X-API-Key", auto_error=False, description="X-API-Key: KEY")
+
+        async def _documented(_b=Security(bearer), _h=Security(header)) -> None:
+            return None
+
+        security = [Security(_documented)]
+    unavailable = {503: _doc("shutting down, model not loaded yet, or its queue is full",
+                             retry=True)}
+    closed = ({401: _doc("missing or unknown API key"),
+               429: _doc("this key's rate limit is exceeded", retry=True)} if auth else {})
+    forbidden = {403: _doc("this API key may not use this model")} if auth else {}
+    not_found = {404: _doc("no model of that name is served")}
+    body_errors = {413: _doc("request body too large"),
+                   422: _doc("malformed JSON, wrong types, too many inputs or too long a text")}
+    NameParam = Annotated[str, Path(description="the model's name (see GET /v1/models)")]
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError):
+        errors = exc.errors()
+        details = [{"loc": [x for x in e.get("loc", ()) if x != "body"] or ["body"],
+                    "msg": _describe(e, config), "type": e.get("type", "value_error")}
+                   for e in errors[:20]]
+        message = "; ".join(d["msg"] for d in details[:5]) or "invalid request"
+        return error_response(request, 422, "invalid_request", message, details=details)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException):
+        code = _CODES.get(exc.status_code, "error")
+        message = exc.detail if isinstance(exc.detail, str) else code
+        if exc.status_code == 404:
+            message = f"no such endpoint: {request.method} {request.url.path[:200]}"
+        return error_response(request, exc.status_code, code, message,
+                              headers=getattr(exc, "headers", None))
+
+    @app.exception_handler(Exception)
+    async def _internal(request: Request, exc: Exception):
+        log.exception("internal error on %s %s", request.method, request.url.path)
+        return error_response(request, 500, "internal_error", "internal error; see the server log")
+
+    def _slot(request: Request, name: str):
+        slot = registry.get(name)
+        if slot is None:
+            return None, error_response(request, 404, "model_not_found",
+                                        f"no model named '{name[:100]}' is served; GET /v1/models "
+                                        "lists them")
+        return slot, None
+
+    def _model_info(slot) -> dict:
+        cur = slot.current
+        m = cur.manifest if cur else None
+        return {"name": slot.name, "version": cur.version if cur else None,
+                "versions": list(slot.versions), "task": m.task if m else None,
+                "strategy": m.strategy if m else None, "labels": list(m.labels) if m else [],
+                "metrics": dict(m.metrics) if m else {}, "created_at": m.created_at if m else None,
+                "loaded_at": cur.loaded_at if cur else None,
+                "accepts": list(cur.accepts) if cur else [], "reload_error": slot.last_error}
+
+    def _visible(request: Request, name: str) -> bool:
+        client: ApiKey | None = _info(request.scope).get("client")
+        return client is None or client.allows(name)
+
+    @app.get("/healthz", response_model=Health, tags=["health"],
+             summary="the process is alive (always open)")
+    async def healthz():
+        return {"status": "ok"}
+
+    @app.get("/readyz", response_model=Ready, tags=["health"],
+             summary="every model is loaded and warm (always open)",
+             responses={503: {"model": Ready, "description": "loading, failed or draining"}})
+    async def readyz():
+        models = {n: (s.current.version if s.current else None) for n, s in registry.slots.items()}
+        if svc.draining:
+            status = "draining"
+        elif registry.loaded:
+            status = "ready"
+        elif svc.load_error or registry.load_error:
+            status = "failed"
+        else:
+            status = "loading"
+        body = {"status": status, "models": models,
+                "error": svc.load_error or registry.load_error if status == "failed" else None}
+        return Response(json.dumps(body), status_code=200 if status == "ready" else 503,
+                        media_type="application/json")
+
+    @app.get("/v1/models", response_model=ModelList, tags=["models"], dependencies=security,
+             summary="the served models", responses={**closed, **unavailable})
+    async def list_models(request: Request):
+        return {"models": [_model_info(s) for n, s in registry.slots.items()
+                           if _visible(request, n)]}
+
+    @app.get("/v1/models/{name}", response_model=ModelInfo, tags=["models"], dependencies=security,
+             summary="one served model",
+             responses={**closed, **forbidden, **not_found, **unavailable})
+    async def model_info(request: Request, name: NameParam):
+        slot, err = _slot(request, name)
+        return err or _model_info(slot)
+
+    @app.post("/v1/models/{name}/predict", response_model=PredictResponse, tags=["models"],
+              dependencies=security, summary="predict: one record per input",
+              responses={**closed, **forbidden, **not_found, **body_errors, **unavailable,
+                         504: _doc("not answered within the request timeout")})
+    async def predict(request: Request, name: NameParam, body: PredictRequest):
+        slot, err = _slot(request, name)
+        if err:
+            return err
+        model = slot.current
+        if model is None:
+            return error_response(request, 503, "model_loading", f"model '{name}' is still "
+                                  "loading; retry shortly", {"Retry-After": "2"})
+        kind, inputs = ("texts", body.texts) if body.texts is not None else ("tokens", body.tokens)
+        if kind not in model.accepts:
+            return error_response(request, 422, "wrong_input_kind",
+                                  f"model '{name}' ({model.task}) takes "
+                                  f"{' or '.join(repr(a) for a in model.accepts)}, not '{kind}'")
+        info = _info(request.scope)
+        info["n_inputs"] = len(inputs)
+        if config.log_inputs:
+            info["inputs"] = inputs
+        try:
+            async with asyncio.timeout(config.request_timeout_s):
+                results, batch_size = await svc.batcher(name).submit(model, inputs)
+        except QueueFull:
+            return error_response(request, 503, "queue_full", f"model '{name}' is at capacity; "
+                                  "retry shortly", {"Retry-After": "1"})
+        except Closed:
+            return error_response(request, 503, "shutting_down", "the service is shutting down",
+                                  {"Retry-After": "5"})
+        except TimeoutError:
+            return error_response(request, 504, "timeout", f"no answer within "
+                                  f"{config.request_timeout_s:g} s; retry, or send fewer inputs")
+        except RongheError as e:
+            return error_response(request, 422, "invalid_input", str(e))
+        info["batch_size"] = batch_size
+        info["version"] = model.version
+        payload = {"model": name, "version": model.version, "task": model.task,
+                   "predictions": results}
+        return Response(json.dumps(payload, ensure_ascii=False, allow_nan=False,
+                                   separators=(",", ":")).encode("utf-8"),
+                        media_type="application/json")
+
+    @app.post("/v1/models/{name}/reload", response_model=ReloadResponse, tags=["models"],
+              dependencies=security, summary="switch to the newest version on disk",
+              responses={**closed, **forbidden, **not_found, **unavailable,
+                         409: _doc("the newest version could not be loaded; the previous one "
+                                   "is still served")})
+    async def reload(request: Request, name: NameParam,
+                     force: Annotated[bool, Query(description="reload even if unchanged")] = False):
+        slot, err = _slot(request, name)
+        if err:
+            return err
+        try:
+            result = await run_in_threadpool(registry.reload, name, force)
+        except ReloadError as e:
+            return error_response(request, 409, "reload_failed", str(e))
+        _info(request.scope)["version"] = result["version"]
+        return result
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["health"], dependencies=security,
+             summary="Prometheus metrics (text format)", responses={**closed, **unavailable})
+    async def metrics():
+        from prometheus_client import CONTENT_TYPE_LATEST
+
+        return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)
+
+    app.add_middleware(_Guard, service=svc)
+    return app

@@ -1,0 +1,73 @@
+"""``ServeConfig``: every setting of the service in one validated place.
+
+The CLI, ``server.run`` and ``create_app`` all go through it; with ``--workers N`` it travels to
+each worker process as JSON in an environment variable (API keys only as sha256 digests).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from ..errors import ConfigError
+from .auth import ApiKey
+
+
+class ServeConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    models: list[str] = Field(min_length=1, description="bundle folders or folders of versions; "
+                                                        "NAME=PATH sets the name")
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=0, le=65535)
+    workers: int = Field(1, ge=1, le=64, description="uvicorn worker processes; each loads its "
+                                                     "own copy of every model")
+    insecure: bool = Field(False, description="allow a non-loopback address without API keys")
+    api_keys: list[ApiKey] = Field(default_factory=list, description="hashed keys; empty = open")
+
+    # micro-batching
+    max_batch_size: int = Field(32, ge=1, le=4096, description="items per model call, never more")
+    max_wait_ms: float = Field(2.0, ge=0, le=1000, description="how long the first queued item "
+                                                               "waits for others to join its batch")
+    max_queue: int = Field(1024, ge=1, description="items waiting per model; beyond: 503")
+
+    # limits
+    max_texts_per_request: int = Field(256, ge=1)
+    max_chars_per_text: int = Field(10_000, ge=1)
+    max_body_bytes: int = Field(1 << 20, ge=1024)
+    request_timeout_s: float = Field(30.0, gt=0)
+
+    # versions and reload
+    watch_interval_s: float = Field(2.0, ge=0, description="poll for new versions; 0 = off")
+    version_order: Literal["name", "mtime"] = Field(
+        "name", description="newest version: highest folder name (natural order: v2 < v10) or "
+                            "latest ronghe.json modification time")
+
+    # request log and shutdown
+    request_log: str | None = Field("-", description="'-' = stderr, a file path, or None")
+    log_inputs: bool = Field(False, description="add the (PII-masked) inputs to the request log")
+    shutdown_timeout_s: float = Field(30.0, ge=0, description="grace period for in-flight requests")
+
+    @model_validator(mode="after")
+    def _consistent(self):
+        if self.max_texts_per_request > self.max_queue:
+            raise ValueError(f"max_texts_per_request ({self.max_texts_per_request}) must not exceed "
+                             f"max_queue ({self.max_queue}): such a request could never be queued")
+        return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        return bool(self.api_keys)
+
+
+def build(values: dict[str, Any]) -> ServeConfig:
+    """A ``ServeConfig`` from plain values; pydantic's errors become one readable ``ConfigError``."""
+    try:
+        return ServeConfig.model_validate(values)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(x) for x in err["loc"]) or "serve config"
+            lines.append(f"{loc}: {err['msg']}")
+        raise ConfigError("invalid serve option(s):\n  " + "\n  ".join(lines)) from None
