@@ -12,7 +12,8 @@ from ronghe.strategies import REGISTRY
 NET = {"epochs": 2, "max_length": 32}
 PEFT = {"epochs": 4, "batch_size": 8, "max_length": 32}  # adapters need more (small) steps
 FAST = {"classic": {}, "frozen": {}, "finetune": {**NET, "learning_rate": 1e-4},
-        "lora": PEFT, "adalora": PEFT, "ia3": PEFT, "prefix": PEFT}
+        "lora": PEFT, "adalora": PEFT, "ia3": PEFT, "prefix": PEFT,
+        "contrastive": {"max_length": 32, "options": {"num_iterations": 5}}}
 
 
 @pytest.fixture(scope="module")

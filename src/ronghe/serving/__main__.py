@@ -25,6 +25,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--insecure", action="store_true",
                     help="allow a non-loopback address without API keys")
+    ap.add_argument("--inference-threads", type=int, default=None,
+                    help="torch threads for model calls [default: torch's choice]")
     for name in ("max_batch_size", "max_wait_ms", "max_queue", "max_texts_per_request",
                  "max_chars_per_text", "max_body_bytes", "request_timeout_s", "watch_interval_s",
                  "shutdown_timeout_s"):

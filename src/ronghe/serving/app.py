@@ -333,6 +333,10 @@ class Service:
         return b
 
     async def start(self) -> None:
+        if self.config.inference_threads:
+            import torch
+
+            torch.set_num_threads(self.config.inference_threads)
         for name in self.registry.names:
             self.batcher(name)
         if not self.registry.loaded:
@@ -536,6 +540,9 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, exc: StarletteHTTPException):
+        if exc.status_code == 400:  # FastAPI: a body that is not UTF-8 / cannot be decoded
+            return error_response(request, 422, "invalid_request", "the request body is not "
+                                  "valid JSON (it must be UTF-8 encoded JSON)")
         code = _CODES.get(exc.status_code, "error")
         message = exc.detail if isinstance(exc.detail, str) else code
         if exc.status_code == 404:
@@ -641,6 +648,10 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
                                   f"{config.request_timeout_s:g} s; retry, or send fewer inputs")
         except RongheError as e:
             return error_response(request, 422, "invalid_input", str(e))
+        except Exception:  # noqa: BLE001 - the model failed on this request's inputs
+            log.exception("model '%s' version %s failed", name, model.version)
+            return error_response(request, 500, "internal_error", f"model '{name}' failed on "
+                                  "this request; see the server log")
         info["batch_size"] = batch_size
         info["version"] = model.version
         payload = {"model": name, "version": model.version, "task": model.task,

@@ -10,7 +10,10 @@ Rules:
   chunks of at most that size; a chunk is never split further and never pushes a batch over the
   bound (it waits for the next batch instead - the over-full batch is a known bug elsewhere);
 * a batch starts once it is full or once its oldest item has waited ``max_wait_ms``; while the model
-  is busy, requests pile up and the next batch is formed from them immediately;
+  is busy, requests pile up and the next batch is formed from them immediately. Waiting only pays
+  when others are likely to arrive in time, so it is skipped while the average gap between
+  arrivals (an exponential moving average) is longer than ``max_wait_ms``: a lone client pays no
+  batching delay;
 * the queue holds at most ``max_queue`` items: ``submit`` raises ``QueueFull`` at once instead of
   letting the backlog (and every client's latency) grow without bound;
 * each request is pinned to the model object that was current when it arrived, and a batch only
@@ -69,6 +72,8 @@ class Batcher:
         self._closed = False
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"ronghe-{name}")
         self._task: asyncio.Task | None = None
+        self._last_arrival: float | None = None
+        self.arrival_gap: float | None = None  # moving average of seconds between submits
 
     # -- client side ----------------------------------------------------------------------------
 
@@ -86,6 +91,10 @@ class Batcher:
             self._task = asyncio.get_running_loop().create_task(self._run(), name=f"batcher-{self.name}")
         loop = asyncio.get_running_loop()
         now = time.monotonic()
+        if self._last_arrival is not None:
+            gap = now - self._last_arrival
+            self.arrival_gap = gap if self.arrival_gap is None else 0.8 * self.arrival_gap + 0.2 * gap
+        self._last_arrival = now
         entries = []
         for i in range(0, n, self.max_batch_size):
             entry = _Entry(model, inputs[i:i + self.max_batch_size], loop.create_future(), now)
@@ -117,7 +126,8 @@ class Batcher:
                 continue
             head = self._queue[0]
             deadline = head.enqueued + self.max_wait
-            while (self.queued_items < self.max_batch_size and not self._closed
+            worth_waiting = self.arrival_gap is not None and self.arrival_gap < self.max_wait
+            while (worth_waiting and self.queued_items < self.max_batch_size and not self._closed
                    and (delay := deadline - time.monotonic()) > 0):
                 self._wake.clear()
                 try:

@@ -31,6 +31,8 @@ class ServeConfig(BaseModel):
     max_wait_ms: float = Field(2.0, ge=0, le=1000, description="how long the first queued item "
                                                                "waits for others to join its batch")
     max_queue: int = Field(1024, ge=1, description="items waiting per model; beyond: 503")
+    inference_threads: int | None = Field(None, ge=1, le=256, description="torch threads for model "
+                                          "calls (process-wide; default: torch's choice)")
 
     # limits
     max_texts_per_request: int = Field(256, ge=1)

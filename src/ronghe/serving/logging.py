@@ -27,10 +27,10 @@ _CN_ID = re.compile(r"(?<![0-9A-Za-z])\d{6}(?:18|19|20)\d{2}(?:0[1-9]|1[0-2])(?:
                     r"\d{3}[0-9Xx](?![0-9A-Za-z])")
 _SSN = re.compile(r"(?<![\w-])\d{3}-\d{2}-\d{4}(?![\w-])")
 # international phone: + or 00, country code, then digit groups
-_INTL_PHONE = re.compile(r"(?<![\w+])(?:\+|00)\d{1,3}(?:[ .-]?\(\d{1,5}\))?(?:[ .-]?\d+)(?:[ .-]\d+)*"
+_INTL_PHONE = re.compile(r"(?<![\w+-])(?:\+|00)\d{1,3}(?:[ .-]?\(\d{1,5}\))?(?:[ .-]?\d+)(?:[ .-]\d+)*"
                          r"(?!\w)")
 # card: 13-19 digits, optionally grouped by single spaces or dashes
-_CARD = re.compile(r"(?<![\w-])(?:\d[ -]?){12,18}\d(?![\w-])")
+_CARD = re.compile(r"(?<![\w+-])(?:\d[ -]?){12,18}\d(?![\w-])")
 # other phone numbers: digit groups with separators, or an area code in parentheses
 _PHONE = re.compile(r"(?<![\w+.-])(?:\(\d{1,5}\)[ .-]?)?\d+(?:[ .-]\d+)*(?![\w])")
 _DATE = re.compile(r"\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{4}"
@@ -59,9 +59,9 @@ def mask(text: str) -> str:
         return text
     text = _CN_ID.sub("[ID]", text)
     text = _SSN.sub("[ID]", text)
+    text = _CARD.sub("[CARD]", text)
     text = _INTL_PHONE.sub(lambda m: "[PHONE]" if sum(c.isdigit() for c in m.group(0)) >= 7
                            else m.group(0), text)
-    text = _CARD.sub("[CARD]", text)
     return _PHONE.sub(_phone, text)
 
 

@@ -6,6 +6,7 @@ from ..errors import ConfigError
 from .adalora import AdaLora
 from .base import Strategy, TrainContext
 from .classic import Classic
+from .contrastive import Contrastive
 from .finetune import Finetune
 from .frozen import Frozen
 from .ia3 import IA3
@@ -27,6 +28,7 @@ register(Lora)
 register(AdaLora)
 register(IA3)
 register(Prefix)
+register(Contrastive)
 
 
 def get(name: str) -> type[Strategy]:

@@ -84,3 +84,15 @@ class PeftStrategy(Finetune):
         self.model.to(self.device).eval()
         return self
 
+
+    def to_finetune(self) -> Finetune:
+        """The same model as a plain ``finetune`` strategy: adapter merged into full weights."""
+        if not self.mergeable:
+            raise ConfigError(f"{self.name} adapters cannot be merged into the weights; "
+                              "export the bundle as it is")
+        fields = {k: v for k, v in self.config.model_dump().items() if k in FinetuneConfig.model_fields}
+        ft = Finetune(FinetuneConfig(**fields), self.classes, self.backbone)
+        for attr in ("model", "tokenizer", "pad_id", "device", "dtype", "history", "best_epoch"):
+            setattr(ft, attr, getattr(self, attr, None))
+        ft.report = {**self.report, "merged_from": self.name}
+        return ft

@@ -110,10 +110,11 @@ class Loop:
             loss = loss + self.extra_loss()
         return loss
 
-    def _checkpoint(self, step_in_epoch: int, epoch_rng: dict, best: dict | None) -> None:
+    def _checkpoint(self, step_in_epoch: int, epoch_rng: dict, best: dict | None,
+                    running: tuple[float, int] = (0.0, 0)) -> None:
         if self.run_dir is None:
             return
-        position = {"epoch": self.epoch, "step_in_epoch": step_in_epoch,
+        position = {"epoch": self.epoch, "step_in_epoch": step_in_epoch, "running": list(running),
                     "global_step": self.global_step, "history": self.history,
                     "best_score": self.best_score, "best_epoch": self.best_epoch,
                     "stale": self.stale, "elapsed": self.elapsed(), "stopped": self.should_stop}
@@ -136,7 +137,7 @@ class Loop:
         if cfg.adversarial != "none":
             adversary = Adversary(_input_embeddings(self.model), cfg.adversarial, cfg.adv_epsilon,
                                   cfg.adv_steps)
-        best, start_epoch, skip = None, 1, 0
+        best, start_epoch, skip, resumed_running = None, 1, 0, (0.0, 0)
         if self.resume and checkpoint.exists(self.run_dir):
             pos, epoch_rng, best = checkpoint.load(self.run_dir, model=self.model,
                                                    optimizer=self.optimizer, scheduler=self.scheduler)
@@ -151,6 +152,7 @@ class Loop:
                 rng.bit_generator.state = epoch_rng["after"]
             else:
                 rng.bit_generator.state = epoch_rng["before"]
+                resumed_running = tuple(pos.get("running", (0.0, 0)))
             info("resuming from %s: epoch %d, step %d", self.run_dir, start_epoch, self.global_step)
         lengths = [len(s) for s in self.ids]
         for cb in self.callbacks:
@@ -161,7 +163,7 @@ class Loop:
             epoch_rng = {"before": rng.bit_generator.state}
             batches = length_grouped_batches(lengths, cfg.batch_size, rng)
             epoch_rng["after"] = rng.bit_generator.state
-            running, seen = 0.0, 0
+            running, seen = resumed_running if skip else (0.0, 0)
             with progress(f"epoch {epoch}/{cfg.epochs}", len(self.ids)) as bar:
                 for step, idx in enumerate(batches):
                     if step < skip:
@@ -188,7 +190,7 @@ class Loop:
                     seen += len(idx)
                     bar.advance(len(idx))
                     if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
-                        self._checkpoint(step + 1, epoch_rng, best)
+                        self._checkpoint(step + 1, epoch_rng, best, (running, seen))
             skip = 0
             self.model.eval()
             scores = self.evaluate()

@@ -1,0 +1,171 @@
+"""``contrastive``: few-shot classification, the SetFit recipe (Tunstall et al. 2022).
+
+For very small labeled sets (8-64 examples per class): first fine-tune the encoder contrastively
+on sentence pairs - same-class pairs pulled together, different-class pairs pushed apart (cosine
+similarity regressed onto 1/0) - then fit a logistic-regression head on the tuned embeddings.
+
+Pairs are sampled on the fly from per-class index lists: memory stays proportional to the number
+of examples, never to the number of pairs, and ``max_pairs`` caps the work on larger sets.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Iterator
+
+import numpy as np
+import torch
+from pydantic import Field
+
+from .. import backbones, linear
+from ..bundle import BundleReader, State
+from ..config import NetworkConfig
+from ..log import info, progress
+from ..modeling import (TextModel, autocast, autocast_dtype, collate, pick_device, run_batches,
+                        tokenize)
+from ..training import loop
+from .base import Strategy
+
+
+class ContrastiveConfig(NetworkConfig):
+    batch_size: int = Field(16, ge=2, description="pairs per step")
+    epochs: int = Field(1, ge=1, le=100, description="passes over the sampled pairs")
+    num_iterations: int = Field(20, ge=1, description="positive + negative pairs drawn per example")
+    max_pairs: int = Field(20_000, ge=2, description="cap on pairs per epoch")
+    learning_rate: float = Field(2e-5, gt=0, lt=1)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    weight_decay: float = Field(0.01, ge=0)
+    max_grad_norm: float = Field(1.0, ge=0)
+    eval_batch_size: int = Field(128, ge=1)
+    C_grid: list[float] = Field([0.1, 1.0, 10.0, 100.0], min_length=1,
+                                description="head C values tried; the best on validation is kept")
+
+
+def sample_pairs(labels: np.ndarray, n_pairs: int, rng: np.random.Generator
+                 ) -> Iterator[tuple[int, int, float]]:
+    """Yield ``n_pairs`` (i, j, target) pairs, alternating positive (same class, target 1) and
+    negative (other class, target 0), cycling over examples in a fresh random order. Uses only
+    per-class index arrays: O(n) memory however many pairs are drawn."""
+    by_class = {c: np.flatnonzero(labels == c) for c in np.unique(labels)}
+    others = {c: np.flatnonzero(labels != c) for c in by_class}
+    made = 0
+    while made < n_pairs:
+        for i in rng.permutation(len(labels)):
+            c = labels[i]
+            same = by_class[c]
+            if len(same) > 1:
+                j = same[rng.integers(len(same))]
+                while j == i:
+                    j = same[rng.integers(len(same))]
+                yield int(i), int(j), 1.0
+                made += 1
+                if made >= n_pairs:
+                    return
+            yield int(i), int(others[c][rng.integers(len(others[c]))]), 0.0
+            made += 1
+            if made >= n_pairs:
+                return
+
+
+class Contrastive(Strategy):
+    name = "contrastive"
+    Config = ContrastiveConfig
+    uses_backbone = True
+    stores_backbone = True
+
+    def _setup(self, encoder, tokenizer):
+        c = self.config
+        self.device = pick_device(c.device)
+        self.dtype = autocast_dtype(c.precision, self.device)
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_token_id or 0
+        self.model = TextModel(encoder, 0, c.pooling, 0.0).to(self.device)
+
+    def _embed_ids(self, ids) -> np.ndarray:
+        self.model.eval()
+        e = run_batches(self.model.embed, ids, self.pad_id, self.config.eval_batch_size,
+                        self.device, self.dtype, "embedding")
+        return e / np.linalg.norm(e, axis=1, keepdims=True).clip(1e-9)
+
+    def embed(self, texts) -> np.ndarray:
+        return self._embed_ids(tokenize(self.tokenizer, list(texts), self.config.max_length))
+
+    def _train_encoder(self, ids: list[list[int]], y: np.ndarray) -> None:
+        from transformers import get_linear_schedule_with_warmup
+
+        c = self.config
+        n_pairs = min(c.max_pairs, 2 * c.num_iterations * len(ids))
+        steps = c.epochs * math.ceil(n_pairs / c.batch_size)
+        opt = torch.optim.AdamW(loop.param_groups(
+            self.model, loop.LoopConfig(1, c.batch_size, c.learning_rate, c.weight_decay)),
+            lr=c.learning_rate)
+        sched = get_linear_schedule_with_warmup(opt, int(c.warmup_ratio * steps), steps)
+        rng = np.random.default_rng(c.seed)
+        self.model.train()
+        info("contrastive: %d pairs x %d epoch(s) = %d steps", n_pairs, c.epochs, steps)
+        for epoch in range(c.epochs):
+            pairs = sample_pairs(y, n_pairs, rng)
+            with progress(f"pairs epoch {epoch + 1}/{c.epochs}", n_pairs) as bar:
+                while True:
+                    chunk = [p for _, p in zip(range(c.batch_size), pairs)]
+                    if not chunk:
+                        break
+                    left = collate([ids[i] for i, _, _ in chunk], self.pad_id)
+                    right = collate([ids[j] for _, j, _ in chunk], self.pad_id)
+                    target = torch.tensor([t for _, _, t in chunk], device=self.device)
+                    with autocast(self.device, self.dtype):
+                        a = self.model.embed(left["input_ids"].to(self.device),
+                                             left["attention_mask"].to(self.device))
+                        b = self.model.embed(right["input_ids"].to(self.device),
+                                             right["attention_mask"].to(self.device))
+                    sim = torch.nn.functional.cosine_similarity(a.float(), b.float())
+                    loss = torch.nn.functional.mse_loss(sim, target)
+                    loss.backward()
+                    if c.max_grad_norm:
+                        torch.nn.utils.clip_grad_norm_(self.model.parameters(), c.max_grad_norm)
+                    opt.step()
+                    sched.step()
+                    opt.zero_grad(set_to_none=True)
+                    bar.advance(len(chunk))
+        self.model.eval()
+
+    def fit(self, train, valid):
+        c = self.config
+        loop.set_seed(c.seed)
+        self._setup(backbones.load_encoder(self.backbone.path),
+                    backbones.load_tokenizer(self.backbone.path))
+        ids = tokenize(self.tokenizer, train.texts, c.max_length)
+        y = self.label_ids(train.labels)
+        self._train_encoder(ids, y)
+        X = self._embed_ids(ids)
+        Xv = self.embed(valid.texts)
+        self.head, self.history = linear.fit_logreg(X, y, Xv, self.label_ids(valid.labels),
+                                                    c.C_grid, c.seed)
+        return self
+
+    def predict_proba(self, texts):
+        return linear.proba_full(self.head, self.embed(texts), len(self.classes))
+
+    def to_state(self) -> State:
+        arrays, meta = linear.to_arrays(self.head)
+        state = State(meta=meta, arrays=arrays, tensors=dict(self.model.state_dict()))
+        import tempfile
+        from pathlib import Path
+
+        with tempfile.TemporaryDirectory() as tmp:
+            self.tokenizer.save_pretrained(tmp)
+            state.add_dir("tokenizer", Path(tmp))
+        state.files["model/config.json"] = json.dumps(
+            self.model.encoder.config.to_dict(), indent=2, default=str).encode()
+        return state
+
+    @classmethod
+    def from_state(cls, config, classes, backbone, reader: BundleReader):
+        self = cls(config, classes, backbone)
+        encoder = backbones.load_encoder(reader.path("model"), config_only=True)
+        self._setup(encoder, backbones.load_tokenizer(reader.path("tokenizer")))
+        self.model.load_state_dict(reader.tensors())
+        self.model.eval()
+        self.head = linear.from_arrays(reader.arrays(), reader.meta)
+        return self

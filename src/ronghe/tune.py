@@ -1,0 +1,128 @@
+"""Hyper-parameter search with Optuna: TPE sampling, median pruning on validation, resumable.
+
+``tune(...)`` runs trials of one strategy on fixed train/validation data (every trial is scored on
+the same validation set), reports validation macro-F1 after each epoch so the median pruner can
+stop unpromising trials early, stores the study in SQLite (run it again with the same
+``study_dir`` to add trials to it), and writes ``best.yaml`` - a config file that
+``ronghe train --config best.yaml --out DIR`` trains directly.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Callable
+
+from . import data
+from .errors import ConfigError
+from .log import info
+from .training.callbacks import Callback
+
+
+def _network(trial) -> dict:
+    return {"learning_rate": trial.suggest_float("learning_rate", 1e-5, 2e-4, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", [16, 32]),
+            "weight_decay": trial.suggest_categorical("weight_decay", [0.0, 0.01, 0.1]),
+            "warmup_ratio": trial.suggest_float("warmup_ratio", 0.0, 0.2),
+            "dropout": trial.suggest_float("dropout", 0.0, 0.3)}
+
+
+def _peft(trial) -> dict:
+    return {"learning_rate": trial.suggest_float("learning_rate", 1e-4, 3e-3, log=True),
+            "batch_size": trial.suggest_categorical("batch_size", [16, 32])}
+
+
+SEARCH_SPACES: dict[str, Callable[[Any], dict]] = {
+    "classic": lambda t: {"C_grid": [t.suggest_float("C", 0.1, 100, log=True)],
+                          "max_features": t.suggest_categorical("max_features", [50_000, 200_000]),
+                          "char_ngrams": t.suggest_categorical("char_ngrams", ["2-5", "none"])},
+    "frozen": lambda t: {"C_grid": [t.suggest_float("C", 0.003, 30, log=True)],
+                         "pooling": t.suggest_categorical("pooling", ["mean", "cls"])},
+    "finetune": _network,
+    "lora": lambda t: {**_peft(t), "r": t.suggest_categorical("r", [4, 8, 16])},
+    "adalora": _peft,
+    "ia3": _peft,
+    "prefix": lambda t: {**_peft(t), "num_virtual_tokens": t.suggest_categorical(
+        "num_virtual_tokens", [8, 16, 32])},
+    "contrastive": lambda t: {"learning_rate": t.suggest_float("learning_rate", 1e-5, 1e-4, log=True),
+                              "num_iterations": t.suggest_categorical("num_iterations", [5, 10, 20])},
+}
+
+
+def _decode(params: dict) -> dict:
+    """Optuna stores categorical choices as simple values; map them back to config values."""
+    out = dict(params)
+    if "char_ngrams" in out:
+        out["char_ngrams"] = None if out["char_ngrams"] == "none" else tuple(
+            int(x) for x in out["char_ngrams"].split("-"))
+    return out
+
+
+class PruningCallback(Callback):
+    def __init__(self, trial):
+        self.trial = trial
+
+    def on_epoch_end(self, loop, row):
+        import optuna
+
+        self.trial.report(row["valid_macro_f1"], row["epoch"])
+        if self.trial.should_prune():
+            raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
+
+
+def tune(train: data.Dataset, *, strategy: str, study_dir: Path, trials: int = 20,
+         timeout: float | None = None, valid: data.Dataset | None = None,
+         base: dict | None = None, seed: int = 0, data_paths: dict | None = None):
+    """Run (or continue) a study; return it. Writes ``study_dir/best.yaml``."""
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("ronghe tune needs optuna: pip install optuna") from None
+    from .classifier import TextClassifier
+
+    if strategy not in SEARCH_SPACES:
+        raise ConfigError(f"no search space for strategy '{strategy}'; "
+                          f"tunable: {', '.join(SEARCH_SPACES)}")
+    base = dict(base or {})
+    data.check_trainable(train)
+    if valid is None:
+        train, valid = data.split(train, base.get("valid_fraction", 0.1), seed)
+    else:
+        data.check_evaluation(train.classes, valid, "validation", train_texts=train.texts)
+    study_dir = Path(study_dir)
+    study_dir.mkdir(parents=True, exist_ok=True)
+    storage = f"sqlite:///{(study_dir / 'study.db').resolve()}"
+    study = optuna.create_study(
+        study_name=f"ronghe-{strategy}", storage=storage, load_if_exists=True, direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
+
+    def objective(trial) -> float:
+        params = {**base, **_decode(SEARCH_SPACES[strategy](trial))}
+        clf = TextClassifier(strategy=strategy, options=params)
+        clf.fit(train, valid=valid, callbacks=[PruningCallback(trial)])
+        score = clf.metrics_["valid"]["macro_f1"]
+        trial.set_user_attr("accuracy", clf.metrics_["valid"]["accuracy"])
+        trial.set_user_attr("train_seconds", round(clf.train_seconds_, 2))
+        return score
+
+    done = len([t for t in study.trials if t.state.is_finished()])
+    info("study %s: %d trials so far, running %d more", storage, done, trials)
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    study.optimize(objective, n_trials=trials, timeout=timeout, catch=())
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if not complete:
+        raise ConfigError("no trial completed; raise --timeout or --trials")
+    best = {"strategy": strategy, **(data_paths or {}), **base,
+            **_decode(SEARCH_SPACES[strategy](optuna.trial.FixedTrial(study.best_params)))}
+    _write_yaml(study_dir / "best.yaml", best, study)
+    return study
+
+
+def _write_yaml(path: Path, config: dict, study) -> None:
+    import yaml
+
+    header = (f"# best of {len(study.trials)} trials in {path.parent / 'study.db'}: validation "
+              f"macro-F1 {study.best_value:.4f} (trial {study.best_trial.number})\n"
+              "# train it: ronghe train --config best.yaml --out DIR\n")
+    clean = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()}
+    path.write_text(header + yaml.safe_dump(clean, sort_keys=False, allow_unicode=True))
