@@ -171,13 +171,13 @@ def test_killed_training_process_resumes(tmp_path):
     with an uninterrupted run of the same seed."""
     from conftest import make_sentiment
 
-    make_sentiment(60).to_csv(tmp_path / "d.csv", index=False)
+    make_sentiment(30).to_csv(tmp_path / "d.csv", index=False)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
 
     def cmd(out, run):
         return [sys.executable, "-m", "ronghe.cli", "train", str(tmp_path / "d.csv"), "--strategy",
                 "finetune", "--epochs", "2", "--max-length", "24", "--batch-size", "8", "--quiet",
-                "--option", "checkpoint_every=4", "--report-to", "none", "--out", str(out),
+                "--option", "checkpoint_every=5", "--report-to", "none", "--out", str(out),
                 "--run-dir", str(run)]
 
     subprocess.run(cmd(tmp_path / "full", tmp_path / "full.run"), env=env, check=True)

@@ -206,3 +206,25 @@ def load_encoder(path: Path, *, config_only: bool = False):
         return AutoModel.from_config(config)
     weight_files(path)
     return AutoModel.from_pretrained(str(path), trust_remote_code=False, use_safetensors=True)
+
+
+def verify(ref: dict, where: str) -> Backbone:
+    """The backbone a bundle references (``{"ref", "sha256", ...}``), resolved here and checked
+    by sha256, so a bundle never silently runs on different weights."""
+    try:
+        bb = resolve(ref["ref"])
+    except BackboneError as e:
+        raise BackboneError(f"{where} needs backbone '{ref['ref']}', which is not available "
+                            f"here: {e}") from None
+    if bb.sha256 != ref.get("sha256"):
+        raise BackboneError(f"{where} was trained on backbone '{ref['ref']}' with weights sha256 "
+                            f"{str(ref.get('sha256'))[:12]}..., but the weights found here have "
+                            f"{bb.sha256[:12]}...; install the same model version.")
+    return bb
+
+
+def from_json(ref: dict | None) -> Backbone | None:
+    """A bundle's backbone record as a ``Backbone`` (not resolved, not verified)."""
+    if not ref:
+        return None
+    return Backbone(ref["ref"], Path(ref["path"]), ref["source"], ref["sha256"])

@@ -117,9 +117,7 @@ def _write_tree(root: Path, header: dict, state: State) -> None:
         target.write_bytes(content)
     for name, (member_header, member_state) in state.members.items():
         _write_tree(root / "members" / name, member_header, member_state)
-    files = {p.relative_to(root).as_posix(): _sha256(p)
-             for p in sorted(root.rglob("*")) if p.is_file() and p.name != MANIFEST
-             and "members" not in p.relative_to(root).parts[:1]}
+    files = {rel: _sha256(root / rel) for rel in _own_files(root)}
     manifest = {
         "format_version": FORMAT_VERSION,
         "ronghe_version": library_versions().get("ronghe", "0"),
@@ -131,6 +129,23 @@ def _write_tree(root: Path, header: dict, state: State) -> None:
     }
     Manifest.model_validate(manifest)
     (root / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=_json_default))
+
+
+def _own_files(root: Path) -> list[str]:
+    """Files a manifest lists: everything in the folder except the manifest itself and, inside
+    member bundles, everything but their manifests (each member's manifest lists its own files,
+    so the checksums chain from the top manifest down)."""
+    out = []
+    for p in sorted(root.rglob("*")):
+        if not p.is_file():
+            continue
+        parts = p.relative_to(root).parts
+        if parts == (MANIFEST,):
+            continue
+        if parts[0] == "members" and not (len(parts) == 3 and parts[2] == MANIFEST):
+            continue
+        out.append(p.relative_to(root).as_posix())
+    return out
 
 
 def _json_default(o):
@@ -231,10 +246,7 @@ def open_bundle(path: str | os.PathLike) -> BundleReader:
         manifest = Manifest.model_validate(raw)
     except ValidationError as e:
         raise BundleError(f"{mpath} does not describe a valid bundle: {e}") from None
-    listed = set(manifest.files) | {MANIFEST}
-    unlisted = [p.relative_to(root).as_posix() for p in root.rglob("*")
-                if p.is_file() and "members" not in p.relative_to(root).parts[:1]
-                and p.relative_to(root).as_posix() not in listed]
+    unlisted = [rel for rel in _own_files(root) if rel not in manifest.files]
     if unlisted:
         raise BundleError(f"bundle {root} holds files its {MANIFEST} does not list "
                           f"({', '.join(sorted(unlisted)[:5])}); it was modified after saving.")

@@ -18,22 +18,23 @@ from sklearn.base import BaseEstimator, ClassifierMixin
 
 from . import backbones, bundle, data, strategies
 from .config import validate
-from .errors import BackboneError, ConfigError, DataError, NotFittedError
+from .errors import ConfigError, DataError, NotFittedError
 from .log import info
 
 TASK = "text-classification"
 
 
-def _as_dataset(X, y=None, *, role: str, require_labels: bool = True) -> data.Dataset:
+def _as_dataset(X, y=None, *, role: str, require_labels: bool = True,
+                feature_cols=None) -> data.Dataset:
     if isinstance(X, data.Dataset):
         return X
     if isinstance(X, pd.DataFrame):
         if y is not None:
             raise DataError(f"{role}: pass either a DataFrame with a label column or texts and "
                             "labels, not a DataFrame and labels")
-        return data.from_frame(X, require_labels=require_labels)
+        return data.from_frame(X, require_labels=require_labels, feature_cols=feature_cols)
     if isinstance(X, (str, Path)) and Path(X).suffix:
-        return data.load(X, require_labels=require_labels)
+        return data.load(X, require_labels=require_labels, feature_cols=feature_cols)
     if isinstance(X, str):
         raise DataError(f"{role}: expected a list of texts, got a single string")
     return data.from_texts(list(X), None if y is None else list(y))
@@ -51,7 +52,8 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                  learning_rate: float | None = None, max_length: int | None = None,
                  seed: int | None = None, valid_fraction: float | None = None,
                  device: str | None = None, precision: str | None = None,
-                 options: dict[str, Any] | None = None, run_dir: str | Path | None = None):
+                 options: dict[str, Any] | None = None, run_dir: str | Path | None = None,
+                 feature_cols: list[str] | None = None):
         self.strategy = strategy
         self.model = model
         self.epochs = epochs
@@ -64,6 +66,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.precision = precision
         self.options = options
         self.run_dir = run_dir
+        self.feature_cols = feature_cols
 
     # -- configuration --------------------------------------------------------------------------
 
@@ -71,7 +74,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """The strategy's validated config built from these hyper-parameters."""
         cls = strategies.get(self.strategy)
         values = {k: v for k, v in self.get_params().items()
-                  if k not in ("strategy", "options", "run_dir") and v is not None}
+                  if k not in ("strategy", "options", "run_dir", "feature_cols") and v is not None}
         values.update(self.options or {})
         return validate(cls.Config, values, self.strategy)
 
@@ -90,12 +93,15 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             y, valid = None, y
         cls = strategies.get(self.strategy)
         config = self.resolved_config()
-        train = _as_dataset(X, y, role="training data")
+        train = _as_dataset(X, y, role="training data", feature_cols=self.feature_cols)
+        if train.features is not None and not cls.uses_features:
+            raise ConfigError(f"strategy '{self.strategy}' uses text only; feature columns "
+                              f"{list(train.features.columns)} need concat, stack or weighted")
         data.check_trainable(train)
         if valid is None:
             train, valid = data.split(train, config.valid_fraction, config.seed)
         else:
-            valid = _as_dataset(valid, role="validation data")
+            valid = _as_dataset(valid, role="validation data", feature_cols=self.feature_cols)
             data.check_evaluation(train.classes, valid, "validation", train_texts=train.texts)
         classes = train.classes
         backbone = backbones.resolve(config.model) if cls.uses_backbone else None
@@ -117,7 +123,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
                       "valid_fingerprint": valid.fingerprint(), "notes": train.notes + valid.notes}
         from .tasks.text_classification import metrics
 
-        self.metrics_ = {"valid": metrics(valid.labels, self.predict(valid.texts), classes,
+        self.metrics_ = {"valid": metrics(valid.labels, self.predict(valid), classes,
                                           brief=True),
                          "train_seconds": round(self.train_seconds_, 2),
                          "history": inner.history, **inner.report}
@@ -129,11 +135,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(self, "strategy_"):
             raise NotFittedError("this TextClassifier is not fitted yet: call fit() or ronghe.load()")
 
-    def _texts(self, X) -> list[str]:
+    def _inputs(self, X) -> tuple[list[str], pd.DataFrame | None]:
         if isinstance(X, data.Dataset):
-            return X.texts
+            return X.texts, X.features
         if isinstance(X, pd.DataFrame):
-            return data.from_frame(X, require_labels=False, on_empty="keep").texts
+            ds = data.from_frame(X, require_labels=False, on_empty="keep",
+                                 feature_cols=self.feature_cols)
+            return ds.texts, ds.features
         if isinstance(X, str):
             raise DataError("expected a list of texts, got a single string; wrap it in a list")
         texts = list(X)
@@ -141,13 +149,17 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if bad:
             raise DataError(f"texts must be strings; items {bad[:10]} are "
                             f"{sorted({type(texts[i]).__name__ for i in bad})}")
-        return texts
+        return texts, None
 
     def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in ``classes_`` order. ``X``: a list of texts, or a
+        DataFrame / ``Dataset`` (which also carries feature columns when the model uses them)."""
         self._check_fitted()
-        texts = self._texts(X)
+        texts, features = self._inputs(X)
         if not texts:
             return np.zeros((0, len(self.classes_)))
+        if self.strategy_.uses_features:
+            return self.strategy_.predict_proba(texts, features)
         return self.strategy_.predict_proba(texts)
 
     def predict(self, X) -> np.ndarray:
@@ -158,13 +170,13 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Full report on labeled data: accuracy, macro/weighted F1, per-class scores, confusion
         matrix. Labels the model never saw are reported and count as errors."""
         self._check_fitted()
-        ds = _as_dataset(X, y, role="evaluation data")
+        ds = _as_dataset(X, y, role="evaluation data", feature_cols=self.feature_cols)
         if ds.labels is None:
             raise DataError(f"{ds.source}: evaluation needs labels, but no label column was found")
         data.check_evaluation(list(self.classes_), ds, "evaluation", strict=False)
         from .tasks.text_classification import metrics
 
-        report = metrics(ds.labels, self.predict(ds.texts), list(self.classes_))
+        report = metrics(ds.labels, self.predict(ds), list(self.classes_))
         report["notes"] = ds.notes
         return report
 
@@ -201,41 +213,23 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         return bundle.save(path, header, self.strategy_.to_state())
 
 
+
 def load(path: str | Path) -> TextClassifier:
     """Rebuild a fitted estimator from a bundle folder (no pickle, no remote code)."""
     reader = bundle.open_bundle(path)
     m = reader.manifest
     if m.task != TASK:
         raise ConfigError(f"{path} holds a '{m.task}' model; TextClassifier loads '{TASK}' bundles")
-    cls = strategies.get(m.strategy)
-    config = validate(cls.Config, m.config, m.strategy)
-    backbone = None
-    if m.backbone and cls.uses_backbone and not cls.stores_backbone:
-        backbone = _verified_backbone(m.backbone, reader)
+    inner = strategies.from_bundle(reader)
     params = getattr(m, "params", None) or {"strategy": m.strategy}
     clf = TextClassifier(**params)
-    clf.strategy_ = cls.from_state(config, m.labels, backbone, reader)
-    clf.config_ = config
+    clf.strategy_ = inner
+    clf.config_ = inner.config
+    backbone = inner.backbone
     clf.classes_ = np.array(m.labels, dtype=object if isinstance(m.labels[0], str) else None)
-    clf.backbone_ = backbone or (backbones.Backbone(m.backbone["ref"], Path(m.backbone["path"]),
-                                                    m.backbone["source"], m.backbone["sha256"])
-                                 if m.backbone else None)
+    clf.backbone_ = backbone or backbones.from_json(m.backbone)
     clf.metrics_ = m.metrics
     clf.data_ = m.data
     clf.bundle_path_ = reader.root
     clf.manifest_ = m
     return clf
-
-
-def _verified_backbone(ref: dict, reader: bundle.BundleReader) -> backbones.Backbone:
-    """The backbone a bundle references, checked by sha256 against the one found here."""
-    try:
-        bb = backbones.resolve(ref["ref"])
-    except BackboneError as e:
-        raise BackboneError(f"bundle {reader.root} needs backbone '{ref['ref']}', which is not "
-                            f"available here: {e}") from None
-    if bb.sha256 != ref.get("sha256"):
-        raise BackboneError(f"bundle {reader.root} was trained on backbone '{ref['ref']}' with "
-                            f"weights sha256 {str(ref.get('sha256'))[:12]}..., but the weights "
-                            f"found here have {bb.sha256[:12]}...; install the same model version.")
-    return bb

@@ -97,7 +97,7 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
 
 TOP_LEVEL = ("data", "valid", "strategy", "model", "out", "text_col", "label_col", "epochs",
              "batch_size", "learning_rate", "max_length", "seed", "valid_fraction", "device",
-             "precision", "run_dir")
+             "precision", "run_dir", "feature_cols")
 PARAMS = ("epochs", "batch_size", "learning_rate", "max_length", "seed", "valid_fraction", "device",
           "precision")
 
@@ -144,6 +144,9 @@ def train(
     precision: Optional[str] = typer.Option(None, help="auto | fp32 | bf16"),
     text_col: Optional[str] = typer.Option(None, help="text column (default: text/sentence/content)"),
     label_col: Optional[str] = typer.Option(None, help="label column (default: label/category/intent)"),
+    feature_cols: Optional[str] = typer.Option(None, help="comma-separated numeric/categorical "
+                                                          "columns for concat/stack/weighted"),
+    init_from: Optional[Path] = typer.Option(None, help="start from this bundle's fine-tuned encoder"),
     option: list[str] = typer.Option([], "--option", help="strategy option KEY=VALUE (repeatable)"),
     config: Optional[Path] = typer.Option(None, help="YAML/TOML/JSON file with any of these options"),
     run_dir: Optional[Path] = typer.Option(None, help="checkpoints, metrics.csv, TensorBoard events "
@@ -163,7 +166,8 @@ def train(
     flags = dict(data=data, out=out, valid=valid, strategy=strategy, model=model, epochs=epochs,
                  batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, seed=seed,
                  valid_fraction=valid_fraction, device=device, precision=precision,
-                 text_col=text_col, label_col=label_col, run_dir=run_dir)
+                 text_col=text_col, label_col=label_col, run_dir=run_dir,
+                 feature_cols=feature_cols, init_from=init_from)
     values.update({k: v for k, v in flags.items() if v is not None})
     options = {k: v for k, v in values.items() if k not in TOP_LEVEL}
     options.update(_parse_options(option))
@@ -174,8 +178,13 @@ def train(
             raise ConfigError(f"missing {key.upper() if key == 'data' else '--out'}: give it on the "
                               f"command line or as '{key}:' in the --config file")
     bundle_mod.check_target(values["out"])
+    features = values.get("feature_cols")
+    if isinstance(features, str):
+        features = [c.strip() for c in features.split(",") if c.strip()]
+    if "init_from" in options:
+        options["init_from"] = str(options["init_from"])
     read = functools.partial(data_mod.load, text_col=values.get("text_col"),
-                             label_col=values.get("label_col"))
+                             label_col=values.get("label_col"), feature_cols=features)
     train_ds = read(values["data"])
     valid_ds = read(values["valid"]) if values.get("valid") else None
     strategy_name = values.get("strategy", "finetune")
@@ -186,7 +195,7 @@ def train(
         run = Path(str(values["out"]).rstrip("/") + ".run")
     clf = TextClassifier(strategy=strategy_name, model=values.get("model"),
                          **{k: values.get(k) for k in PARAMS}, options=options or None,
-                         run_dir=str(run) if run else None)
+                         run_dir=str(run) if run else None, feature_cols=features)
     clf.fit(train_ds, valid=valid_ds, resume=resume)
     path = clf.save(values["out"])
     v = clf.metrics_["valid"]
@@ -312,6 +321,119 @@ def export(
     path = clf.merged().save(out)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     _say(quiet, f"[green]wrote[/] merged finetune bundle {path} ({size / 1e6:.1f} MB)")
+
+
+@command
+def distill(
+    teacher: Path = typer.Argument(..., help="teacher bundle"),
+    data: Path = typer.Argument(..., help="labeled training data"),
+    out: Path = typer.Option(..., "--out", "-o", help="student bundle folder"),
+    student: str = typer.Option("layers:3", help="layers:K (transformer with K of the teacher's "
+                                                 "layers) or classic (TF-IDF + LR)"),
+    unlabeled: Optional[Path] = typer.Option(None, help="extra unlabeled texts (teacher labels them)"),
+    valid: Optional[Path] = typer.Option(None, help="validation data (default: split from DATA)"),
+    temperature: float = typer.Option(2.0, min=0.1),
+    alpha: float = typer.Option(0.5, min=0.0, max=1.0, help="weight of the teacher's soft targets"),
+    epochs: int = typer.Option(3, min=1),
+    learning_rate: float = typer.Option(1e-4),
+    batch_size: int = typer.Option(32, min=1),
+    seed: int = typer.Option(0),
+    text_col: Optional[str] = typer.Option(None),
+    label_col: Optional[str] = typer.Option(None),
+    quiet: bool = QuietOpt,
+):
+    """Distill a teacher bundle into a smaller transformer or a classic model."""
+    import time as _time
+
+    from . import bundle as bundle_mod
+    from . import data as data_mod
+    from .classifier import TextClassifier, load
+    from .fusion.distill import distill as run_distill
+
+    bundle_mod.check_target(out)
+    teacher_clf = load(teacher)
+    read = functools.partial(data_mod.load, text_col=text_col, label_col=label_col)
+    train_ds = read(data)
+    valid_ds = read(valid) if valid else None
+    extra = (data_mod.load(unlabeled, text_col=text_col, require_labels=False).texts
+             if unlabeled else None)
+    if valid_ds is None:
+        train_ds, valid_ds = data_mod.split(train_ds, 0.1, seed)
+    student_clf = run_distill(teacher_clf, train_ds, student=student, unlabeled=extra,
+                              valid=valid_ds, temperature=temperature, alpha=alpha, epochs=epochs,
+                              learning_rate=learning_rate, batch_size=batch_size, seed=seed)
+    path = student_clf.save(out)
+    rows = []
+    models = [("teacher", teacher_clf), ("student", student_clf)]
+    if student == "classic":
+        gold = TextClassifier(strategy="classic", seed=seed).fit(train_ds, valid=valid_ds)
+        models.append(("classic on gold labels", gold))
+    for name, clf in models:
+        clf.predict_proba(valid_ds.texts[:32])
+        t = _time.perf_counter()
+        rep = clf.evaluate(valid_ds)
+        ms = (_time.perf_counter() - t) * 1000 / len(valid_ds)
+        rows.append((name, rep["accuracy"], rep["macro_f1"], ms))
+    from rich.table import Table
+
+    table = Table("model", "valid accuracy", "valid macro-F1", "ms / text", "speed-up",
+                  title=f"distillation ({student})")
+    for name, acc, f1, ms in rows:
+        table.add_row(name, f"{acc:.4f}", f"{f1:.4f}", f"{ms:.2f}", f"{rows[0][3] / ms:.2f}x")
+    if not quiet:
+        _console(stderr=False).print(table)
+    _say(quiet, f"[green]saved[/] student {path}")
+
+
+@command
+def bench(
+    data: Path = typer.Argument(..., help="labeled data"),
+    valid: Optional[Path] = typer.Option(None, help="evaluation data (default: 20% held out of DATA)"),
+    strategies: Optional[str] = typer.Option(None, help="comma-separated portfolio "
+                                                        "[default: classic,frozen,concat,stack,finetune,weighted]"),
+    time_budget: Optional[float] = typer.Option(None, help="seconds for training the portfolio"),
+    max_latency_ms: Optional[float] = typer.Option(None, help="latency limit (p50, batch 1) for the chosen model"),
+    out: Path = typer.Option(Path("ronghe-bench"), "--out", help="models, leaderboard.json, report.html, chosen/"),
+    model: Optional[str] = typer.Option(None, help="backbone for network strategies"),
+    option: list[str] = typer.Option([], "--option", help="STRATEGY.KEY=VALUE, e.g. finetune.epochs=2"),
+    seed: int = typer.Option(0),
+    text_col: Optional[str] = typer.Option(None),
+    label_col: Optional[str] = typer.Option(None),
+    quiet: bool = QuietOpt,
+):
+    """Train a portfolio of strategies and compare them side by side; pick the best in budget."""
+    from rich.table import Table
+
+    from . import bench as bench_mod
+    from . import data as data_mod
+
+    per: dict[str, dict] = {}
+    for key, value in _parse_options(option).items():
+        if "." not in key:
+            raise ConfigError(f"--option {key}: use STRATEGY.KEY=VALUE, e.g. finetune.epochs=2")
+        name, field = key.split(".", 1)
+        per.setdefault(name, {})[field] = value
+    read = functools.partial(data_mod.load, text_col=text_col, label_col=label_col)
+    result = bench_mod.run(read(data), out=out, evaluation=read(valid) if valid else None,
+                           strategies=[s.strip() for s in strategies.split(",")] if strategies else None,
+                           time_budget=time_budget, max_latency_ms=max_latency_ms, seed=seed,
+                           model=model, options=per)
+    table = Table("model", "accuracy", "macro-F1", "train s", "b1 p50 ms", "b32 p50 ms", "MB",
+                  "RSS MB", "", title="leaderboard")
+    for r in sorted(result["rows"], key=lambda r: -r.get("macro_f1", -1)):
+        if r["status"] != "ok":
+            table.add_row(r["name"], "", "", "", "", "", "", "", r["status"])
+            continue
+        mark = "chosen" if r["name"] == result["chosen"] else ("pareto" if r["pareto"] else "")
+        table.add_row(r["name"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+                      f"{r['train_seconds']:.1f}", f"{r['latency_b1_p50_ms']:.1f}",
+                      f"{r['latency_b32_p50_ms']:.1f}", f"{r['bundle_mb']:.1f}",
+                      f"{r['peak_rss_mb']:.0f}", mark)
+    if not quiet:
+        _console(stderr=False).print(table)
+    _say(quiet, f"[green]wrote[/] {out / 'leaderboard.json'}, {out / 'report.html'}"
+                + (f"; chosen: {result['chosen']} -> {out / 'chosen'}" if result["chosen"] else
+                   "; no model meets --max-latency-ms"))
 
 
 @command

@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--insecure", action="store_true",
                     help="allow a non-loopback address without API keys")
     ap.add_argument("--inference-threads", type=int, default=None,
-                    help="torch threads for model calls [default: torch's choice]")
+                    help="torch threads for model calls [default: CPU cores - 1, at least 1]")
     for name in ("max_batch_size", "max_wait_ms", "max_queue", "max_texts_per_request",
                  "max_chars_per_text", "max_body_bytes", "request_timeout_s", "watch_interval_s",
                  "shutdown_timeout_s"):
@@ -39,11 +39,14 @@ def main(argv: list[str] | None = None) -> int:
     args = vars(ap.parse_args(argv))
     models = args.pop("models")
     fixed = {k: args.pop(k) for k in ("host", "port", "api_keys", "workers", "insecure")}
-    options = {k: v for k, v in args.items() if v not in (None, False)}
+    options = {k: v for k, v in args.items() if v is not None and v is not False}  # 0 is a value
     if options.get("request_log") == "off":
         options["request_log"] = None
+    import logging
+
     from .server import run
 
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s:     %(name)s: %(message)s")
     try:
         run(models, **fixed, **options)
     except RongheError as e:

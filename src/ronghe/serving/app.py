@@ -332,11 +332,17 @@ class Service:
                 max_queue=c.max_queue, on_batch=lambda items, _requests: hist.observe(items))
         return b
 
-    async def start(self) -> None:
-        if self.config.inference_threads:
-            import torch
+    def apply_threads(self) -> None:
+        """Set torch's thread count (``inference_threads``) once torch is in use; never imports
+        torch for classic models. ``server.run`` fills in its default (cores - 1); an app built
+        directly leaves torch alone unless asked, so it does not change its host process."""
+        import sys
 
-            torch.set_num_threads(self.config.inference_threads)
+        if self.config.inference_threads and "torch" in sys.modules:
+            sys.modules["torch"].set_num_threads(self.config.inference_threads)
+
+    async def start(self) -> None:
+        self.apply_threads()
         for name in self.registry.names:
             self.batcher(name)
         if not self.registry.loaded:
@@ -350,6 +356,7 @@ class Service:
         except Exception as e:  # noqa: BLE001 - reported by /readyz and the log
             self.load_error = str(e)
             log.error("loading models failed: %s", e)
+        self.apply_threads()
 
     async def stop(self) -> None:
         self.draining = True
@@ -461,7 +468,8 @@ class _Guard:
             if svc.request_log.enabled:
                 client: ApiKey | None = info.get("client")
                 record = {"time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-                          "request_id": rid, "method": scope["method"], "path": scope["path"],
+                          "request_id": rid, "method": scope["method"],
+                          "path": scope["path"][:500],
                           "endpoint": endpoint, "model": model, "version": info.get("version"),
                           "status": status[0], "latency_ms": round(elapsed * 1000, 3),
                           "batch_size": info.get("batch_size"), "n_inputs": info.get("n_inputs"),
@@ -527,6 +535,7 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
     not_found = {404: _doc("no model of that name is served")}
     body_errors = {413: _doc("request body too large"),
                    422: _doc("malformed JSON, wrong types, too many inputs or too long a text")}
+    bad_param = {422: _doc("invalid parameter")}
     NameParam = Annotated[str, Path(description="the model's name (see GET /v1/models)")]
 
     @app.exception_handler(RequestValidationError)
@@ -608,7 +617,7 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
 
     @app.get("/v1/models/{name}", response_model=ModelInfo, tags=["models"], dependencies=security,
              summary="one served model",
-             responses={**closed, **forbidden, **not_found, **unavailable})
+             responses={**closed, **forbidden, **not_found, **bad_param, **unavailable})
     async def model_info(request: Request, name: NameParam):
         slot, err = _slot(request, name)
         return err or _model_info(slot)
@@ -664,7 +673,8 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
               dependencies=security, summary="switch to the newest version on disk",
               responses={**closed, **forbidden, **not_found, **unavailable,
                          409: _doc("the newest version could not be loaded; the previous one "
-                                   "is still served")})
+                                   "is still served"),
+                         413: _doc("request body too large"), **bad_param})
     async def reload(request: Request, name: NameParam,
                      force: Annotated[bool, Query(description="reload even if unchanged")] = False):
         slot, err = _slot(request, name)

@@ -25,10 +25,14 @@ Rules:
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Callable, Protocol
+
+
+log = logging.getLogger("ronghe.serving")
 
 
 class QueueFull(Exception):
@@ -137,7 +141,12 @@ class Batcher:
             batch = self._take()
             if not batch:
                 continue
-            await self._execute(loop, batch)
+            try:
+                await self._execute(loop, batch)
+            except Exception as exc:  # noqa: BLE001 - never let the loop die: fail the batch only
+                log.exception("batcher '%s': batch failed unexpectedly", self.name)
+                for e in batch:
+                    _fail(e, exc)
 
     def _take(self) -> list[_Entry]:
         """Entries from the head of the queue: same model, at most ``max_batch_size`` items."""

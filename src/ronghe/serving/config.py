@@ -31,8 +31,10 @@ class ServeConfig(BaseModel):
     max_wait_ms: float = Field(2.0, ge=0, le=1000, description="how long the first queued item "
                                                                "waits for others to join its batch")
     max_queue: int = Field(1024, ge=1, description="items waiting per model; beyond: 503")
-    inference_threads: int | None = Field(None, ge=1, le=256, description="torch threads for model "
-                                          "calls (process-wide; default: torch's choice)")
+    inference_threads: int | None = Field(None, ge=1, le=256, description=(
+        "torch threads for model calls (process-wide); `ronghe serve` default: CPU cores - 1, at "
+        "least 1, so the event loop keeps a core (torch's own default, every core, collapses "
+        "when another process holds one)"))
 
     # limits
     max_texts_per_request: int = Field(256, ge=1)
@@ -61,6 +63,14 @@ class ServeConfig(BaseModel):
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_keys)
+
+    def for_process(self) -> "ServeConfig":
+        """The config a server process runs with: defaults that depend on the machine filled in."""
+        if self.inference_threads:
+            return self
+        import os
+
+        return self.model_copy(update={"inference_threads": max(1, (os.cpu_count() or 2) - 1)})
 
 
 def build(values: dict[str, Any]) -> ServeConfig:

@@ -28,6 +28,16 @@ from .config import ServeConfig, build
 CONFIG_ENV = "RONGHE_SERVE_CONFIG"
 
 
+def require_web_stack() -> None:
+    """A clear message instead of an ImportError when the ``serve`` extra is not installed."""
+    import importlib.util
+
+    missing = [m for m in ("fastapi", "uvicorn", "prometheus_client")
+               if importlib.util.find_spec(m) is None]
+    if missing:
+        raise ConfigError(f"serving needs {', '.join(missing)}: pip install 'ronghe[serve]'")
+
+
 def is_loopback(host: str) -> bool:
     """True when ``host`` only ever means this machine (127.0.0.0/8, ::1, localhost)."""
     h = host.strip().strip("[]")
@@ -74,7 +84,7 @@ def app_from_env():
     raw = os.environ.get(CONFIG_ENV)
     if not raw:
         raise RuntimeError(f"{CONFIG_ENV} is not set; start workers through ronghe serve")
-    return create_app(ServeConfig.model_validate_json(raw))
+    return create_app(ServeConfig.model_validate_json(raw).for_process())
 
 
 def _uvicorn_config(app, config: ServeConfig, **extra):
@@ -117,10 +127,11 @@ def run(models: Sequence[str | os.PathLike], *, host: str = "127.0.0.1", port: i
     """
     from .. import log as ronghe_log
 
+    require_web_stack()
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     ronghe_log.set_quiet(True)  # no progress bars per batch
     config = build_config(models, host=host, port=port, api_keys=api_keys, workers=workers,
-                          insecure=insecure, **options)
+                          insecure=insecure, **options).for_process()
     if config.workers > 1:
         import uvicorn
 

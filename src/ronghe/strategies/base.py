@@ -35,6 +35,7 @@ class Strategy:
     Config: ClassVar[type[StrategyConfig]]
     uses_backbone: ClassVar[bool] = False  # needs a backbone to fit
     stores_backbone: ClassVar[bool] = False  # bundle holds the (trained) backbone weights itself
+    uses_features: ClassVar[bool] = False  # predict_proba(texts, features) with tabular columns
 
     def __init__(self, config: StrategyConfig, classes: list, backbone: Backbone | None = None,
                  context: TrainContext | None = None):

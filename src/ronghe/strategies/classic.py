@@ -1,6 +1,7 @@
 """``classic``: TF-IDF over word and character n-grams + logistic regression.
 
 The traditional baseline every comparison should include: fast, small, no backbone.
+``TfidfFeatures`` is also used by the feature-fusion strategy (``concat``).
 """
 
 from __future__ import annotations
@@ -29,59 +30,80 @@ class ClassicConfig(StrategyConfig):
     max_iter: int = 1000
 
 
-def _vectorisers(cfg: ClassicConfig) -> dict[str, TfidfVectorizer]:
-    common = dict(lowercase=cfg.lowercase, sublinear_tf=True, dtype=np.float32)
-    out = {"word": TfidfVectorizer(analyzer="word", ngram_range=tuple(cfg.word_ngrams),
-                                   token_pattern=r"(?u)\b\w+\b|[^\w\s]", **common)}
-    if cfg.char_ngrams:
-        out["char"] = TfidfVectorizer(analyzer="char_wb", ngram_range=tuple(cfg.char_ngrams), **common)
-    return out
+class TfidfFeatures:
+    """Word and char_wb TF-IDF vectorisers, stored as vocabulary JSON + idf arrays."""
+
+    def __init__(self, word_ngrams=(1, 2), char_ngrams=(2, 5), max_features=200_000, min_df=1,
+                 lowercase=True):
+        common = dict(lowercase=lowercase, sublinear_tf=True, dtype=np.float32,
+                      max_features=max_features, min_df=min_df)
+        self.vectorisers = {"word": TfidfVectorizer(analyzer="word", ngram_range=tuple(word_ngrams),
+                                                    token_pattern=r"(?u)\b\w+\b|[^\w\s]", **common)}
+        if char_ngrams:
+            self.vectorisers["char"] = TfidfVectorizer(analyzer="char_wb",
+                                                       ngram_range=tuple(char_ngrams), **common)
+
+    @classmethod
+    def from_config(cls, cfg) -> "TfidfFeatures":
+        return cls(cfg.word_ngrams, cfg.char_ngrams, cfg.max_features, cfg.min_df, cfg.lowercase)
+
+    def fit(self, texts) -> "TfidfFeatures":
+        for v in self.vectorisers.values():
+            v.fit(texts)
+        return self
+
+    def transform(self, texts) -> sp.csr_matrix:
+        return sp.hstack([v.transform(list(texts)) for v in self.vectorisers.values()], format="csr")
+
+    def export(self, prefix: str = "") -> tuple[dict, dict, list]:
+        arrays, files = {}, {}
+        for name, v in self.vectorisers.items():
+            arrays[f"{prefix}{name}.idf"] = v.idf_
+            terms = sorted(v.vocabulary_, key=v.vocabulary_.get)
+            files[f"{prefix}vocab_{name}.json"] = json.dumps(terms, ensure_ascii=False).encode()
+        return arrays, files, list(self.vectorisers)
+
+    def restore(self, arrays: dict, reader: BundleReader, names: list, prefix: str = "") -> "TfidfFeatures":
+        for name in list(self.vectorisers):
+            if name not in names:
+                del self.vectorisers[name]
+        for name in names:
+            terms = json.loads(reader.path(f"{prefix}vocab_{name}.json").read_text())
+            v = self.vectorisers[name]
+            v.set_params(vocabulary={t: i for i, t in enumerate(terms)})
+            v.idf_ = arrays[f"{prefix}{name}.idf"]
+        return self
 
 
 class Classic(Strategy):
     name = "classic"
     Config = ClassicConfig
 
-    def _features(self, texts):
-        return sp.hstack([v.transform(texts) for v in self.vectorisers.values()], format="csr")
-
     def fit(self, train, valid):
         cfg = self.config
-        self.vectorisers = _vectorisers(cfg)
-        for v in self.vectorisers.values():
-            v.set_params(max_features=cfg.max_features, min_df=cfg.min_df)
-            v.fit(train.texts)
-        X = self._features(train.texts)
-        Xv = self._features(valid.texts) if valid is not None else None
+        self.tfidf = TfidfFeatures.from_config(cfg).fit(train.texts)
+        X = self.tfidf.transform(train.texts)
+        Xv = self.tfidf.transform(valid.texts) if valid is not None else None
         yv = self.label_ids(valid.labels) if valid is not None else None
         self.model, self.history = linear.fit_logreg(X, self.label_ids(train.labels), Xv, yv,
                                                      cfg.C_grid, cfg.seed, cfg.max_iter)
         return self
 
     def predict_proba(self, texts):
-        return linear.proba_full(self.model, self._features(list(texts)), len(self.classes))
+        return linear.proba_full(self.model, self.tfidf.transform(texts), len(self.classes))
 
     def to_state(self) -> State:
         arrays, meta = linear.to_arrays(self.model)
-        files = {}
-        for name, v in self.vectorisers.items():
-            arrays[f"{name}.idf"] = v.idf_
-            terms = sorted(v.vocabulary_, key=v.vocabulary_.get)
-            files[f"vocab_{name}.json"] = json.dumps(terms, ensure_ascii=False).encode()
-        meta["vectorisers"] = list(self.vectorisers)
+        tf_arrays, files, names = self.tfidf.export()
+        arrays.update(tf_arrays)
+        meta["vectorisers"] = names
         return State(meta=meta, arrays=arrays, files=files)
 
     @classmethod
     def from_state(cls, config, classes, backbone, reader: BundleReader):
         self = cls(config, classes, backbone)
-        arrays, meta = reader.arrays(), reader.meta
-        self.vectorisers = {}
-        templates = _vectorisers(config)
-        for name in meta["vectorisers"]:
-            terms = json.loads(reader.path(f"vocab_{name}.json").read_text())
-            v = templates[name]
-            v.set_params(vocabulary={t: i for i, t in enumerate(terms)})
-            v.idf_ = arrays[f"{name}.idf"]
-            self.vectorisers[name] = v
-        self.model = linear.from_arrays(arrays, meta)
+        arrays = reader.arrays()
+        self.tfidf = TfidfFeatures.from_config(config).restore(arrays, reader,
+                                                               reader.meta["vectorisers"])
+        self.model = linear.from_arrays(arrays, reader.meta)
         return self

@@ -59,6 +59,8 @@ class FinetuneConfig(NetworkConfig):
     back_translate: str | None = Field(None, description="module:function translating a list of texts")
     checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = each epoch")
     report_to: list[str] = Field(["tensorboard"], description="tensorboard, mlflow (with a run dir)")
+    init_from: str | None = Field(None, description="bundle whose fine-tuned encoder to start from "
+                                                    "(transfer from an earlier task)")
     log_every: int = Field(10, ge=1, description="steps between metrics.csv rows")
 
 
@@ -123,8 +125,18 @@ class Finetune(Strategy):
         loop.set_seed(c.seed)
         if c.freeze_layers and c.freeze == "encoder":
             raise ConfigError("freeze='encoder' already freezes every layer; drop freeze_layers")
-        encoder = self._prepare_encoder(backbones.load_encoder(self.backbone.path))
-        self._setup(encoder, backbones.load_tokenizer(self.backbone.path))
+        source = self._transfer_source()
+        if source is None:
+            encoder = backbones.load_encoder(self.backbone.path)
+            tokenizer = backbones.load_tokenizer(self.backbone.path)
+        else:
+            encoder, tokenizer = source.model.encoder, source.tokenizer
+        self._setup(self._prepare_encoder(encoder), tokenizer)
+        if source is not None and source.model.head is not None and list(source.classes) == self.classes:
+            self.model.head.load_state_dict(source.model.head.state_dict())
+            self.report["transfer"] = {"from": c.init_from, "head": "reused (same labels)"}
+        elif source is not None:
+            self.report["transfer"] = {"from": c.init_from, "head": "new (labels differ)"}
         texts, labels = self._augment(list(train.texts), list(train.labels))
         ids = tokenize(self.tokenizer, texts, c.max_length)
         valid_ids = tokenize(self.tokenizer, valid.texts, c.max_length)
@@ -168,6 +180,22 @@ class Finetune(Strategy):
 
     def _after_fit(self) -> None:
         pass
+
+    def _transfer_source(self):
+        """The fitted strategy of ``init_from`` (its encoder is the starting point), or None."""
+        if not self.config.init_from:
+            return None
+        from ..bundle import open_bundle
+        from . import from_bundle
+
+        source = from_bundle(open_bundle(self.config.init_from))
+        model = getattr(source, "model", None)
+        if model is None or not hasattr(model, "encoder") or hasattr(model.encoder, "peft_config"):
+            raise ConfigError(f"init_from: {self.config.init_from} holds a '{source.name}' model "
+                              "without a plain fine-tuned encoder; use a finetune, contrastive or "
+                              "merged LoRA bundle (ronghe export --merge)")
+        info("starting from the encoder of %s (%s)", self.config.init_from, source.name)
+        return source
 
     # -- prediction ----------------------------------------------------------------------------
 

@@ -1,0 +1,147 @@
+"""Distillation: a fitted teacher's knowledge into a smaller or classic student.
+
+* ``student="layers:K"`` - a smaller transformer built from the teacher's own encoder: the same
+  embeddings and K of its layers (evenly spaced, the top one always kept), and the teacher's head;
+  trained on temperature-softened teacher probabilities (KL, scaled by T^2) plus the hard labels
+  where they exist. Unlabeled texts contribute through the teacher's probabilities only.
+* ``student="classic"`` - TF-IDF + logistic regression trained on the teacher's labels over the
+  labeled and unlabeled texts.
+
+The result is an ordinary ``finetune`` or ``classic`` model, saved and loaded like any other.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+from torch import nn
+
+from .. import data
+from ..errors import ConfigError
+from ..log import info
+from ..modeling import TextModel, tokenize
+from ..training import loop
+
+
+def keep_layers(n_layers: int, k: int) -> list[int]:
+    """K of n layer indices, evenly spaced, the last one always kept (e.g. 6 -> 3: 1, 3, 5)."""
+    if not 1 <= k <= n_layers:
+        raise ConfigError(f"student layers must be between 1 and {n_layers}, got {k}")
+    step = n_layers / k
+    return sorted({int(round(n_layers - 1 - i * step)) for i in range(k)})
+
+
+def shrink_encoder(encoder: nn.Module, k: int) -> tuple[nn.Module, list[int]]:
+    """A copy of a BERT-like encoder keeping K of its layers (weights copied, not re-initialised)."""
+    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
+    if layers is None:
+        raise ConfigError(f"cannot remove layers from a {type(encoder).__name__}: expected "
+                          "encoder.layer (BERT-like)")
+    keep = keep_layers(len(layers), k)
+    student = copy.deepcopy(encoder)
+    student.encoder.layer = nn.ModuleList([copy.deepcopy(layers[i]) for i in keep])
+    student.config.num_hidden_layers = len(keep)
+    for new_index, layer in enumerate(student.encoder.layer):  # attention modules know their index
+        attn = getattr(getattr(layer, "attention", None), "self", None)
+        if attn is not None and hasattr(attn, "layer_idx"):
+            attn.layer_idx = new_index
+    return student, keep
+
+
+class KDLoss(nn.Module):
+    """Loss over example indices: KL to the teacher's softened distribution (x T^2) weighted by
+    ``alpha`` plus cross-entropy to the hard label (ignored where there is none)."""
+
+    def __init__(self, teacher_logits: np.ndarray, hard: np.ndarray, temperature: float, alpha: float):
+        super().__init__()
+        self.teacher = torch.as_tensor(teacher_logits, dtype=torch.float32)
+        self.hard = torch.as_tensor(hard, dtype=torch.long)
+        self.t, self.alpha = temperature, alpha
+
+    def forward(self, logits, idx):
+        idx = idx.cpu()
+        t = self.t
+        soft = torch.nn.functional.kl_div(
+            torch.log_softmax(logits / t, dim=1),
+            torch.softmax(self.teacher[idx].to(logits.device) / t, dim=1),
+            reduction="batchmean") * t * t
+        hard = self.hard[idx].to(logits.device)
+        if (hard >= 0).any():
+            ce = torch.nn.functional.cross_entropy(logits, hard, ignore_index=-100)
+            return self.alpha * soft + (1 - self.alpha) * ce
+        return soft
+
+
+def distill(teacher, train: data.Dataset, *, student: str = "layers:3",
+            unlabeled: list[str] | None = None, valid: data.Dataset | None = None,
+            temperature: float = 2.0, alpha: float = 0.5, epochs: int = 3,
+            learning_rate: float = 1e-4, batch_size: int = 32, seed: int = 0):
+    """Train a student from a fitted ``TextClassifier`` teacher; returns a fitted TextClassifier."""
+    from ..classifier import TextClassifier
+
+    teacher._check_fitted()
+    data.check_trainable(train)
+    unlabeled = [t for t in (unlabeled or []) if isinstance(t, str) and t.strip()]
+    if valid is None:
+        train, valid = data.split(train, 0.1, seed)
+    texts = list(train.texts) + unlabeled
+    if student == "classic":
+        pseudo = list(teacher.predict(texts))
+        clf = TextClassifier(strategy="classic", seed=seed)
+        clf.fit(texts, pseudo, valid=valid)
+        clf.strategy_.report["distilled_from"] = teacher.strategy
+        clf.metrics_["distillation"] = {"teacher": teacher.strategy, "texts": len(texts),
+                                        "unlabeled": len(unlabeled)}
+        return clf
+    if not student.startswith("layers:"):
+        raise ConfigError(f"unknown student {student!r}: use layers:K (e.g. layers:3) or classic")
+    inner = teacher.strategy_
+    if not isinstance(getattr(inner, "model", None), TextModel) or inner.model.head is None:
+        raise ConfigError(f"a layers:K student needs a fine-tuned transformer teacher (finetune, "
+                          f"lora, ...), not '{teacher.strategy}'; use --student classic")
+    from ..strategies.finetune import Finetune, FinetuneConfig
+
+    k = int(student.split(":", 1)[1])
+    encoder, keep = shrink_encoder(inner.model.encoder, k)
+    info("student: %d of %d layers (teacher layers %s)", len(keep),
+         len(inner.model.encoder.encoder.layer), keep)
+    fields = {f: v for f, v in inner.config.model_dump().items() if f in FinetuneConfig.model_fields}
+    fields.update(epochs=epochs, learning_rate=learning_rate, batch_size=batch_size, seed=seed)
+    ft = Finetune(FinetuneConfig(**fields), teacher.classes_.tolist(), inner.backbone)
+    ft._setup(encoder, inner.tokenizer)
+    ft.model.head.load_state_dict(inner.model.head.state_dict())
+    ids = tokenize(ft.tokenizer, texts, ft.config.max_length)
+    teacher_logits = inner._logits(ids)
+    hard = np.concatenate([ft.label_ids(train.labels), np.full(len(unlabeled), -100)])
+    valid_ids = tokenize(ft.tokenizer, valid.texts, ft.config.max_length)
+    y_valid = ft.label_ids(valid.labels)
+
+    def evaluate():
+        from sklearn.metrics import accuracy_score, f1_score
+
+        pred = ft._logits(valid_ids).argmax(1)
+        return {"accuracy": float(accuracy_score(y_valid, pred)),
+                "macro_f1": float(f1_score(y_valid, pred, average="macro"))}
+
+    c = ft.config
+    cfg = loop.LoopConfig(epochs=c.epochs, batch_size=c.batch_size, learning_rate=c.learning_rate,
+                          weight_decay=c.weight_decay, warmup_ratio=c.warmup_ratio,
+                          max_grad_norm=c.max_grad_norm, patience=c.patience, seed=c.seed)
+    result = loop.Loop(ft.model, ids, np.arange(len(ids)), ft.pad_id, evaluate, cfg, ft.device,
+                       ft.dtype, loss_fn=KDLoss(teacher_logits, hard, temperature, alpha)).run()
+    ft.history, ft.best_epoch = result.history, result.best_epoch
+    ft.report = {"distilled_from": teacher.strategy, "student_layers": keep,
+                 "temperature": temperature, "alpha": alpha, "unlabeled": len(unlabeled)}
+    clf = TextClassifier(strategy="finetune", model=teacher.model, seed=seed)
+    clf.strategy_, clf.config_ = ft, ft.config
+    clf.classes_, clf.backbone_ = teacher.classes_, teacher.backbone_
+    from ..tasks.text_classification import metrics
+
+    clf.data_ = {"fingerprint": train.fingerprint(), "n_train": len(train), "n_valid": len(valid),
+                 "n_unlabeled": len(unlabeled), "source": train.source}
+    clf.train_seconds_ = result.elapsed()
+    clf.metrics_ = {"valid": metrics(valid.labels, clf.predict(valid), clf.classes_.tolist(), brief=True),
+                    "train_seconds": round(clf.train_seconds_, 2), "history": ft.history, **ft.report}
+    return clf

@@ -1,0 +1,404 @@
+"""``finetune`` (and ``lora``): a token-classification head on the backbone, optionally decoded by a
+CRF trained jointly (``crf=True``, the BERT+CRF fusion).
+
+* Sub-words: each word is tokenised on its own; its label sits on its first sub-word and the other
+  sub-words are ignored by the loss (label ``-100``). A word the tokenizer turns into nothing
+  (a zero-width character) becomes the unknown token, so every word gets a prediction. SentencePiece
+  tokenizers (me5-small) emit a bare ``"▁"`` before a Chinese character; it is dropped so the label
+  sits on the character itself.
+* Long sentences: the sub-words are cut into windows of ``max_length`` (special tokens included)
+  that advance by ``stride`` sub-words (default: half a window), so every sub-word is in some
+  window and no token is lost. Training uses every window. At prediction each word takes its
+  emission scores from the window where its first sub-word is most central (the distance to the
+  nearer window edge; the sentence's own start and end do not count as edges), then the whole
+  sentence is decoded at once.
+* Decoding: argmax of the softmax (conlleval's reading of the result), or with ``crf=True``
+  Viterbi under BIO constraints (``crf_layer.CRF``), which yields only valid sequences. Per-token
+  confidence: the softmax probability, or the CRF marginal, of the chosen tag.
+* Training: ``training.loop.Loop`` (AdamW, warm-up + linear decay, clipping, bf16 where fast,
+  length-grouped batches, checkpoints/resume) with early stopping on validation entity F1 (strict,
+  micro) and the best epoch's weights restored.
+* ``lora``: PEFT LoRA adapters on the encoder (head and CRF train in full); after training the
+  adapters are merged, so the bundle is the same self-contained kind as ``finetune``'s.
+
+The bundle holds every weight (``model.safetensors``), the encoder config (``model/``) and the
+tokenizer (``tokenizer/``): it loads without the original backbone folder.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import Field
+from torch import nn
+
+from .. import backbones
+from ..bundle import BundleReader, State
+from ..config import StrategyConfig
+from ..errors import BundleError, ConfigError
+from ..log import info, progress
+from ..modeling import autocast, autocast_dtype, collate, length_grouped_batches, pick_device
+from ..training import loop
+from ..training.tracking import Tracker
+from .base import Monitor, NerStrategy
+from .crf import valid_bio
+from .crf_layer import CRF
+from .data import Sentences
+from .metrics import entity_metrics
+
+IGNORE = -100
+
+
+class FinetuneConfig(StrategyConfig):
+    model: str = Field("minilm", description="alias, local HF folder or hub id")
+    crf: bool = Field(False, description="decode with a CRF layer trained jointly")
+    epochs: int = Field(3, ge=1, le=1000)
+    batch_size: int = Field(16, ge=1)
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    head_learning_rate: float | None = Field(None, gt=0, lt=1, description="default: learning_rate")
+    crf_lr_scale: float = Field(100.0, gt=0, description="CRF transitions learn this much faster")
+    layer_lr_decay: float = Field(1.0, gt=0, le=1)
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    max_grad_norm: float = Field(1.0, ge=0)
+    patience: int = Field(2, ge=1, description="epochs without entity-F1 gain before stopping")
+    max_length: int = Field(128, ge=8, le=4096, description="sub-words per window, special tokens included")
+    stride: int | None = Field(None, ge=1, description="sub-words a window advances; default half a window")
+    eval_batch_size: int = Field(64, ge=1)
+    device: str = Field("auto")
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = each epoch")
+    report_to: list[str] = Field(["tensorboard"], description="tensorboard, mlflow (with a run dir)")
+    log_every: int = Field(10, ge=1)
+
+
+class LoraConfig(FinetuneConfig):
+    learning_rate: float = Field(5e-4, gt=0, lt=1)
+    epochs: int = Field(5, ge=1, le=1000)
+    r: int = Field(8, ge=1)
+    lora_alpha: int = Field(16, ge=1)
+    lora_dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: list[str] = Field(["query", "key", "value", "dense"])
+
+
+class TokenModel(nn.Module):
+    """encoder -> dropout -> linear emissions per sub-word (+ a CRF used by the loss and decoder)."""
+
+    def __init__(self, encoder: nn.Module, tags: list[str], dropout: float = 0.1,
+                 crf: bool = False, crf_lr_scale: float = 100.0):
+        super().__init__()
+        self.encoder = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(encoder.config.hidden_size, len(tags))
+        nn.init.normal_(self.head.weight, std=0.02)
+        nn.init.zeros_(self.head.bias)
+        self.crf = CRF(tags, crf_lr_scale) if crf else None
+
+    def forward(self, input_ids, attention_mask):
+        out = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
+        return self.head(self.dropout(out.last_hidden_state))
+
+
+def pack_labelled(em: torch.Tensor, y: torch.Tensor):
+    """Move the labelled positions (``y != -100``) of each row to the front: compact emissions,
+    tags and a prefix mask, as the CRF wants them."""
+    mask = y != IGNORE
+    order = torch.sort((~mask).to(torch.int8), dim=1, stable=True).indices
+    width = max(int(mask.sum(1).max()), 1)
+    order = order[:, :width]
+    em = em.gather(1, order.unsqueeze(2).expand(-1, -1, em.shape[2]))
+    return em, y.gather(1, order).clamp(min=0), mask.gather(1, order)
+
+
+class TokenLoss(nn.Module):
+    """Cross-entropy on first sub-words, or the CRF's negative log-likelihood over them."""
+
+    def __init__(self, model: TokenModel):
+        super().__init__()
+        self.model = model
+
+    def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        y = y[:, :logits.shape[1]]
+        if self.model.crf is None:
+            return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
+                                               ignore_index=IGNORE)
+        em, tags, mask = pack_labelled(logits, y)
+        return self.model.crf.nll(em, tags, mask).mean()
+
+
+# --------------------------------------------------------------------------- sub-words and windows
+
+@dataclass
+class Window:
+    sentence: int
+    ids: list[int]  # with special tokens
+    positions: list[int]  # index in ids of each covered word's first sub-word
+    words: list[int]  # the word each position belongs to
+    centrality: list[float]  # distance of that sub-word to the nearer window edge
+
+
+class SubwordWindows:
+    """Words -> sub-word ids (cached per word) -> windows of at most ``max_length`` ids."""
+
+    def __init__(self, tokenizer, max_length: int, stride: int | None = None):
+        self.tokenizer = tokenizer
+        plain = tokenizer("a", add_special_tokens=False)["input_ids"]
+        full = tokenizer("a", add_special_tokens=True)["input_ids"]
+        at = next(i for i in range(len(full)) if full[i:i + len(plain)] == plain)
+        self.prefix, self.suffix = full[:at], full[at + len(plain):]
+        self.budget = max_length - len(self.prefix) - len(self.suffix)
+        if self.budget < 2:
+            raise ConfigError(f"max_length={max_length} leaves no room for sub-words next to the "
+                              f"{len(full) - len(plain)} special tokens; use at least 16")
+        self.stride = min(stride or max(1, self.budget // 2), self.budget)
+        self.unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
+        space = tokenizer.convert_tokens_to_ids("▁") if "▁" in tokenizer.get_vocab() else None
+        self.space = space
+        self.cache: dict[str, list[int]] = {}
+
+    def pieces(self, sentences: list[list[str]]) -> list[list[list[int]]]:
+        new = sorted({w for s in sentences for w in s if w not in self.cache})
+        for i in range(0, len(new), 4096):
+            chunk = new[i:i + 4096]
+            for w, ids in zip(chunk, self.tokenizer(chunk, add_special_tokens=False)["input_ids"]):
+                if len(ids) > 1 and ids[0] == self.space:
+                    ids = ids[1:]
+                self.cache[w] = list(ids[:self.budget]) or [self.unk]
+        return [[self.cache[w] for w in s] for s in sentences]
+
+    def windows(self, sentences: list[list[str]]) -> list[Window]:
+        out = []
+        pre = len(self.prefix)
+        for si, words in enumerate(self.pieces(sentences)):
+            if not words:
+                continue
+            flat: list[int] = []
+            first: list[int] = []
+            for p in words:
+                first.append(len(flat))
+                flat.extend(p)
+            total = len(flat)
+            starts = [0]
+            while starts[-1] + self.budget < total:
+                starts.append(min(starts[-1] + self.stride, total - self.budget))
+            for s in starts:
+                e = min(s + self.budget, total)
+                pos, idx, cen = [], [], []
+                for w, f in enumerate(first):
+                    if s <= f < e:
+                        pos.append(pre + f - s)
+                        idx.append(w)
+                        left = f - s if s > 0 else float("inf")
+                        right = e - 1 - f if e < total else float("inf")
+                        cen.append(min(left, right))
+                if pos:
+                    out.append(Window(si, self.prefix + flat[s:e] + self.suffix, pos, idx, cen))
+        return out
+
+
+# --------------------------------------------------------------------------- the strategy
+
+class FinetuneTagger(NerStrategy):
+    name = "finetune"
+    Config = FinetuneConfig
+    uses_backbone = True
+
+    def _setup(self, encoder, tokenizer) -> None:
+        c = self.config
+        self.device = pick_device(c.device)
+        self.dtype = autocast_dtype(c.precision, self.device)
+        self.tokenizer = tokenizer
+        self.pad_id = tokenizer.pad_token_id or 0
+        self.windows = SubwordWindows(tokenizer, c.max_length, c.stride)
+        self.model = TokenModel(encoder, self.tags, c.dropout, c.crf, c.crf_lr_scale).to(self.device)
+
+    def _prepare_encoder(self, encoder):
+        return encoder
+
+    def _after_fit(self) -> None:
+        pass
+
+    def _training_rows(self, sents: Sentences) -> tuple[list[Window], np.ndarray]:
+        index = {t: i for i, t in enumerate(self.tags)}
+        wins = self.windows.windows(sents.tokens)
+        y = np.full((len(wins), self.config.max_length), IGNORE, dtype=np.int64)
+        for r, w in enumerate(wins):
+            tags = sents.tags[w.sentence]
+            for p, j in zip(w.positions, w.words):
+                y[r, p] = index[tags[j]]
+        return wins, y
+
+    def fit(self, train: Sentences, valid: Sentences) -> "FinetuneTagger":
+        c = self.config
+        loop.set_seed(c.seed)
+        encoder = self._prepare_encoder(backbones.load_encoder(self.backbone.path))
+        self._setup(encoder, backbones.load_tokenizer(self.backbone.path))
+        wins, y = self._training_rows(train)
+        ids = [w.ids for w in wins]
+        counts = np.bincount([w.sentence for w in wins], minlength=len(train))
+        n_long = int((counts > 1).sum())
+        self.report["windows"] = {"train": len(ids), "train_sentences": len(train),
+                                  "split_sentences": n_long}
+        if n_long:
+            info("%d training sentences are longer than max_length=%d sub-words: %d windows in all",
+                 n_long, c.max_length, len(ids))
+        trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        total = sum(p.numel() for p in self.model.parameters())
+        self.report["parameters"] = {"trainable": trainable, "total": total}
+        valid_windows = self.windows.windows(valid.tokens)
+
+        def evaluate() -> dict:
+            pred, _ = self._predict_windows(valid.tokens, valid_windows)
+            m = entity_metrics(valid.tags, pred)
+            return Monitor(f1=m["f1"], precision=m["precision"], recall=m["recall"])
+
+        ctx = self.context
+        callbacks = list(ctx.callbacks)
+        if ctx.run_dir is not None:
+            callbacks.append(Tracker(ctx.run_dir, c.model_dump(mode="json"), c.report_to,
+                                     c.log_every, resume=ctx.resume))
+        cfg = loop.LoopConfig(
+            epochs=c.epochs, batch_size=c.batch_size, learning_rate=c.learning_rate,
+            weight_decay=c.weight_decay, warmup_ratio=c.warmup_ratio, max_grad_norm=c.max_grad_norm,
+            patience=c.patience, seed=c.seed, head_learning_rate=c.head_learning_rate,
+            layer_lr_decay=c.layer_lr_decay, checkpoint_every=c.checkpoint_every)
+        result = loop.Loop(self.model, ids, y, self.pad_id, evaluate, cfg, self.device, self.dtype,
+                           loss_fn=TokenLoss(self.model), callbacks=callbacks,
+                           run_dir=ctx.run_dir, resume=ctx.resume).run()
+        self.history = result.history
+        self.best_epoch = result.best_epoch
+        self._after_fit()
+        return self
+
+    # -- prediction ----------------------------------------------------------------------------
+
+    @torch.inference_mode()
+    def _emissions(self, wins: list[Window]) -> list[np.ndarray]:
+        self.model.eval()
+        out: list = [None] * len(wins)
+        batches = length_grouped_batches([len(w.ids) for w in wins], self.config.eval_batch_size,
+                                         None)
+        with progress("tagging", len(wins)) as bar:
+            for idx in batches:
+                batch = {k: v.to(self.device)
+                         for k, v in collate([wins[i].ids for i in idx], self.pad_id).items()}
+                with autocast(self.device, self.dtype):
+                    em = self.model(batch["input_ids"], batch["attention_mask"])
+                em = em.float().cpu().numpy()
+                for r, i in enumerate(idx):
+                    out[i] = em[r, wins[i].positions]
+                bar.advance(len(idx))
+        return out
+
+    def sentence_emissions(self, tokens: list[list[str]],
+                           wins: list[Window] | None = None) -> list[np.ndarray]:
+        """Per sentence an ``(n_words, n_tags)`` array: each word's scores from the window where
+        its first sub-word is most central."""
+        wins = self.windows.windows(tokens) if wins is None else wins
+        ems = self._emissions(wins)
+        n_tags = len(self.tags)
+        out = [np.zeros((len(t), n_tags), dtype=np.float32) for t in tokens]
+        best = [np.full(len(t), -1.0) for t in tokens]
+        for w, em in zip(wins, ems):
+            b, o = best[w.sentence], out[w.sentence]
+            for r, (j, c) in enumerate(zip(w.words, w.centrality)):
+                if c > b[j]:
+                    b[j] = c
+                    o[j] = em[r]
+        for i, b in enumerate(best):
+            assert (b >= 0).all(), f"sentence {i}: a word got no window"  # cannot happen
+        return out
+
+    def _decode(self, ems: list[np.ndarray]) -> tuple[list[list[str]], list[list[float]]]:
+        tags: list = [None] * len(ems)
+        conf: list = [None] * len(ems)
+        crf = self.model.crf
+        if crf is None:
+            for i, em in enumerate(ems):
+                p = torch.softmax(torch.from_numpy(em).double(), dim=1).numpy()
+                best = p.argmax(1) if len(em) else np.zeros(0, dtype=int)
+                tags[i] = valid_bio([self.tags[k] for k in best])
+                conf[i] = [float(p[j, k]) for j, k in enumerate(best)]
+            return tags, conf
+        order = sorted(range(len(ems)), key=lambda i: -len(ems[i]))
+        for start in range(0, len(order), 256):
+            idx = [i for i in order[start:start + 256] if len(ems[i])]
+            for i in order[start:start + 256]:
+                if not len(ems[i]):
+                    tags[i], conf[i] = [], []
+            if not idx:
+                continue
+            width = len(ems[idx[0]])
+            em = torch.zeros(len(idx), width, len(self.tags))
+            mask = torch.zeros(len(idx), width, dtype=torch.bool)
+            for r, i in enumerate(idx):
+                em[r, :len(ems[i])] = torch.from_numpy(ems[i])
+                mask[r, :len(ems[i])] = True
+            em, mask = em.to(self.device), mask.to(self.device)
+            paths = crf.decode(em, mask)
+            marg = crf.marginals(em, mask).cpu().numpy()
+            for r, i in enumerate(idx):
+                tags[i] = [self.tags[k] for k in paths[r]]
+                conf[i] = [float(marg[r, j, k]) for j, k in enumerate(paths[r])]
+        return tags, conf
+
+    def _predict_windows(self, tokens, wins):
+        return self._decode(self.sentence_emissions(tokens, wins))
+
+    def predict(self, tokens: list[list[str]]) -> tuple[list[list[str]], list[list[float]]]:
+        return self._predict_windows(tokens, None)
+
+    # -- persistence ---------------------------------------------------------------------------
+
+    def to_state(self) -> State:
+        state = State(meta={"best_epoch": getattr(self, "best_epoch", None), **self.report},
+                      tensors=dict(self.model.state_dict()))
+        with tempfile.TemporaryDirectory() as tmp:
+            self.tokenizer.save_pretrained(tmp)
+            state.add_dir("tokenizer", Path(tmp))
+        state.files["model/config.json"] = json.dumps(
+            self.model.encoder.config.to_dict(), indent=2, default=str).encode()
+        return state
+
+    @classmethod
+    def from_state(cls, config, tags, backbone, reader: BundleReader) -> "FinetuneTagger":
+        self = cls(config, tags, backbone)
+        encoder = backbones.load_encoder(reader.path("model"), config_only=True)
+        self._setup(encoder, backbones.load_tokenizer(reader.path("tokenizer")))
+        missing, unexpected = self.model.load_state_dict(reader.tensors(), strict=False)
+        if missing or unexpected:
+            raise BundleError(f"{reader.root}: weights do not fit the model (missing "
+                              f"{missing[:5]}, unexpected {unexpected[:5]})")
+        self.best_epoch = reader.meta.get("best_epoch")
+        self.report = {k: v for k, v in reader.meta.items() if k != "best_epoch"}
+        self.model.to(self.device).eval()
+        return self
+
+
+class LoraTagger(FinetuneTagger):
+    """LoRA adapters on the encoder during training, merged into the weights afterwards."""
+
+    name = "lora"
+    Config = LoraConfig
+
+    def _prepare_encoder(self, encoder):
+        import peft
+
+        c = self.config
+        cfg = peft.LoraConfig(r=c.r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
+                              target_modules=list(c.target_modules), bias="none",
+                              exclude_modules=["pooler.dense"],
+                              task_type=peft.TaskType.FEATURE_EXTRACTION)
+        return peft.get_peft_model(encoder, cfg)
+
+    def _after_fit(self) -> None:
+        self.model.encoder = self.model.encoder.merge_and_unload()
+        self.report["merged"] = True
+        self.model.eval()
