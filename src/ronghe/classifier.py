@@ -209,6 +209,7 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
             "params": {k: v for k, v in self.get_params().items()},
             "metrics": self.metrics_,
             "data": self.data_,
+            "compression": getattr(self, "compression_", None),
         }
         return bundle.save(path, header, self.strategy_.to_state())
 
@@ -231,5 +232,6 @@ def load(path: str | Path) -> TextClassifier:
     clf.metrics_ = m.metrics
     clf.data_ = m.data
     clf.bundle_path_ = reader.root
+    clf.compression_ = m.compression
     clf.manifest_ = m
     return clf

@@ -310,17 +310,86 @@ def export(
     bundle: Path = typer.Argument(..., help="bundle folder"),
     out: Path = typer.Option(..., "--out", "-o", help="folder for the exported bundle"),
     merge: bool = typer.Option(False, "--merge", help="fold a LoRA/AdaLoRA/IA3 adapter into full weights"),
+    format: Optional[str] = typer.Option(None, "--format", help="onnx: run with onnxruntime, no torch needed"),
+    valid: Optional[Path] = typer.Option(None, help="texts for the parity check (default: built-in sample)"),
+    text_col: Optional[str] = typer.Option(None),
     quiet: bool = QuietOpt,
 ):
-    """Export a bundle in another form (--merge: a PEFT bundle as a plain finetune bundle)."""
+    """Export a bundle: --merge (PEFT -> plain finetune) or --format onnx (with a parity check)."""
+    from . import bundle as bundle_mod
+    from . import data as data_mod
     from .classifier import load
 
-    if not merge:
-        raise ConfigError("choose what to export: --merge")
+    if not merge and format is None:
+        raise ConfigError("choose what to export: --merge and/or --format onnx")
+    if format not in (None, "onnx"):
+        raise ConfigError(f"--format {format!r}: only onnx is supported")
+    bundle_mod.check_target(out)
     clf = load(bundle)
-    path = clf.merged().save(out)
+    if merge:
+        clf = clf.merged()
+    if format == "onnx":
+        from .compression import export as export_mod
+        from .demo import sample_paths
+
+        texts = (data_mod.load(valid, text_col=text_col, require_labels=False).texts if valid
+                 else data_mod.load(sample_paths()[1]).texts)
+        onnx_clf = export_mod.as_onnx(clf)
+        check = export_mod.parity(clf, onnx_clf, texts)
+        onnx_clf.compression_ = {"steps": [{"step": "export", "format": "onnx", "opset": 17}],
+                                 "parity": check}
+        clf = onnx_clf
+        _say(quiet, f"parity on {check['texts']} texts: max |logit diff| "
+                    f"{check['max_abs_logits_diff']:.2e}, label agreement {check['label_agreement']:.4f}")
+    path = clf.save(out)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    _say(quiet, f"[green]wrote[/] merged finetune bundle {path} ({size / 1e6:.1f} MB)")
+    _say(quiet, f"[green]wrote[/] {clf.strategy} bundle {path} ({size / 1e6:.1f} MB)")
+
+
+@command
+def compress(
+    bundle: Path = typer.Argument(..., help="bundle folder (finetune, merged PEFT, distilled)"),
+    out: Path = typer.Option(..., "--out", "-o", help="compressed bundle folder"),
+    valid: Path = typer.Option(..., help="labeled validation data for the accuracy gate"),
+    train: Optional[Path] = typer.Option(None, help="training data for recovery fine-tuning after pruning"),
+    quantize: Optional[str] = typer.Option(None, help="int8 | int8-static | bf16"),
+    prune: Optional[str] = typer.Option(None, help="unstructured:0.5 | layers:4 | heads:2"),
+    max_drop: float = typer.Option(0.5, help="accuracy points the compressed model may lose"),
+    recovery_epochs: int = typer.Option(1, min=1),
+    report: Optional[Path] = typer.Option(None, help="report JSON [default: OUT.report.json]"),
+    text_col: Optional[str] = typer.Option(None),
+    label_col: Optional[str] = typer.Option(None),
+    quiet: bool = QuietOpt,
+):
+    """Quantise and/or prune a model behind an accuracy gate; report size and latency."""
+    from rich.table import Table
+
+    from . import bundle as bundle_mod
+    from . import data as data_mod
+    from .classifier import load
+    from .compression import gate
+
+    bundle_mod.check_target(out)
+    read = functools.partial(data_mod.load, text_col=text_col, label_col=label_col)
+    valid_ds = read(valid)
+    train_ds = read(train) if train else None
+    clf = load(bundle)
+    compressed, desc = gate.compress(clf, valid=valid_ds, train=train_ds, quantize_to=quantize,
+                                     prune=prune, max_drop=max_drop, recovery_epochs=recovery_epochs)
+    path = compressed.save(out)
+    rep = gate.report(Path(bundle), path, valid_ds.texts, desc)
+    report_path = report or Path(str(path).rstrip("/") + ".report.json")
+    gate.write_json(report_path, rep)
+    table = Table("", "accuracy", "size MB", "b1 p50 ms", "b1 p95 ms", "b32 p50 ms", title="compression")
+    for name, acc in (("original", desc["accuracy_before"]), ("compressed", desc["accuracy_after"])):
+        r = rep[name]
+        table.add_row(name, f"{acc:.4f}", f"{r['size_mb']:.1f}", f"{r['latency_b1_p50_ms']:.2f}",
+                      f"{r['latency_b1_p95_ms']:.2f}", f"{r['latency_b32_p50_ms']:.2f}")
+    if not quiet:
+        _console(stderr=False).print(table)
+    _say(quiet, f"[green]wrote[/] {path} (speed-up {rep['speedup_b1']}x at batch 1, "
+                f"{rep['speedup_b32']}x at batch 32; lost {desc['drop_points']:.2f} points); "
+                f"report {report_path}")
 
 
 @command
@@ -434,6 +503,27 @@ def bench(
     _say(quiet, f"[green]wrote[/] {out / 'leaderboard.json'}, {out / 'report.html'}"
                 + (f"; chosen: {result['chosen']} -> {out / 'chosen'}" if result["chosen"] else
                    "; no model meets --max-latency-ms"))
+
+
+@command
+def serve(
+    models: list[str] = typer.Argument(..., help="bundle folders, folders of versions (newest served), or NAME=PATH"),
+    host: str = typer.Option("127.0.0.1", help="non-loopback needs --api-keys or --insecure"),
+    port: int = typer.Option(8000),
+    api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="JSON/YAML keys file (also RONGHE_API_KEYS)"),
+    workers: int = typer.Option(1, help="uvicorn processes; each loads every model"),
+    insecure: bool = typer.Option(False, "--insecure", help="allow a non-loopback bind without keys"),
+    option: list[str] = typer.Option([], "--option", help="serve option KEY=VALUE, e.g. max_batch_size=16"),
+    config: Optional[Path] = typer.Option(None, help="YAML/TOML/JSON with serve options"),
+    quiet: bool = QuietOpt,
+):
+    """Serve bundles over HTTP: predictions, health, readiness, Prometheus metrics."""
+    from .config import read_config_file
+    from .serving.server import run
+
+    options = read_config_file(config) if config else {}
+    options.update(_parse_options(option))
+    run(models, host=host, port=port, api_keys=api_keys, workers=workers, insecure=insecure, **options)
 
 
 @command

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from .batching import length_grouped_batches, pad  # noqa: F401  (re-exported)
 from .log import progress
 
 
@@ -96,36 +97,8 @@ def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:
 
 
 def collate(seqs: list[list[int]], pad_id: int) -> dict[str, torch.Tensor]:
-    width = max(len(s) for s in seqs)
-    input_ids = torch.full((len(seqs), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(seqs), width), dtype=torch.long)
-    for i, s in enumerate(seqs):
-        input_ids[i, :len(s)] = torch.tensor(s, dtype=torch.long)
-        mask[i, :len(s)] = 1
-    return {"input_ids": input_ids, "attention_mask": mask}
-
-
-def length_grouped_batches(lengths: list[int], batch_size: int, rng: np.random.Generator | None,
-                           mega: int = 50) -> list[np.ndarray]:
-    """Batches of similar-length examples.
-
-    Without ``rng`` (inference): sorted by length. With ``rng`` (training): shuffle, cut into
-    mega-batches of ``mega * batch_size``, sort each by length, cut into batches, shuffle batches -
-    random order across epochs, little padding within a batch (the Trainer's group_by_length idea).
-    """
-    lengths = np.asarray(lengths)
-    if rng is None:
-        order = np.argsort(-lengths, kind="stable")
-        return [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
-    order = rng.permutation(len(lengths))
-    batches = []
-    size = mega * batch_size
-    for start in range(0, len(order), size):
-        chunk = order[start:start + size]
-        chunk = chunk[np.argsort(-lengths[chunk], kind="stable")]
-        batches.extend(chunk[i:i + batch_size] for i in range(0, len(chunk), batch_size))
-    rng.shuffle(batches)
-    return batches
+    ids, mask = pad(seqs, pad_id)
+    return {"input_ids": torch.from_numpy(ids), "attention_mask": torch.from_numpy(mask)}
 
 
 @torch.inference_mode()

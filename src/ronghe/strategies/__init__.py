@@ -6,45 +6,31 @@ from .. import backbones
 from ..bundle import BundleReader
 from ..config import validate
 from ..errors import ConfigError
-from .adalora import AdaLora
 from .base import Strategy, TrainContext
-from .classic import Classic
-from .contrastive import Contrastive
-from .finetune import Finetune
-from .frozen import Frozen
-from .ia3 import IA3
-from .lora import Lora
-from .prefix import Prefix
 
-REGISTRY: dict[str, type[Strategy]] = {}
+# name -> "module:Class", imported on first use, so that loading a bundle imports only what it
+# needs (an ONNX bundle must load on an install without torch). One line per strategy.
+REGISTRY: dict[str, str | type[Strategy]] = {
+    "classic": "ronghe.strategies.classic:Classic",
+    "frozen": "ronghe.strategies.frozen:Frozen",
+    "finetune": "ronghe.strategies.finetune:Finetune",
+    "lora": "ronghe.strategies.lora:Lora",
+    "adalora": "ronghe.strategies.adalora:AdaLora",
+    "ia3": "ronghe.strategies.ia3:IA3",
+    "prefix": "ronghe.strategies.prefix:Prefix",
+    "contrastive": "ronghe.strategies.contrastive:Contrastive",
+    "weighted": "ronghe.fusion.weighted:Weighted",
+    "concat": "ronghe.fusion.concat:Concat",
+    "stack": "ronghe.fusion.stack:Stack",
+    "vote": "ronghe.fusion.vote:Vote",
+    "onnx": "ronghe.runtime.onnx:OnnxStrategy",
+}
 
 
 def register(cls: type[Strategy]) -> type[Strategy]:
+    """Add a strategy class (e.g. a plug-in of your own) under ``cls.name``."""
     REGISTRY[cls.name] = cls
     return cls
-
-
-register(Classic)
-register(Frozen)
-register(Finetune)
-register(Lora)
-register(AdaLora)
-register(IA3)
-register(Prefix)
-register(Contrastive)
-
-
-def _register_fusion() -> None:  # fusion strategies are built from the ones above
-    from ..fusion.concat import Concat
-    from ..fusion.stack import Stack
-    from ..fusion.vote import Vote
-    from ..fusion.weighted import Weighted
-
-    for cls in (Weighted, Concat, Stack, Vote):
-        register(cls)
-
-
-_register_fusion()
 
 
 def header(strategy: Strategy, task: str = "text-classification") -> dict:
@@ -70,7 +56,18 @@ def from_bundle(reader: BundleReader) -> Strategy:
 def get(name: str) -> type[Strategy]:
     if name not in REGISTRY:
         raise ConfigError(f"unknown strategy '{name}'; choose one of: {', '.join(REGISTRY)}")
-    return REGISTRY[name]
+    entry = REGISTRY[name]
+    if isinstance(entry, str):
+        import importlib
+
+        module, attr = entry.split(":")
+        try:
+            entry = REGISTRY[name] = getattr(importlib.import_module(module), attr)
+        except ImportError as e:
+            raise ConfigError(f"strategy '{name}' needs a package that is not installed "
+                              f"({e.name or e}); install ronghe with the training extra: "
+                              "pip install 'ronghe[train]'") from None
+    return entry
 
 
 __all__ = ["REGISTRY", "Strategy", "TrainContext", "get", "register"]

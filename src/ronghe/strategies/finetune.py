@@ -137,6 +137,12 @@ class Finetune(Strategy):
             self.report["transfer"] = {"from": c.init_from, "head": "reused (same labels)"}
         elif source is not None:
             self.report["transfer"] = {"from": c.init_from, "head": "new (labels differ)"}
+        return self.train_model(train, valid)
+
+    def train_model(self, train, valid):
+        """Run the training loop on the current ``self.model`` (also used for the short recovery
+        fine-tune after pruning)."""
+        c = self.config
         texts, labels = self._augment(list(train.texts), list(train.labels))
         ids = tokenize(self.tokenizer, texts, c.max_length)
         valid_ids = tokenize(self.tokenizer, valid.texts, c.max_length)
@@ -242,8 +248,13 @@ class Finetune(Strategy):
     def from_state(cls, config, classes, backbone, reader: BundleReader):
         self = cls(config, classes, backbone)
         encoder = backbones.load_encoder(reader.path("model"), config_only=True)
+        if reader.meta.get("pruned_heads"):  # structured pruning changed the attention shapes
+            from ..compression.prune import _prune_heads
+
+            _prune_heads(encoder, reader.meta["pruned_heads"])
         self._setup(encoder, backbones.load_tokenizer(reader.path("tokenizer")))
         self._load_weights(reader)
+        self.report = {k: v for k, v in reader.meta.items() if k != "best_epoch"}
         self.best_epoch = reader.meta.get("best_epoch")
         self.model.to(self.device).eval()
         return self

@@ -1,0 +1,108 @@
+"""``compress``: apply pruning and/or quantisation, then let the accuracy gate decide.
+
+Accuracy is measured on the validation data before and after; if the compressed model lost more
+than ``max_drop`` points, nothing is written and ``GateError`` says by how much it missed. The
+written bundle's manifest records what was done (``compression``); ``report`` adds size on disk and
+latency p50/p95 at batch 1 and 32 for the original and the compressed bundle, each measured the
+same way in a fresh process.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from .. import data
+from ..errors import ConfigError, RongheError
+from ..log import info
+from . import export, prune as prune_mod, quantize
+
+QUANTIZE = ("int8", "int8-static", "bf16")
+
+
+class GateError(RongheError):
+    """The compressed model lost more accuracy than allowed (exit code 3)."""
+
+    exit_code = 3
+
+
+def compress(clf, *, valid: data.Dataset, train: data.Dataset | None = None,
+             quantize_to: str | None = None, prune: str | None = None, max_drop: float = 0.5,
+             recovery_epochs: int = 1):
+    """Return (compressed TextClassifier, description with accuracies); raise GateError."""
+    if quantize_to is None and prune is None:
+        raise ConfigError("nothing to do: give --quantize (int8, int8-static, bf16) and/or --prune")
+    if quantize_to and quantize_to not in QUANTIZE:
+        raise ConfigError(f"--quantize {quantize_to!r}: choose one of {', '.join(QUANTIZE)}")
+    if valid.labels is None:
+        raise ConfigError("the accuracy gate needs labeled validation data (--valid)")
+    before = clf.evaluate(valid)
+    inner = export.network(clf)
+    steps = []
+    if prune:
+        inner, note = prune_mod.prune(inner, prune, train, valid, recovery_epochs)
+        steps.append({"step": "prune", **note})
+    current = _with_inner(clf, inner)
+    if quantize_to == "bf16":
+        current, note = quantize.bf16(current)
+        steps.append({"step": "quantize", **note})
+    elif quantize_to in ("int8", "int8-static"):
+        model = export.onnx_bytes(inner)
+        if quantize_to == "int8":
+            model, note = quantize.int8_dynamic(model)
+        else:
+            from ..modeling import tokenize
+
+            calib = tokenize(inner.tokenizer, (train or valid).texts[:512], inner.config.max_length)
+            model, note = quantize.int8_static(model, calib, inner.pad_id)
+        steps.append({"step": "quantize", **note})
+        current = export.as_onnx(clf, model, inner=inner, note={"compression": steps})
+    after = current.evaluate(valid)
+    drop = (before["accuracy"] - after["accuracy"]) * 100
+    desc = {"steps": steps, "accuracy_before": round(before["accuracy"], 5),
+            "accuracy_after": round(after["accuracy"], 5), "macro_f1_before": round(before["macro_f1"], 5),
+            "macro_f1_after": round(after["macro_f1"], 5), "drop_points": round(drop, 3),
+            "max_drop_points": max_drop, "valid_n": len(valid), "valid_source": valid.source}
+    info("accuracy %.4f -> %.4f (%.2f points lost, allowed %.2f)", before["accuracy"],
+         after["accuracy"], drop, max_drop)
+    if drop > max_drop:
+        raise GateError(f"accuracy gate failed: the compressed model lost {drop:.2f} points "
+                        f"({before['accuracy']:.4f} -> {after['accuracy']:.4f}), {drop - max_drop:.2f} "
+                        f"more than --max-drop {max_drop}. Nothing was written. Try milder settings "
+                        "(lower sparsity, more layers, int8 instead of int8-static) or more recovery "
+                        "data/epochs.")
+    current.compression_ = desc
+    return current, desc
+
+
+def _with_inner(clf, inner):
+    import copy
+
+    twin = copy.copy(clf)
+    twin.strategy_, twin.config_ = inner, inner.config
+    twin.set_params(strategy=inner.name, options=None)
+    return twin
+
+
+def report(original: Path, compressed: Path, texts: list[str], desc: dict) -> dict:
+    from ..bench import measure
+
+    def size(p: Path) -> float:
+        return round(sum(f.stat().st_size for f in p.rglob("*") if f.is_file()) / 1e6, 3)
+
+    rows = {}
+    for name, path in (("original", original), ("compressed", compressed)):
+        rows[name] = {"bundle": str(path), "size_mb": size(path), **measure(path, texts)}
+    rows["speedup_b1"] = round(rows["original"]["latency_b1_p50_ms"] /
+                               rows["compressed"]["latency_b1_p50_ms"], 3)
+    rows["speedup_b32"] = round(rows["original"]["latency_b32_p50_ms"] /
+                                rows["compressed"]["latency_b32_p50_ms"], 3)
+    return {**desc, **rows}
+
+
+def write_json(path: Path, obj: dict) -> None:
+    with tempfile.NamedTemporaryFile("w", dir=path.parent, delete=False, suffix=".tmp") as fh:
+        json.dump(obj, fh, indent=2)
+    shutil.move(fh.name, path)

@@ -1,0 +1,105 @@
+"""Pruning a fine-tuned transformer, each followed by a short recovery fine-tune when training
+data is given.
+
+* ``unstructured:S`` - global magnitude pruning of the encoder's linear weights to sparsity S
+  (``torch.nn.utils.prune``); the masks stay in force during recovery, then are made permanent.
+  Zeros shrink the model only once compressed (e.g. int8 + sparse kernels); on dense CPU kernels
+  unstructured sparsity alone does not make it faster.
+* ``layers:K`` - keep K of the transformer layers (evenly spaced, the top one kept).
+* ``heads:H`` - remove the H attention heads per layer with the smallest weight norm.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from ..errors import ConfigError
+from ..log import info
+
+
+def _linears(encoder: nn.Module) -> list[tuple[nn.Module, str]]:
+    return [(m, "weight") for name, m in encoder.named_modules()
+            if isinstance(m, nn.Linear) and "pooler" not in name]
+
+
+def sparsity(encoder: nn.Module) -> float:
+    ws = [m.weight for m, _ in _linears(encoder)]
+    return float(sum((w == 0).sum().item() for w in ws) / sum(w.numel() for w in ws))
+
+
+def prune(inner, spec: str, train=None, valid=None, recovery_epochs: int = 1):
+    """Return a pruned deep copy of a fitted ``Finetune`` strategy and a description."""
+    from ..fusion.distill import shrink_encoder
+
+    kind, _, value = spec.partition(":")
+    inner = copy.deepcopy(inner)
+    model = inner.model
+    note: dict = {"method": kind}
+    if kind == "unstructured":
+        target = float(value or 0.5)
+        if not 0 < target < 1:
+            raise ConfigError(f"--prune unstructured:S needs 0 < S < 1, got {value}")
+        torch.nn.utils.prune.global_unstructured(_linears(model.encoder),
+                                                 pruning_method=torch.nn.utils.prune.L1Unstructured,
+                                                 amount=target)
+        note["target_sparsity"] = target
+    elif kind == "layers":
+        model.encoder, keep = shrink_encoder(model.encoder, int(value))
+        note["kept_layers"] = keep
+    elif kind == "heads":
+        n = int(value)
+        cfg = model.encoder.config
+        if not 0 < n < cfg.num_attention_heads:
+            raise ConfigError(f"--prune heads:H needs 0 < H < {cfg.num_attention_heads}")
+        to_prune = {}
+        size = cfg.hidden_size // cfg.num_attention_heads
+        for i, layer in enumerate(model.encoder.encoder.layer):
+            w = layer.attention.output.dense.weight.detach()  # columns grouped by head
+            norms = torch.stack([w[:, h * size:(h + 1) * size].norm() for h in range(cfg.num_attention_heads)])
+            to_prune[i] = norms.argsort()[:n].tolist()
+        _prune_heads(model.encoder, to_prune)
+        inner.report = {**inner.report, "pruned_heads": to_prune}  # re-applied at load time
+        note["heads_removed_per_layer"] = n
+    else:
+        raise ConfigError(f"unknown --prune {spec!r}: use unstructured:S, layers:K or heads:H")
+    if train is not None:
+        info("recovery fine-tune: %d epoch(s) on %d examples", recovery_epochs, len(train))
+        inner.config = inner.config.model_copy(update={
+            "epochs": recovery_epochs, "learning_rate": inner.config.learning_rate / 2,
+            "augment": [], "init_from": None, "patience": 1})
+        inner.history, inner.report = [], dict(inner.report)
+        inner.train_model(train, valid)
+        note["recovery_epochs"] = recovery_epochs
+    if kind == "unstructured":
+        for m, name in _linears(model.encoder):
+            if torch.nn.utils.prune.is_pruned(m):
+                torch.nn.utils.prune.remove(m, name)
+        note["sparsity"] = round(sparsity(model.encoder), 4)
+    return inner, note
+
+
+def _prune_heads(encoder, heads: dict) -> None:
+    """Remove attention heads: slice query/key/value rows and output columns (what
+    ``PreTrainedModel.prune_heads`` did before transformers 5 dropped it for most models)."""
+    cfg = encoder.config
+    size = cfg.hidden_size // cfg.num_attention_heads
+    for i, drop in heads.items():
+        att = encoder.encoder.layer[int(i)].attention
+        keep = [h for h in range(cfg.num_attention_heads) if h not in drop]
+        idx = torch.cat([torch.arange(h * size, (h + 1) * size) for h in keep])
+        for name in ("query", "key", "value"):
+            old = getattr(att.self, name)
+            new = nn.Linear(old.in_features, len(idx)).to(old.weight.dtype)
+            new.weight.data, new.bias.data = old.weight.data[idx].clone(), old.bias.data[idx].clone()
+            setattr(att.self, name, new)
+        out = att.output.dense
+        new = nn.Linear(len(idx), out.out_features).to(out.weight.dtype)
+        new.weight.data, new.bias.data = out.weight.data[:, idx].clone(), out.bias.data.clone()
+        att.output.dense = new
+        att.self.num_attention_heads = len(keep)
+        att.self.all_head_size = len(idx)
+        if hasattr(att.self, "attention_head_size"):
+            att.self.attention_head_size = size

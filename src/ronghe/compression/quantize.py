@@ -1,0 +1,91 @@
+"""Quantisation: onnxruntime int8 (dynamic, or static with calibration data) and torch bf16."""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import ConfigError
+from ..log import info
+
+
+def cpu_has_vnni() -> bool:
+    """AVX-512 VNNI / AVX-VNNI: int8 dot products without the u8*s8 saturation risk of plain
+    AVX2, so full-range weights are safe; otherwise use reduce_range (7-bit weights)."""
+    try:
+        flags = open("/proc/cpuinfo").read()
+    except OSError:
+        return False
+    return "avx512_vnni" in flags or "avx_vnni" in flags or "amx_int8" in flags
+
+
+def int8_dynamic(model: bytes) -> tuple[bytes, dict]:
+    from onnxruntime.quantization import QuantType, quantize_dynamic
+
+    vnni = cpu_has_vnni()
+    with tempfile.TemporaryDirectory() as tmp:
+        src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
+        src.write_bytes(model)
+        quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
+                         reduce_range=not vnni)
+        info("int8 dynamic quantisation (%s)", "VNNI: full range" if vnni else "reduce_range for AVX2")
+        return dst.read_bytes(), {"method": "int8-dynamic", "per_channel": True,
+                                  "reduce_range": not vnni, "vnni": vnni}
+
+
+def int8_static(model: bytes, calibration: list[list[int]], pad_id: int,
+                batch_size: int = 16) -> tuple[bytes, dict]:
+    """Static int8 (QDQ) with activation ranges calibrated on real token sequences."""
+    from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
+                                          QuantType, quantize_static)
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from ..batching import pad
+
+    if not calibration:
+        raise ConfigError("static int8 needs calibration texts: pass --valid or --train")
+
+    class Reader(CalibrationDataReader):
+        def __init__(self):
+            self.batches = iter([calibration[i:i + batch_size]
+                                 for i in range(0, min(len(calibration), 512), batch_size)])
+
+        def get_next(self):
+            batch = next(self.batches, None)
+            if batch is None:
+                return None
+            ids, mask = pad(batch, pad_id)
+            return {"input_ids": ids, "attention_mask": mask}
+
+    vnni = cpu_has_vnni()
+    with tempfile.TemporaryDirectory() as tmp:
+        src, pre, dst = (Path(tmp) / n for n in ("in.onnx", "pre.onnx", "out.onnx"))
+        src.write_bytes(model)
+        quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
+        quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
+                        activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
+                        per_channel=True, reduce_range=not vnni,
+                        calibrate_method=CalibrationMethod.MinMax,
+                        op_types_to_quantize=["MatMul", "Gemm"])
+        return dst.read_bytes(), {"method": "int8-static", "format": "QDQ", "calibration_texts":
+                                  min(len(calibration), 512), "reduce_range": not vnni}
+
+
+def bf16(clf):
+    """A copy of a fine-tuned model with bf16 weights and bf16 autocast (CPUs with AVX-512 bf16 /
+    AMX, and GPUs): half the size; faster where the hardware has bf16 matrix units."""
+    import torch
+
+    from .export import network
+
+    inner = copy.deepcopy(network(clf))
+    inner.model = inner.model.to(torch.bfloat16)
+    inner.dtype = torch.bfloat16
+    inner.config = inner.config.model_copy(update={"precision": "bf16"})
+    twin = copy.copy(clf)
+    twin.strategy_, twin.config_ = inner, inner.config
+    twin.set_params(strategy=inner.name, options=None, precision="bf16")
+    return twin, {"method": "bf16", "dtype": "bfloat16"}

@@ -1,0 +1,148 @@
+"""Compression and export: ONNX parity, the onnxruntime backend (also without torch), int8,
+bf16, pruning with recovery, and the accuracy gate."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from ronghe import TextClassifier, data, load
+from ronghe.cli import app
+from ronghe.compression import export, gate
+
+NET = {"max_length": 32, "batch_size": 8}
+
+
+@pytest.fixture(scope="module")
+def model(tmp_path_factory):
+    from conftest import make_sentiment
+
+    root = tmp_path_factory.mktemp("c")
+    train, valid = make_sentiment(24, 0), make_sentiment(10, 1)
+    train.to_csv(root / "train.csv", index=False)
+    valid.to_csv(root / "valid.csv", index=False)
+    clf = TextClassifier(strategy="finetune", epochs=2, **NET).fit(train, valid)
+    return clf, clf.save(root / "ft"), root
+
+
+def test_onnx_export_parity_and_round_trip(model, tmp_path):
+    clf, path, root = model
+    r = CliRunner().invoke(app, ["export", str(path), "--format", "onnx", "--out", str(tmp_path / "o"),
+                                 "--valid", str(root / "valid.csv")])
+    assert r.exit_code == 0, r.output
+    m = json.loads((tmp_path / "o" / "ronghe.json").read_text())
+    assert m["strategy"] == "onnx"
+    assert m["compression"]["parity"]["max_abs_logits_diff"] < 1e-4
+    assert m["compression"]["parity"]["label_agreement"] == 1.0
+    onnx_clf = load(tmp_path / "o")
+    texts = ["a lovely film", "dull", "the plot makes no sense at all " * 30]  # long: truncated
+    np.testing.assert_allclose(onnx_clf.predict_proba(texts), clf.predict_proba(texts), atol=1e-4)
+
+
+def test_onnx_bundle_loads_without_torch(model, tmp_path):
+    clf, path, _ = model
+    onnx_path = export.as_onnx(clf).save(tmp_path / "o")
+    expected = clf.predict_proba(["great fun", "awful"]).tolist()
+    script = textwrap.dedent(f"""
+        import sys, json
+
+        class Block:  # any import of torch, transformers or peft fails, as if not installed
+            def find_spec(self, name, path=None, target=None):
+                if name.split(".")[0] in ("torch", "transformers", "peft"):
+                    raise ImportError(f"No module named {{name!r}}", name=name)
+
+        sys.meta_path.insert(0, Block())
+        import ronghe
+        clf = ronghe.load({str(onnx_path)!r})
+        print(json.dumps(clf.predict_proba(["great fun", "awful"]).tolist()))
+        assert not any(m.split(".")[0] in ("torch", "transformers") for m in sys.modules)
+    """)
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+    assert out.returncode == 0, out.stderr
+    np.testing.assert_allclose(json.loads(out.stdout.strip().splitlines()[-1]), expected, atol=1e-4)
+
+
+def test_int8_dynamic_passes_gate_and_is_smaller(model, tmp_path):
+    clf, path, root = model
+    r = CliRunner().invoke(app, ["compress", str(path), "--quantize", "int8", "--valid",
+                                 str(root / "valid.csv"), "--max-drop", "10", "--out",
+                                 str(tmp_path / "q")], env={"COLUMNS": "200"})
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "q.report.json").read_text())
+    assert rep["compressed"]["size_mb"] < 0.5 * rep["original"]["size_mb"]
+    assert rep["steps"][0]["method"] == "int8-dynamic"
+    assert {"latency_b1_p50_ms", "latency_b1_p95_ms", "latency_b32_p50_ms"} <= set(rep["compressed"])
+    m = json.loads((tmp_path / "q" / "ronghe.json").read_text())
+    assert m["compression"]["steps"][0]["step"] == "quantize" and m["strategy"] == "onnx"
+
+
+def test_gate_refuses_and_writes_nothing(model, tmp_path):
+    clf, path, root = model
+    r = CliRunner().invoke(app, ["compress", str(path), "--prune", "unstructured:0.95",
+                                 "--valid", str(root / "valid.csv"), "--max-drop", "0",
+                                 "--out", str(tmp_path / "p")])
+    assert r.exit_code == 3, r.output
+    assert "accuracy gate failed" in r.output and "Nothing was written" in r.output.replace("\n", " ")
+    assert not (tmp_path / "p").exists() and not list(tmp_path.iterdir())
+
+
+def test_pruning_variants_round_trip(model, tmp_path):
+    clf, _, root = model
+    valid = data.load(root / "valid.csv")
+    train = data.load(root / "train.csv")
+    for spec in ("unstructured:0.3", "layers:3", "heads:4"):
+        small, desc = gate.compress(clf, valid=valid, train=train, prune=spec, max_drop=100)
+        enc = small.strategy_.model.encoder
+        if spec.startswith("unstructured"):
+            assert desc["steps"][0]["sparsity"] >= 0.29
+        if spec.startswith("layers"):
+            assert len(enc.encoder.layer) == 3
+        if spec.startswith("heads"):
+            assert enc.encoder.layer[0].attention.self.query.out_features == 384 - 4 * 32
+        path = small.save(tmp_path / spec.replace(":", "-"))
+        np.testing.assert_allclose(load(path).predict_proba(["nice"]), small.predict_proba(["nice"]),
+                                   atol=1e-6)
+
+
+def test_bf16_halves_the_weights(model, tmp_path):
+    clf, _, root = model
+    small, desc = gate.compress(clf, valid=data.load(root / "valid.csv"), quantize_to="bf16",
+                                max_drop=100)
+    path = small.save(tmp_path / "bf16")
+    assert (path / "model.safetensors").stat().st_size < 0.6 * (
+        Path(clf.save(tmp_path / "fp32")) / "model.safetensors").stat().st_size
+    assert load(path).config_.precision == "bf16"
+
+
+@pytest.mark.skipif(os.environ.get("RONGHE_SKIP_VENV_TEST") == "1", reason="RONGHE_SKIP_VENV_TEST=1")
+def test_onnx_extra_in_a_venv_without_torch(model, tmp_path):
+    """pip install 'ronghe[onnx]' into a fresh venv (no torch, no transformers) and predict."""
+    clf, _, _ = model
+    onnx_path = export.as_onnx(clf).save(tmp_path / "o")
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
+    py = venv / "bin" / "python"
+    repo = Path(__file__).parents[1]
+    inst = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{repo}[onnx]"],
+                          capture_output=True, text=True)
+    assert inst.returncode == 0, inst.stderr[-3000:]
+    out = subprocess.run([str(py), "-c", "import json, importlib.util, ronghe; "
+                          "assert importlib.util.find_spec('torch') is None; "
+                          f"c = ronghe.load({str(onnx_path)!r}); "
+                          "print(json.dumps(c.predict_proba(['great fun', 'awful']).tolist()))"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr[-3000:]
+    np.testing.assert_allclose(json.loads(out.stdout.strip().splitlines()[-1]),
+                               clf.predict_proba(["great fun", "awful"]), atol=1e-4)
+    cli = subprocess.run([str(venv / "bin" / "ronghe"), "predict", str(onnx_path), "--text", "nice"],
+                         capture_output=True, text=True)
+    assert cli.returncode == 0 and '"label"' in cli.stdout, cli.stderr[-2000:]
