@@ -30,6 +30,8 @@ class ConcatConfig(NetworkConfig):
     max_length: int = Field(256, ge=8, le=4096)
     embeddings: bool = Field(True, description="include backbone embeddings")
     svd_components: int = Field(256, ge=0, description="TF-IDF -> SVD dims; 0 leaves TF-IDF out")
+    tfidf_max_features: int = Field(30_000, ge=100, description="per vectoriser, before the SVD "
+                                                                "(the SVD matrix is dims x features)")
     learner: Literal["logreg", "lightgbm"] = "logreg"
     C_grid: list[float] = Field([0.03, 0.1, 0.3, 1.0, 3.0], min_length=1)
     n_estimators: int = Field(1000, ge=10, description="LightGBM boosting rounds (early stopped)")
@@ -72,10 +74,11 @@ class Concat(Strategy):
         self.tabular = Tabular().fit(train.features)
         self.tfidf, self.svd = None, None
         if c.svd_components:
-            self.tfidf = TfidfFeatures().fit(train.texts)
+            self.tfidf = TfidfFeatures(max_features=c.tfidf_max_features).fit(train.texts)
             X = self.tfidf.transform(train.texts)
             k = min(c.svd_components, X.shape[1] - 1, len(train) - 1)
             self.svd = TruncatedSVD(k, random_state=c.seed).fit(X)
+            self.svd.components_ = self.svd.components_.astype(np.float32)  # as stored
         X, cats = self._features(train.texts, train.features, len(train))
         Xv, _ = self._features(valid.texts, valid.features, len(valid))
         y, yv = self.label_ids(train.labels), self.label_ids(valid.labels)
@@ -117,7 +120,7 @@ class Concat(Strategy):
             arrays, files, names = self.tfidf.export("tfidf.")
             state.arrays.update(arrays)
             state.files.update(files)
-            state.arrays["svd.components"] = self.svd.components_
+            state.arrays["svd.components"] = self.svd.components_.astype(np.float32)
             state.meta["vectorisers"] = names
         if self.config.learner == "logreg":
             arrays, meta = linear.to_arrays(self.model)
@@ -136,7 +139,8 @@ class Concat(Strategy):
         self.tabular = Tabular(meta["tabular"])
         self.tfidf = self.svd = None
         if "svd.components" in arrays:
-            self.tfidf = TfidfFeatures().restore(arrays, reader, meta["vectorisers"], "tfidf.")
+            self.tfidf = TfidfFeatures(max_features=config.tfidf_max_features).restore(
+                arrays, reader, meta["vectorisers"], "tfidf.")
             self.svd = TruncatedSVD(arrays["svd.components"].shape[0])
             self.svd.components_ = arrays["svd.components"]
         if config.learner == "logreg":
