@@ -189,8 +189,7 @@ def test_tokenize_latin_and_cjk_offsets():
     text = "Dr. Wu met U.S. officials in 北京市, on 2024-05-01 (O'Neil's)."
     toks = nd.tokenize(text)
     assert [t for t, _, _ in toks] == ["Dr", ".", "Wu", "met", "U.S.", "officials", "in", "北",
-                                       "京", "市", ",", "on", "2024-05-01", "(", "O'Neil's", ")",
-                                       "."]
+                                       "京", "市", ",", "on", "2024-05-01", "(", "O'Neil", "'s", ")", "."]
     assert all(text[a:b] == t for t, a, b in toks)
 
 

@@ -72,6 +72,14 @@ class State:
     files: dict[str, bytes] = field(default_factory=dict)  # relative path -> content
     members: dict[str, "tuple[dict, State]"] = field(default_factory=dict)  # sub-bundles
 
+    def add_pretrained(self, prefix: str, obj, **kwargs) -> None:
+        """Take what ``obj.save_pretrained`` writes (a tokenizer, a PEFT adapter ...)."""
+        import tempfile
+
+        with tempfile.TemporaryDirectory() as tmp:
+            obj.save_pretrained(tmp, **kwargs)
+            self.add_dir(prefix, Path(tmp))
+
     def add_dir(self, prefix: str, folder: Path) -> None:
         """Take every file under ``folder`` (e.g. a tokenizer's save_pretrained output)."""
         for f in sorted(Path(folder).rglob("*")):
@@ -90,7 +98,7 @@ def library_versions() -> dict[str, str]:
     return out
 
 
-def _sha256(path: Path) -> str:
+def sha256(path: Path) -> str:
     h = hashlib.sha256()
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(1 << 20), b""):
@@ -117,7 +125,7 @@ def _write_tree(root: Path, header: dict, state: State) -> None:
         target.write_bytes(content)
     for name, (member_header, member_state) in state.members.items():
         _write_tree(root / "members" / name, member_header, member_state)
-    files = {rel: _sha256(root / rel) for rel in _own_files(root)}
+    files = {rel: sha256(root / rel) for rel in _own_files(root)}
     manifest = {
         "format_version": FORMAT_VERSION,
         "ronghe_version": library_versions().get("ronghe", "0"),
@@ -128,7 +136,7 @@ def _write_tree(root: Path, header: dict, state: State) -> None:
         "files": files,
     }
     Manifest.model_validate(manifest)
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=_json_default))
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=json_default))
 
 
 def _own_files(root: Path) -> list[str]:
@@ -148,7 +156,7 @@ def _own_files(root: Path) -> list[str]:
     return out
 
 
-def _json_default(o):
+def json_default(o):
     if isinstance(o, (np.integer,)):
         return int(o)
     if isinstance(o, (np.floating,)):
@@ -170,15 +178,25 @@ def save(path: str | os.PathLike, header: dict, state: State) -> Path:
     target = Path(path).expanduser().resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
     try:
         _write_tree(tmp, header, state)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return swap_into_place(tmp, target)
+
+
+def swap_into_place(tmp: Path, target: Path) -> Path:
+    """Rename a fully written folder ``tmp`` to ``target``, replacing what is there; on failure
+    the previous ``target`` is put back and ``tmp`` removed, so no half state is ever visible."""
+    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    try:
         if target.exists():
             os.replace(target, old)
         os.replace(tmp, target)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
-        if old.exists() and not target.exists():  # put the previous bundle back
+        if old.exists() and not target.exists():
             os.replace(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
@@ -254,7 +272,7 @@ def open_bundle(path: str | os.PathLike) -> BundleReader:
         f = root / rel
         if not f.is_file():
             raise BundleError(f"bundle {root} is incomplete: {rel} is missing")
-        if _sha256(f) != digest:
+        if sha256(f) != digest:
             raise BundleError(f"bundle {root}: {rel} does not match the sha256 in {MANIFEST}; the "
                               "file was modified or damaged after saving. Do not use this bundle; "
                               "save it again from the original model.")

@@ -149,6 +149,8 @@ def train(
     init_from: Optional[Path] = typer.Option(None, help="start from this bundle's fine-tuned encoder"),
     option: list[str] = typer.Option([], "--option", help="strategy option KEY=VALUE (repeatable)"),
     config: Optional[Path] = typer.Option(None, help="YAML/TOML/JSON file with any of these options"),
+    task: str = typer.Option("text", help="text (classification) | ner (token classification)"),
+    crf: bool = typer.Option(False, "--crf", help="ner finetune: decode with a jointly trained CRF layer"),
     run_dir: Optional[Path] = typer.Option(None, help="checkpoints, metrics.csv, TensorBoard events "
                                                       "[default: OUT.run for network strategies]"),
     resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --run-dir"),
@@ -178,6 +180,10 @@ def train(
             raise ConfigError(f"missing {key.upper() if key == 'data' else '--out'}: give it on the "
                               f"command line or as '{key}:' in the --config file")
     bundle_mod.check_target(values["out"])
+    if task == "ner":
+        return _train_ner(values, options, crf, resume, quiet)
+    if task != "text":
+        raise ConfigError(f"--task {task!r}: use text or ner")
     features = values.get("feature_cols")
     if isinstance(features, str):
         features = [c.strip() for c in features.split(",") if c.strip()]
@@ -204,6 +210,19 @@ def train(
                 f"{clf.train_seconds_:.1f}s)")
 
 
+def _train_ner(values: dict, options: dict, crf: bool, resume: bool, quiet: bool) -> None:
+    from . import ner
+
+    train_ds = ner.read(values["data"])
+    valid_ds = ner.read(values["valid"]) if values.get("valid") else None
+    clf = ner.TokenClassifier(strategy=values.get("strategy", "finetune"), model=values.get("model"),
+                              crf=crf, **{k: values.get(k) for k in PARAMS},
+                              options=options or None, run_dir=values.get("run_dir"))
+    clf.fit(train_ds, valid=valid_ds, resume=resume)
+    path = clf.save(values["out"])
+    _say(quiet, f"[green]saved[/] {path} (ner, {clf.strategy})")
+
+
 @command
 def predict(
     bundle: Path = typer.Argument(..., help="bundle folder"),
@@ -220,7 +239,18 @@ def predict(
 
     if bool(text) == bool(input):
         raise ConfigError("give either --text (one or more) or --input FILE")
-    clf = load(bundle)
+    from . import load as load_any
+
+    clf = load_any(bundle)
+    if type(clf).__name__ == "TokenClassifier":  # NER: entity spans per text
+        recs = clf.predict_records(str(input) if input else list(text))
+        lines = [json.dumps(r, ensure_ascii=False) for r in recs]
+        if output:
+            _write_atomic(output, "\n".join(lines) + "\n")
+            _say(quiet, f"[green]wrote[/] {len(lines)} predictions to {output}")
+        else:
+            sys.stdout.write("\n".join(lines) + "\n")
+        return
     if input:
         ds = data_mod.load(input, text_col=text_col, require_labels=False, on_empty="keep")
         texts, rows = ds.texts, ds.rows
@@ -250,7 +280,22 @@ def evaluate(
     from .classifier import load
     from .tasks.text_classification import markdown, write_report
 
-    clf = load(bundle)
+    from . import load as load_any
+
+    clf = load_any(bundle)
+    if type(clf).__name__ == "TokenClassifier":  # NER: strict entity-level scores
+        from . import ner
+
+        report = clf.evaluate(str(data))
+        report.update(bundle=str(bundle), data=str(data))
+        if out:
+            out.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomic(out.with_suffix(".json"), json.dumps(report, indent=2, ensure_ascii=False))
+            _write_atomic(out.with_suffix(".md"), ner.markdown(report))
+            _say(quiet, f"[green]wrote[/] {out.with_suffix('.json')}, {out.with_suffix('.md')}")
+        sys.stdout.write(json.dumps({k: report[k] for k in ("precision", "recall", "f1", "n_sentences")})
+                         + "\n")
+        return
     ds = data_mod.load(data, text_col=text_col, label_col=label_col)
     report = clf.evaluate(ds)
     report["bundle"] = str(bundle)

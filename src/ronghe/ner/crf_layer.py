@@ -115,8 +115,9 @@ class CRF(nn.Module):
     def marginals(self, em: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``P(y_k = t)`` under the constrained model: the gradient of ``log Z`` with respect to
         the emissions (forward-backward by autograd)."""
-        with torch.enable_grad():
-            em = em.detach().float().requires_grad_(True)
+        with torch.inference_mode(False), torch.enable_grad():  # works inside inference_mode too
+            em = em.detach().float().clone().requires_grad_(True)
+            mask = mask.clone()
             log_z = self.log_partition(em, mask, constrained=True).sum()
             (grad,) = torch.autograd.grad(log_z, em)
         return grad * mask.unsqueeze(2)

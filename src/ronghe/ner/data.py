@@ -76,13 +76,14 @@ class Sentences:
 
     def subset(self, idx) -> "Sentences":
         idx = [int(i) for i in np.asarray(idx, dtype=int).reshape(-1)]
-        keep = set(idx)
+        new = {old: k for k, old in enumerate(idx)}
         return Sentences(
             tokens=[self.tokens[i] for i in idx],
             tags=None if self.tags is None else [self.tags[i] for i in idx],
             offsets=[self.offsets[i] for i in idx], texts=[self.texts[i] for i in idx],
             source=self.source, lines=[self.lines[i] for i in idx], token_lines=self.token_lines,
-            scheme=self.scheme, invalid=[v for v in self.invalid if v.sentence in keep],
+            scheme=self.scheme, invalid=[Invalid(new[v.sentence], v.token, v.where, v.message)
+                                         for v in self.invalid if v.sentence in new],
             notes=list(self.notes))
 
     def where(self, i: int, j: int | None = None) -> str:
@@ -133,12 +134,14 @@ class Invalid:
 
 _CJK = ("\u2e80-\u2fdf\u3005-\u3007\u3021-\u3029\u3038-\u303b\u3040-\u30ff\u3190-\u319f"
         "\u31c0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\U00020000-\U0003134f")
+_LETTER = rf"(?:[^\W_{_CJK}]|[\u0300-\u036f])"  # a letter or digit (not CJK), or a combining mark
+_CLITIC = r"['\u2019](?:s|S|re|ve|ll|d|m|t)\b"   # 's 're 've 'll 'd 'm 't split off, as in CoNLL
 _TOKEN = re.compile(
-    rf"[{_CJK}]"                                              # one CJK character
-    r"|\b(?:[A-Za-z]\.){2,}"                                  # abbreviations: U.S., e.g.
-    rf"|(?:[^\W_{_CJK}]|[\u0300-\u036f])+"                     # a run of letters/digits
-    rf"(?:['\u2019-](?:[^\W_{_CJK}]|[\u0300-\u036f])+)*"      # with inner apostrophes/hyphens
-    r"|\S")                                                   # any other visible character
+    rf"[{_CJK}]"                                     # one CJK character
+    r"|\b(?:[A-Za-z]\.){2,}"                         # abbreviations: U.S., e.g.
+    rf"|{_LETTER}+(?:(?:-|['\u2019](?!(?:s|S|re|ve|ll|d|m|t)\b)){_LETTER}+)*"  # words, O'Neil
+    rf"|{_CLITIC}"
+    r"|\S")                                          # any other visible character
 
 
 def tokenize(text: str) -> list[tuple[str, int, int]]:

@@ -63,10 +63,12 @@ def get(name: str) -> type[Strategy]:
         module, attr = entry.split(":")
         try:
             entry = REGISTRY[name] = getattr(importlib.import_module(module), attr)
-        except ImportError as e:
-            raise ConfigError(f"strategy '{name}' needs a package that is not installed "
-                              f"({e.name or e}); install ronghe with the training extra: "
-                              "pip install 'ronghe[train]'") from None
+        except ModuleNotFoundError as e:
+            if not e.name or e.name.split(".")[0] == "ronghe":
+                raise
+            raise ConfigError(f"strategy '{name}' needs {e.name}, which is not installed; "
+                              "install ronghe with the training extra: pip install "
+                              "'ronghe[train]'") from None
     return entry
 
 

@@ -22,8 +22,7 @@ from .. import backbones, linear
 from ..bundle import BundleReader, State
 from ..config import NetworkConfig
 from ..log import info, progress
-from ..modeling import (TextModel, autocast, autocast_dtype, collate, pick_device, run_batches,
-                        tokenize)
+from ..modeling import autocast, collate, run_batches, setup_network, tokenize
 from ..training import loop
 from .base import Strategy
 
@@ -75,12 +74,7 @@ class Contrastive(Strategy):
     stores_backbone = True
 
     def _setup(self, encoder, tokenizer):
-        c = self.config
-        self.device = pick_device(c.device)
-        self.dtype = autocast_dtype(c.precision, self.device)
-        self.tokenizer = tokenizer
-        self.pad_id = tokenizer.pad_token_id or 0
-        self.model = TextModel(encoder, 0, c.pooling, 0.0).to(self.device)
+        setup_network(self, encoder, tokenizer, 0, 0.0)  # no head: the classifier is linear
 
     def _embed_ids(self, ids) -> np.ndarray:
         self.model.eval()
@@ -150,12 +144,7 @@ class Contrastive(Strategy):
     def to_state(self) -> State:
         arrays, meta = linear.to_arrays(self.head)
         state = State(meta=meta, arrays=arrays, tensors=dict(self.model.state_dict()))
-        import tempfile
-        from pathlib import Path
-
-        with tempfile.TemporaryDirectory() as tmp:
-            self.tokenizer.save_pretrained(tmp)
-            state.add_dir("tokenizer", Path(tmp))
+        state.add_pretrained("tokenizer", self.tokenizer)
         state.files["model/config.json"] = json.dumps(
             self.model.encoder.config.to_dict(), indent=2, default=str).encode()
         return state

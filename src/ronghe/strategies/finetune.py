@@ -13,8 +13,6 @@ encoder is wrapped and what is saved.
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -27,7 +25,7 @@ from ..bundle import BundleReader, State
 from ..config import NetworkConfig
 from ..errors import BundleError, ConfigError
 from ..log import info
-from ..modeling import TextModel, autocast_dtype, pick_device, run_batches, tokenize
+from ..modeling import run_batches, setup_network, tokenize
 from ..training import loop
 from ..training.augment import EmbeddingSynonyms, augment, load_translate
 from ..training.tracking import Tracker
@@ -83,12 +81,7 @@ class Finetune(Strategy):
     # -- building ------------------------------------------------------------------------------
 
     def _setup(self, encoder, tokenizer):
-        c = self.config
-        self.device = pick_device(c.device)
-        self.dtype = autocast_dtype(c.precision, self.device)
-        self.tokenizer = tokenizer
-        self.pad_id = tokenizer.pad_token_id or 0
-        self.model = TextModel(encoder, len(self.classes), c.pooling, c.dropout).to(self.device)
+        setup_network(self, encoder, tokenizer, len(self.classes), self.config.dropout)
 
     def _prepare_encoder(self, encoder):
         """Freeze per the config; subclasses wrap the encoder (PEFT) here."""
@@ -225,15 +218,10 @@ class Finetune(Strategy):
 
     # -- persistence ---------------------------------------------------------------------------
 
-    def _tokenizer_files(self, state: State) -> None:
-        with tempfile.TemporaryDirectory() as tmp:
-            self.tokenizer.save_pretrained(tmp)
-            state.add_dir("tokenizer", Path(tmp))
-
     def to_state(self) -> State:
         state = State(meta={"best_epoch": getattr(self, "best_epoch", None), **self.report},
                       tensors=dict(self.model.state_dict()))
-        self._tokenizer_files(state)
+        state.add_pretrained("tokenizer", self.tokenizer)
         state.files["model/config.json"] = json.dumps(
             self.model.encoder.config.to_dict(), indent=2, default=str).encode()
         return state

@@ -11,8 +11,6 @@ into the weights, so prediction costs exactly what a plain fine-tuned model cost
 
 from __future__ import annotations
 
-import tempfile
-from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field
@@ -49,9 +47,7 @@ class PeftStrategy(Finetune):
         """Keep the adapter files for the bundle, then merge them into the weights, so the fitted
         model predicts as fast as a plain one - and exactly as the reloaded bundle will."""
         adapter = State()
-        with tempfile.TemporaryDirectory() as tmp:
-            self.model.encoder.save_pretrained(tmp, safe_serialization=True)
-            adapter.add_dir("adapter", Path(tmp))
+        adapter.add_pretrained("adapter", self.model.encoder, safe_serialization=True)
         self._adapter_files = adapter.files
         if self.mergeable:
             self.model.encoder = self.model.encoder.merge_and_unload()
@@ -62,7 +58,7 @@ class PeftStrategy(Finetune):
                       tensors={k: v for k, v in self.model.state_dict().items()
                                if not k.startswith("encoder.")},
                       files=dict(self._adapter_files))
-        self._tokenizer_files(state)
+        state.add_pretrained("tokenizer", self.tokenizer)
         return state
 
     @classmethod

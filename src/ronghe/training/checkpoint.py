@@ -10,17 +10,15 @@ uninterrupted run would have.
 from __future__ import annotations
 
 import json
-import os
 import random
-import shutil
 import uuid
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 
+from ..bundle import json_default, swap_into_place
 from ..errors import ConfigError
 
 NAME = "checkpoint"
@@ -65,26 +63,8 @@ def save(run_dir: Path, *, model, optimizer, scheduler, best_state: dict | None,
     state = {"position": position, "optimizer": opt_meta, "scheduler": scheduler.state_dict(),
              "epoch_rng": epoch_rng_state, "python_rng": [py_state[0], list(py_state[1]), py_state[2]],
              "has_best": best_state is not None}
-    (tmp / "state.json").write_text(json.dumps(state, default=_json))
-    target = run_dir / NAME
-    if target.exists():
-        old = run_dir / f".{NAME}.old-{uuid.uuid4().hex[:6]}"
-        os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    else:
-        os.replace(tmp, target)
-    return target
-
-
-def _json(o):
-    if isinstance(o, (np.integer,)):
-        return int(o)
-    if isinstance(o, (np.floating,)):
-        return float(o)
-    if isinstance(o, np.ndarray):
-        return o.tolist()
-    raise TypeError(type(o).__name__)
+    (tmp / "state.json").write_text(json.dumps(state, default=json_default))
+    return swap_into_place(tmp, run_dir / NAME)
 
 
 def exists(run_dir: Path | None) -> bool:
