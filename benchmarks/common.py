@@ -1,0 +1,266 @@
+"""Shared helpers for the finetune_speed, peft, fewshot and contrastive_memory benchmarks.
+
+Thread pinning (call ``pin_threads()`` before importing torch), machine information for the JSON
+results, the seeded SST-2 samples every script uses, CPU-time bookkeeping and the writer that
+replaces one ``<!-- NAME:start -->`` ... ``<!-- NAME:end -->`` section of ``benchmarks/README.md``
+without touching the others.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import resource
+import subprocess
+import sys
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+RESULTS = HERE / "results"
+WORK = HERE / ".work"
+README = HERE / "README.md"
+DATA = Path(os.environ.get("SST2_DIR", "/work/shared/data/sst2"))
+THREADS = 2
+
+
+def thread_env(threads: int = THREADS) -> dict[str, str]:
+    return {"OMP_NUM_THREADS": str(threads), "MKL_NUM_THREADS": str(threads),
+            "OPENBLAS_NUM_THREADS": str(threads), "RAYON_NUM_THREADS": str(threads),
+            "TOKENIZERS_PARALLELISM": "false", "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1",
+            "HF_DATASETS_OFFLINE": "1", "TRANSFORMERS_VERBOSITY": "error",
+            "PYTHONHASHSEED": "0", "TQDM_DISABLE": "1"}
+
+
+def pin_threads(threads: int = THREADS) -> None:
+    """Set the thread variables (must run before torch is imported) and, if torch is already
+    imported, its thread count."""
+    os.environ.update(thread_env(threads))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
+def torch_threads(threads: int = THREADS) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+
+
+# ------------------------------------------------------------------------------- machine info
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def cpu_details() -> dict:
+    """Family/model numbers and the ISA flags that matter for torch on CPU (family 6 model 143
+    is Sapphire Rapids)."""
+    out: dict = {}
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            k, _, v = line.partition(":")
+            k = k.strip()
+            if k in ("cpu family", "model") and k not in out:
+                out[k.replace(" ", "_")] = v.strip()
+            if k == "flags":
+                flags = set(v.split())
+                out["isa"] = sorted(f for f in flags if f.startswith(("avx512", "amx"))
+                                    or f in ("avx2", "fma"))
+                break
+    except OSError:
+        pass
+    return out
+
+
+def load_average() -> list[float]:
+    return [round(x, 2) for x in os.getloadavg()]
+
+
+def versions(python: str | None = None) -> dict:
+    """Library versions, of this interpreter or of another one (``python``)."""
+    code = ("import json, importlib.metadata as m\n"
+            "out = {}\n"
+            "for p in ('torch', 'transformers', 'peft', 'sentence-transformers', 'setfit', "
+            "'scikit-learn', 'ronghe'):\n"
+            "    try: out[p] = m.version(p)\n"
+            "    except m.PackageNotFoundError: pass\n"
+            "print(json.dumps(out))")
+    if python is None:
+        ns: dict = {}
+        import contextlib
+        import io
+
+        buf = io.StringIO()
+        with contextlib.redirect_stdout(buf):
+            exec(code, ns)
+        return json.loads(buf.getvalue())
+    out = subprocess.run([python, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(out.stdout)
+
+
+def machine_info() -> dict:
+    return {"cpu": cpu_model(), "cpu_details": cpu_details(), "cores": os.cpu_count(),
+            "threads_used": THREADS,
+            "python": platform.python_version(), "platform": platform.platform(),
+            "versions": versions(),
+            "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "load_average_start": load_average()}
+
+
+class LoadMonitor:
+    """Samples the 1-minute load average every ``every`` seconds in a thread; the summary goes
+    into the JSON so noisy timings can be recognised."""
+
+    def __init__(self, every: float = 15.0):
+        import threading
+
+        self.samples: list[float] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(every,), daemon=True)
+
+    def _run(self, every):
+        while not self._stop.is_set():
+            self.samples.append(os.getloadavg()[0])
+            self._stop.wait(every)
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+
+    def summary(self) -> dict:
+        s = self.samples or [os.getloadavg()[0]]
+        return {"load1_min": round(min(s), 2), "load1_mean": round(sum(s) / len(s), 2),
+                "load1_max": round(max(s), 2), "samples": len(s)}
+
+
+# -------------------------------------------------------------------------------------- data
+
+def read_sst2(split: str):
+    """(texts, labels) of an SST-2 split from the TSV files (train: ``sentence``, dev:
+    ``content``), read through ronghe's own reader."""
+    from ronghe import data
+
+    ds = data.load(DATA / f"{split}.tsv")
+    return list(ds.texts), [int(y) for y in ds.labels]
+
+
+def sample_indices(n_total: int, n: int, seed: int) -> list[int]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    return sorted(rng.choice(n_total, size=min(n, n_total), replace=False).tolist())
+
+
+def per_class_sample(labels: list[int], k: int, seed: int) -> list[int]:
+    """``k`` examples of each class, seeded."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    y = np.asarray(labels)
+    out = []
+    for c in sorted(set(labels)):
+        out += rng.choice(np.flatnonzero(y == c), size=k, replace=False).tolist()
+    return sorted(out)
+
+
+# ------------------------------------------------------------------------------ measurements
+
+def cpu_seconds(who=resource.RUSAGE_SELF) -> float:
+    r = resource.getrusage(who)
+    return r.ru_utime + r.ru_stime
+
+
+def peak_rss_mb(who=resource.RUSAGE_SELF) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024  # KiB on Linux
+
+
+def dir_size(path: Path, exclude_under: tuple[str, ...] = ()) -> int:
+    total = 0
+    for p in Path(path).rglob("*"):
+        if p.is_file():
+            rel = p.relative_to(path).as_posix()
+            if any(rel == e or rel.startswith(e.rstrip("/") + "/") for e in exclude_under):
+                continue
+            total += p.stat().st_size
+    return total
+
+
+def run_json(cmd: list[str], out_json: Path, log: Path, env: dict | None = None,
+             timeout: float | None = None) -> dict:
+    """Run a worker subprocess that writes ``out_json``; returns its content plus the wall
+    and CPU seconds of the child as seen from here."""
+    full_env = {**os.environ, **thread_env(), **(env or {})}
+    before = cpu_seconds(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    with open(log, "w") as f:
+        proc = subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, env=full_env,
+                              timeout=timeout, cwd=ROOT)
+    wall = time.perf_counter() - t0
+    cpu = cpu_seconds(resource.RUSAGE_CHILDREN) - before
+    if proc.returncode != 0:
+        tail = Path(log).read_text()[-3000:]
+        raise RuntimeError(f"{' '.join(map(str, cmd))} failed ({proc.returncode}):\n{tail}")
+    result = json.loads(Path(out_json).read_text())
+    result.setdefault("process", {}).update({"wall_seconds": round(wall, 2),
+                                             "cpu_seconds": round(cpu, 2)})
+    return result
+
+
+# ---------------------------------------------------------------------------------- writing
+
+def write_json(name: str, payload: dict, quick: bool) -> Path:
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    path = RESULTS / f"{name}{'.quick' if quick else ''}.json"
+    path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
+    return path
+
+
+def write_readme_section(name: str, body: str) -> None:
+    """Replace (or append) the section between this name's markers; other sections are kept
+    byte for byte."""
+    start, end = f"<!-- {name}:start -->", f"<!-- {name}:end -->"
+    block = f"{start}\n{body.rstrip()}\n{end}"
+    text = README.read_text() if README.exists() else "# Benchmarks\n"
+    if start in text and end in text:
+        a = text.index(start)
+        b = text.index(end) + len(end)
+        text = text[:a] + block + text[b:]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    README.write_text(text)
+
+
+def md_table(headers: list[str], rows: list[list]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def machine_line(info: dict) -> str:
+    v = info.get("versions", {})
+    isa = info.get("cpu_details", {}).get("isa", [])
+    amx = "AMX" if any(f.startswith("amx") for f in isa) else "AVX-512, no AMX exposed"
+    return (f"{info['cpu']} ({amx}), {info['cores']} cores ({info['threads_used']} threads pinned), "
+            f"torch {v.get('torch')}, transformers {v.get('transformers')}, {info['date'][:10]}")
+
+
+def quick_note(quick: bool, full_cmd: str) -> str:
+    """The warning that heads a README section written from a ``--quick`` smoke run."""
+    if not quick:
+        return ""
+    return (f"**Smoke run only (`--quick`): tiny sizes, numbers not meaningful.** The full run "
+            f"(`{full_cmd}`) did not fit in the time available on the shared 2-core machine "
+            "(load average 7-12 from other jobs during this session).\n\n")

@@ -1,0 +1,446 @@
+#!/usr/bin/env python
+"""ronghe ``finetune`` vs a plain transformers ``Trainer`` script: wall time and dev accuracy.
+
+Same model (the packaged all-MiniLM-L6-v2 folder), same data (a seeded 8k sample of SST-2 train,
+10 % of it held out for validation - the identical split for both), same hyper-parameters
+(lr 5e-5, batch 32, 3 epochs, warm-up 10 %, weight decay 0.01, max_length 128, fp32), validation
+after every epoch in both. The Trainer side is written the way a typical user writes it:
+tokenizer with truncation, ``DataCollatorWithPadding`` (dynamic padding to the longest in each
+random batch), ``AutoModelForSequenceClassification`` (CLS + pooler head; ronghe mean-pools),
+default settings otherwise (no group_by_length, no checkpoint saving so disk writes do not count
+against it).
+
+Each run is a fresh subprocess with 2 pinned threads; runs alternate A B B A (``--pairs 2``) so
+that a change of machine load during the benchmark hits both sides alike. Timed: from before the
+model and tokenizer are loaded to the end of training (tokenisation, every epoch and every
+per-epoch validation included; dev evaluation afterwards is not timed). The speed-up is reported
+as the ratio of wall times and of CPU seconds (CPU time is less sensitive to other processes).
+
+    python benchmarks/finetune_speed.py            # full run (~15 min on 2 idle cores)
+    python benchmarks/finetune_speed.py --quick    # smoke run: 800 examples, 1 epoch, one pair
+    python benchmarks/finetune_speed.py --profile  # also profile 30 steps of ronghe's loop
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+# Load common.py by path and take this folder off sys.path: benchmarks/peft.py would otherwise
+# shadow the real `peft` package, which transformers imports.
+_HERE = Path(__file__).resolve().parent
+sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
+if "common" not in sys.modules:
+    import importlib.util
+
+    _spec = importlib.util.spec_from_file_location("common", _HERE / "common.py")
+    sys.modules["common"] = importlib.util.module_from_spec(_spec)
+    _spec.loader.exec_module(sys.modules["common"])
+import common  # noqa: E402
+
+common.pin_threads()
+
+NAME = "finetune_speed"
+HP = {"learning_rate": 5e-5, "batch_size": 32, "epochs": 3, "warmup_ratio": 0.1,
+      "weight_decay": 0.01, "max_length": 128, "seed": 0}
+
+
+# ---------------------------------------------------------------------------------- workers
+
+def _read(path: Path) -> tuple[list[str], list[int]]:
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
+def worker_ronghe(spec: dict) -> dict:
+    common.torch_threads()
+    import torch
+
+    from ronghe import TextClassifier, data
+
+    hp = spec["hp"]
+    tr, ytr = _read(Path(spec["train"]))
+    va, yva = _read(Path(spec["valid"]))
+    dev, ydev = _read(Path(spec["dev"]))
+    valid = data.from_texts(va, yva)
+    cpu0 = common.cpu_seconds()
+    t0 = time.perf_counter()
+    clf = TextClassifier(strategy="finetune", model="minilm", epochs=hp["epochs"],
+                         batch_size=hp["batch_size"], learning_rate=hp["learning_rate"],
+                         max_length=hp["max_length"], seed=hp["seed"], precision="fp32",
+                         options={"warmup_ratio": hp["warmup_ratio"],
+                                  "weight_decay": hp["weight_decay"]})
+    clf.fit(tr, ytr, valid=valid)
+    wall = time.perf_counter() - t0
+    cpu = common.cpu_seconds() - cpu0
+    report = clf.evaluate(dev, ydev)
+    return {"side": "ronghe", "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+            "ronghe_train_seconds": round(clf.train_seconds_, 2),
+            "dev_accuracy": round(report["accuracy"], 4),
+            "dev_macro_f1": round(report["macro_f1"], 4),
+            "history": clf.metrics_["history"], "parameters": clf.metrics_["parameters"],
+            "torch_threads": torch.get_num_threads(),
+            "best_epoch": clf.strategy_.best_epoch}
+
+
+def worker_trainer(spec: dict) -> dict:
+    """The plain transformers script, as a user would write it."""
+    common.torch_threads()
+    import numpy as np
+    import torch
+    from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
+                              DataCollatorWithPadding, Trainer, TrainingArguments)
+
+    hp = spec["hp"]
+    path = spec["model_path"]
+    tr, ytr = _read(Path(spec["train"]))
+    va, yva = _read(Path(spec["valid"]))
+    dev, ydev = _read(Path(spec["dev"]))
+    cpu0 = common.cpu_seconds()
+    t0 = time.perf_counter()
+    tokenizer = AutoTokenizer.from_pretrained(path)
+    model = AutoModelForSequenceClassification.from_pretrained(path, num_labels=2)
+
+    def encode(texts, labels):
+        enc = tokenizer(texts, truncation=True, max_length=hp["max_length"])
+        return [{**{k: enc[k][i] for k in enc}, "labels": labels[i]} for i in range(len(texts))]
+
+    train_ds, valid_ds = encode(tr, ytr), encode(va, yva)
+
+    def compute_metrics(pred):
+        return {"accuracy": float((pred.predictions.argmax(-1) == pred.label_ids).mean())}
+
+    args = TrainingArguments(
+        output_dir=spec["out_dir"], learning_rate=hp["learning_rate"],
+        per_device_train_batch_size=hp["batch_size"], per_device_eval_batch_size=hp["batch_size"],
+        num_train_epochs=hp["epochs"], warmup_steps=hp["warmup_ratio"],  # <1: a ratio (v5)
+        weight_decay=hp["weight_decay"], eval_strategy="epoch", save_strategy="no",
+        logging_strategy="epoch", report_to="none", seed=hp["seed"], use_cpu=True,
+        disable_tqdm=True)
+    trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,
+                      data_collator=DataCollatorWithPadding(tokenizer),
+                      compute_metrics=compute_metrics, processing_class=tokenizer)
+    trainer.train()
+    wall = time.perf_counter() - t0
+    cpu = common.cpu_seconds() - cpu0
+    pred = trainer.predict(encode(dev, ydev))
+    acc = float((pred.predictions.argmax(-1) == np.asarray(ydev)).mean())
+    from sklearn.metrics import f1_score
+
+    history = [{k: v for k, v in row.items()} for row in trainer.state.log_history]
+    return {"side": "trainer", "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+            "dev_accuracy": round(acc, 4),
+            "dev_macro_f1": round(float(f1_score(ydev, pred.predictions.argmax(-1),
+                                                 average="macro")), 4),
+            "history": history, "torch_threads": torch.get_num_threads(),
+            "parameters": {"trainable": sum(p.numel() for p in model.parameters()
+                                            if p.requires_grad),
+                           "total": sum(p.numel() for p in model.parameters())}}
+
+
+def worker_profile(spec: dict) -> dict:
+    """Where ronghe's training step spends its time: torch.profiler over ``steps`` steps of the
+    same loop (same batching/collate/optimizer code path), plus the padding share of the
+    batches each side forms."""
+    common.torch_threads()
+    import numpy as np
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    from ronghe import backbones
+    from ronghe.modeling import TextModel, collate, length_grouped_batches, tokenize
+    from ronghe.training import loop
+
+    hp = spec["hp"]
+    tr, ytr = _read(Path(spec["train"]))
+    bb = backbones.resolve("minilm")
+    tok = backbones.load_tokenizer(bb.path)
+    ids = tokenize(tok, tr, hp["max_length"])
+    lengths = np.array([len(s) for s in ids])
+    rng = np.random.default_rng(0)
+    grouped = length_grouped_batches(lengths, hp["batch_size"], rng)
+    perm = np.random.default_rng(0).permutation(len(ids))
+    rand = [perm[i:i + hp["batch_size"]] for i in range(0, len(perm), hp["batch_size"])]
+
+    def padded(batches):
+        real = sum(int(lengths[b].sum()) for b in batches)
+        total = sum(int(lengths[b].max()) * len(b) for b in batches)
+        return {"real_tokens": real, "padded_tokens": total, "pad_share": round(1 - real / total, 3)}
+
+    model = TextModel(backbones.load_encoder(bb.path), 2, "mean", 0.1)
+    model.train()
+    opt = torch.optim.AdamW(loop.param_groups(model, loop.LoopConfig(1, 32, 5e-5)), lr=5e-5)
+    labels = torch.as_tensor(ytr)
+    steps = spec.get("steps", 30)
+    timings = {"collate": 0.0, "forward": 0.0, "backward": 0.0, "clip": 0.0, "optimizer": 0.0}
+
+    def step(idx):
+        t = time.perf_counter()
+        batch = collate([ids[i] for i in idx], 0)
+        t1 = time.perf_counter()
+        logits = model(batch["input_ids"], batch["attention_mask"])
+        loss = torch.nn.functional.cross_entropy(logits, labels[idx])
+        t2 = time.perf_counter()
+        loss.backward()
+        t3 = time.perf_counter()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        t4 = time.perf_counter()
+        opt.step()
+        opt.zero_grad(set_to_none=True)
+        t5 = time.perf_counter()
+        for k, a, b in (("collate", t, t1), ("forward", t1, t2), ("backward", t2, t3),
+                        ("clip", t3, t4), ("optimizer", t4, t5)):
+            timings[k] += b - a
+
+    for idx in grouped[:3]:  # warm-up
+        step(idx)
+    timings = dict.fromkeys(timings, 0.0)
+    with profile(activities=[ProfilerActivity.CPU]) as prof:
+        for idx in grouped[3:3 + steps]:
+            step(idx)
+    table = prof.key_averages().table(sort_by="self_cpu_time_total", row_limit=15)
+    total = sum(timings.values())
+    variants = optimizer_variants(ids, labels, grouped[3 + steps:] or grouped,
+                                  spec.get("variant_steps", 3))
+    return {"steps": steps, "phase_seconds": {k: round(v, 3) for k, v in timings.items()},
+            "optimizer_variants": variants,
+            "phase_share": {k: round(v / total, 3) for k, v in timings.items()},
+            "padding": {"ronghe_length_grouped": padded(grouped),
+                        "random_batches_dynamic_padding": padded(rand),
+                        "mean_tokens_per_text": round(float(lengths.mean()), 1),
+                        "max_tokens": int(lengths.max())},
+            "profiler_top_ops": table}
+
+
+def optimizer_variants(ids, labels, batches, n_steps: int, rounds: int = 2) -> dict:
+    """Seconds per full training step (forward, backward, clipping, AdamW) for what ronghe does
+    now and two changes to its loop: ``fused=True`` AdamW (what the Trainer uses by default)
+    and word embeddings frozen (their 11.7M of 22.7M parameters get a dense gradient and a full
+    AdamW update every step although a batch touches a few hundred rows). Variants take turns."""
+    import copy
+    import statistics
+
+    import torch
+
+    from ronghe import backbones
+    from ronghe.modeling import TextModel, collate
+    from ronghe.training import loop
+
+    base = TextModel(backbones.load_encoder(backbones.resolve("minilm").path), 2, "mean", 0.1)
+    made = {}
+    for name in ("ronghe_now", "fused_adamw", "frozen_word_embeddings"):
+        m = copy.deepcopy(base)
+        if name == "frozen_word_embeddings":
+            m.encoder.get_input_embeddings().weight.requires_grad_(False)
+        m.train()
+        kw = {"fused": True} if name == "fused_adamw" else {}
+        opt = torch.optim.AdamW(loop.param_groups(m, loop.LoopConfig(1, 32, 5e-5)), lr=5e-5, **kw)
+        made[name] = (m, opt)
+    times = {k: [] for k in made}
+    pos = 0
+    for r in range(rounds + 1):
+        for name, (m, opt) in made.items():
+            for idx in [batches[(pos + j) % len(batches)] for j in range(n_steps)]:
+                t = time.perf_counter()
+                batch = collate([ids[i] for i in idx], 0)
+                loss = torch.nn.functional.cross_entropy(
+                    m(batch["input_ids"], batch["attention_mask"]), labels[idx])
+                loss.backward()
+                torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+                if r > 0:  # round 0 warms up
+                    times[name].append(time.perf_counter() - t)
+        pos += n_steps
+    med = {k: statistics.median(v) for k, v in times.items()}
+    return {"median_step_seconds": {k: round(v, 3) for k, v in med.items()},
+            "relative_to_ronghe_now": {k: round(v / med["ronghe_now"], 2) for k, v in med.items()},
+            "steps_timed": {k: len(v) for k, v in times.items()}}
+
+
+# ------------------------------------------------------------------------------------ driver
+
+def prepare(quick: bool) -> dict:
+    from ronghe import backbones, data
+
+    work = common.WORK / NAME / ("quick" if quick else "full")
+    work.mkdir(parents=True, exist_ok=True)
+    texts, labels = common.read_sst2("train")
+    n = 800 if quick else 8000
+    idx = common.sample_indices(len(texts), n, seed=0)
+    ds = data.from_texts([texts[i] for i in idx], [labels[i] for i in idx])
+    train, valid = data.split(ds, 0.1, 0)
+    dev_t, dev_y = common.read_sst2("dev")
+
+    def dump(name, t, y):
+        p = work / f"{name}.jsonl"
+        p.write_text("".join(json.dumps({"text": a, "label": int(b)}) + "\n" for a, b in zip(t, y)))
+        return str(p)
+
+    hp = dict(HP, epochs=1 if quick else HP["epochs"])
+    return {"train": dump("train", train.texts, train.labels),
+            "valid": dump("valid", valid.texts, valid.labels),
+            "dev": dump("dev", dev_t, dev_y), "hp": hp, "n_sample": n,
+            "n_train": len(train), "n_valid": len(valid), "n_dev": len(dev_t),
+            "model_path": str(backbones.resolve("minilm").path),
+            "out_dir": str(work / "trainer-out"), "work": str(work)}
+
+
+def run_worker(kind: str, spec: dict, tag: str) -> dict:
+    work = Path(spec["work"])
+    spec_path = work / f"{tag}.spec.json"
+    out = work / f"{tag}.result.json"
+    spec_path.write_text(json.dumps(spec))
+    out.unlink(missing_ok=True)
+    print(f"[{time.strftime('%H:%M:%S')}] {tag} (load {common.load_average()})", flush=True)
+    with common.LoadMonitor() as mon:
+        res = common.run_json([sys.executable, __file__, "--worker", kind, str(spec_path), str(out)],
+                              out, work / f"{tag}.log")
+    res["load"] = mon.summary()
+    print(f"    wall {res.get('wall_seconds')} s, cpu {res.get('cpu_seconds')} s, "
+          f"dev acc {res.get('dev_accuracy')}", flush=True)
+    return res
+
+
+def summarise(runs: list[dict]) -> dict:
+    by = {s: [r for r in runs if r["side"] == s] for s in ("ronghe", "trainer")}
+    out = {}
+    for s, rs in by.items():
+        out[s] = {"wall_seconds": [r["wall_seconds"] for r in rs],
+                  "cpu_seconds": [r["cpu_seconds"] for r in rs],
+                  "dev_accuracy": [r["dev_accuracy"] for r in rs],
+                  "wall_median": statistics.median(r["wall_seconds"] for r in rs),
+                  "cpu_median": statistics.median(r["cpu_seconds"] for r in rs),
+                  "dev_accuracy_mean": round(statistics.mean(r["dev_accuracy"] for r in rs), 4)}
+    pair_ratios = []
+    for a, b in zip(by["ronghe"], by["trainer"]):
+        pair_ratios.append(round(b["wall_seconds"] / a["wall_seconds"], 2))
+    out["speedup_wall"] = round(out["trainer"]["wall_median"] / out["ronghe"]["wall_median"], 2)
+    out["speedup_cpu"] = round(out["trainer"]["cpu_median"] / out["ronghe"]["cpu_median"], 2)
+    out["speedup_wall_per_pair"] = pair_ratios
+    return out
+
+
+def readme(result: dict, quick: bool) -> str:
+    s, spec, info = result["summary"], result["setup"], result["machine"]
+    rows = []
+    for side, label in (("trainer", "transformers `Trainer` (CLS+pooler head, random batches + "
+                                    "`DataCollatorWithPadding`)"),
+                        ("ronghe", "ronghe `finetune` (mean pooling, length-grouped batches)")):
+        d = s[side]
+        rows.append([label, " / ".join(f"{x:.0f}" for x in d["wall_seconds"]),
+                     f"{d['wall_median']:.0f}", f"{d['cpu_median']:.0f}",
+                     " / ".join(f"{x:.3f}" for x in d["dev_accuracy"])])
+    loads = [r["load"]["load1_mean"] for r in result["runs"]]
+    prof = result.get("profile")
+    lines = [
+        "## Fine-tuning speed: ronghe `finetune` vs a plain transformers `Trainer` script",
+        "",
+        f"SST-2, seeded sample of {spec['n_sample']:,} training sentences, the same 10 % held out for "
+        f"validation in both ({spec['n_train']:,} train / {spec['n_valid']:,} validation), dev set "
+        f"({spec['n_dev']}) for accuracy. Same model (packaged all-MiniLM-L6-v2), lr 5e-5, batch 32, "
+        f"{spec['hp']['epochs']} epoch(s), warm-up 10 %, weight decay 0.01, max_length 128, fp32, "
+        "validation after each epoch. Time = model/tokenizer loading + tokenisation + training + "
+        "per-epoch validation, each run a fresh process with 2 pinned threads; runs alternate "
+        "A B B A so a change in machine load hits both.",
+        "",
+        common.md_table(["", "wall s (each run)", "wall s (median)", "CPU s (median)",
+                         "dev accuracy (each run)"], rows),
+        "",
+        f"**Speed-up of ronghe: {s['speedup_wall']}x wall time** (per pair: "
+        f"{', '.join(map(str, s['speedup_wall_per_pair']))}), {s['speedup_cpu']}x CPU time. "
+        f"The issue's aim is at least 1.5x with equal accuracy.",
+        "",
+        f"Machine: {common.machine_line(info)}. Mean 1-minute load average during the runs: "
+        f"{', '.join(map(str, loads))} (other jobs shared the 2 cores, so absolute seconds are "
+        "noisy; the ratio within a pair is the number to read).",
+        "",
+        "Notes: the Trainer model is `AutoModelForSequenceClassification`, i.e. the [CLS] token "
+        "through BERT's pooler (the packaged sentence-transformers checkpoint has no trained "
+        "pooler, so it starts random) and a linear head; ronghe mean-pools the token states, "
+        "the way the model was pre-trained. The Trainer run keeps the last epoch; ronghe "
+        "restores the epoch with the best validation macro-F1. The Trainer script saves no "
+        "checkpoints (`save_strategy=\"no\"`), which favours it. Where the time goes is "
+        "mostly padding: random batches are padded to their longest sentence, ronghe sorts "
+        "texts of similar length into the same batch.",
+    ]
+    if prof:
+        pad = prof["padding"]
+        lines += ["",
+                  f"Padding share of the token positions computed per epoch: random batches "
+                  f"{pad['random_batches_dynamic_padding']['pad_share']:.0%}, ronghe's "
+                  f"length-grouped batches {pad['ronghe_length_grouped']['pad_share']:.0%} (mean "
+                  f"{pad['mean_tokens_per_text']} tokens per text). Step phases in ronghe's loop "
+                  f"({prof['steps']} profiled steps): "
+                  + ", ".join(f"{k} {v:.0%}" for k, v in prof["phase_share"].items()) + "."]
+        var = prof.get("optimizer_variants")
+        if var:
+            names = {"ronghe_now": "ronghe's loop as it is",
+                     "fused_adamw": "`torch.optim.AdamW(fused=True)` (the Trainer's default)",
+                     "frozen_word_embeddings": "word-embedding matrix frozen"}
+            lines += ["", "Seconds per training step (forward + backward + clipping + AdamW, "
+                      "same batches, variants taking turns in one process):", "",
+                      common.md_table(["variant", "s / step (median)", "vs ronghe now"],
+                                      [[names.get(k, k), f"{v:.2f}",
+                                        f"{var['relative_to_ronghe_now'][k]:.2f}x"]
+                                       for k, v in var["median_step_seconds"].items()])]
+    lines += ["", "Reproduce:", "", "```bash",
+              f"python benchmarks/finetune_speed.py{' --quick' if quick else ''}"
+              f"{'' if len(result['runs']) // 2 == (1 if quick else 2) else ' --pairs ' + str(len(result['runs']) // 2)}"
+              f"{' --profile' if prof else ''}   # results: benchmarks/results/{NAME}{'.quick' if quick else ''}.json",
+              "```"]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="800 examples, 1 epoch, one pair")
+    ap.add_argument("--pairs", type=int, default=None, help="A/B pairs (default 2; quick 1)")
+    ap.add_argument("--profile", action="store_true", help="profile ronghe's training step")
+    ap.add_argument("--readme", action="store_true", help="also write README for --quick")
+    ap.add_argument("--worker", nargs=3, metavar=("KIND", "SPEC", "OUT"), help=argparse.SUPPRESS)
+    ap.add_argument("--rewrite-readme", action="store_true",
+                    help="rewrite the README section from the saved JSON, run nothing")
+    a = ap.parse_args()
+    if a.rewrite_readme:
+        saved = json.loads((common.RESULTS / f"{NAME}{'.quick' if a.quick else ''}.json").read_text())
+        common.write_readme_section(NAME, readme(saved, a.quick))
+        return
+    if a.worker:
+        kind, spec, out = a.worker
+        fn = {"ronghe": worker_ronghe, "trainer": worker_trainer, "profile": worker_profile}[kind]
+        res = fn(json.loads(Path(spec).read_text()))
+        res["peak_rss_mb"] = round(common.peak_rss_mb(), 1)
+        Path(out).write_text(json.dumps(res, default=str))
+        return
+    t_start = time.perf_counter()
+    info = common.machine_info()
+    spec = prepare(a.quick)
+    pairs = a.pairs or (1 if a.quick else 2)
+    order = []
+    for p in range(pairs):
+        order += ["ronghe", "trainer"] if p % 2 == 0 else ["trainer", "ronghe"]
+    runs = [run_worker(kind, spec, f"{kind}-{i}") for i, kind in enumerate(order)]
+    result = {"benchmark": NAME, "quick": a.quick, "machine": info,
+              "setup": {k: v for k, v in spec.items() if k not in ("work", "out_dir")},
+              "runs": runs, "summary": summarise(runs)}
+    if a.profile:
+        prof = run_worker("profile", {**spec, "steps": 12}, "profile")
+        result["profile"] = prof
+        print(prof["profiler_top_ops"])
+    result["machine"]["load_average_end"] = common.load_average()
+    result["total_wall_seconds"] = round(time.perf_counter() - t_start, 1)
+    path = common.write_json(NAME, result, a.quick)
+    print(json.dumps(result["summary"], indent=2))
+    print(f"wrote {path} in {result['total_wall_seconds']} s")
+    if not a.quick or a.readme:
+        common.write_readme_section(NAME, readme(result, a.quick))
+        print(f"updated {common.README} section {NAME}")
+
+
+if __name__ == "__main__":
+    main()

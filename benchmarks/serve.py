@@ -1,0 +1,442 @@
+#!/usr/bin/env python
+"""Serving benchmark: ``ronghe serve`` (micro-batching) vs a naive one-request-one-forward endpoint.
+
+Question: what throughput and latency does the REST service give for single short texts, and how
+much does micro-batching buy over the obvious FastAPI endpoint that runs the model once per
+request?
+
+Set-up (all on 127.0.0.1, bounded): a ``finetune`` MiniLM bundle trained on a seeded sample of
+3,000 SST-2 training sentences (2 epochs, max_length 64; trained once and cached under
+``benchmarks/.work/serve/``). Each server runs in its own process with one uvicorn worker:
+
+* ``ronghe``: ``python -m ronghe.serving BUNDLE`` (what ``ronghe serve`` runs), default settings
+  (max_batch_size 32, max_wait_ms 2, request log off so the disk is not measured);
+* ``naive``: FastAPI + uvicorn, a plain ``def`` endpoint calling ``predict_proba([text])`` per
+  request (FastAPI runs it in its thread pool, the way such endpoints are usually written);
+* ``ronghe-onnx``: ``ronghe serve`` on an ONNX int8 bundle, when ``--onnx-bundle`` is given (ronghe
+  serves whatever ``ronghe.load`` loads, so an exported bundle needs nothing else).
+
+The load generator is a separate process: C concurrent clients (closed loop, one keep-alive
+connection each, raw HTTP/1.1 so the client costs little CPU) send one SST-2 dev sentence per
+request for a fixed duration (after a warm-up) or until a request cap, whichever comes first.
+Reported: completed requests per second, p50/p99 latency, errors (non-200 or failed requests),
+and for ronghe the mean batch size (from its /metrics). Client and servers share the machine's
+cores; the load average at the start of each run is recorded, since other work on the machine
+changes the numbers.
+
+Usage::
+
+    python benchmarks/serve.py                # full run: levels 1, 8, 64; 10 s each (~3 min)
+    python benchmarks/serve.py --quick        # 3 s per level
+    python benchmarks/serve.py --onnx-bundle PATH
+
+Writes ``benchmarks/results/serve.json`` (``serve.quick.json`` with ``--quick``) and the section
+between ``<!-- serve:start -->`` and ``<!-- serve:end -->`` in ``benchmarks/README.md`` (not for
+``--quick`` unless ``--readme``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from datetime import datetime, timezone
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ROOT = HERE.parent
+NAME = "serve"
+RESULTS = HERE / "results"
+WORK = HERE / ".work" / NAME
+README = HERE / "README.md"
+START, END = f"<!-- {NAME}:start -->", f"<!-- {NAME}:end -->"
+DATA = Path(os.environ.get("SST2_DIR", "/work/shared/data/sst2"))
+HOST = "127.0.0.1"
+TRAIN = {"strategy": "finetune", "model": "minilm", "epochs": 2, "max_length": 64, "seed": 0,
+         "n_train": 3000}
+
+
+# -- the bundle ---------------------------------------------------------------------------------
+
+def ensure_bundle() -> tuple[Path, dict]:
+    path = WORK / "bundles" / "finetune-3k"
+    meta_file = WORK / "bundles" / "finetune-3k.train.json"
+    if (path / "ronghe.json").exists():
+        if not meta_file.exists():  # trained by an earlier version of this script: use the manifest
+            m = json.loads((path / "ronghe.json").read_text())
+            meta_file.write_text(json.dumps({**TRAIN, "train_seconds": m["metrics"].get(
+                "train_seconds"), "valid": m["metrics"]["valid"]}, indent=2))
+        return path, json.loads(meta_file.read_text())
+    import pandas as pd
+
+    from ronghe import TextClassifier
+
+    df = pd.read_csv(DATA / "train.tsv", sep="\t", quoting=3)
+    df = df.sample(n=TRAIN["n_train"], random_state=0).rename(columns={"sentence": "text"})
+    t = time.perf_counter()
+    clf = TextClassifier(strategy=TRAIN["strategy"], model=TRAIN["model"], epochs=TRAIN["epochs"],
+                         max_length=TRAIN["max_length"], seed=TRAIN["seed"]).fit(df)
+    clf.save(path)
+    meta = {**TRAIN, "train_seconds": round(time.perf_counter() - t, 1),
+            "valid": clf.metrics_["valid"]}
+    meta_file.write_text(json.dumps(meta, indent=2))
+    return path, meta
+
+
+def dev_texts() -> list[str]:
+    lines = (DATA / "dev.tsv").read_text(encoding="utf-8").splitlines()[1:]
+    return [_sentence(ln) if "\t" in ln else ln.strip() for ln in lines if ln.strip()]
+
+
+def _sentence(line: str) -> str:
+    # dev.tsv columns: sentence<TAB>label (GLUE) or label<TAB>sentence; take the non-label field
+    a, b = line.split("\t", 1)
+    return b.strip() if a.strip().isdigit() else a.strip()
+
+
+# -- servers ------------------------------------------------------------------------------------
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind((HOST, 0))
+        return s.getsockname()[1]
+
+
+def naive_server(bundle: str, port: int, threads: int) -> None:
+    """The baseline: one forward pass per request, no batching."""
+    import torch
+    import uvicorn
+    from fastapi import FastAPI
+    from pydantic import BaseModel
+
+    from ronghe import load
+    from ronghe.tasks.text_classification import records
+
+    torch.set_num_threads(threads)  # the same torch threads as ronghe serve: only batching differs
+    clf = load(bundle)
+    clf.predict_proba(["warm up"])
+
+    global Body  # module level, so FastAPI resolves the (postponed) annotation below
+
+    class Body(BaseModel):
+        texts: list[str]
+
+    app = FastAPI()
+
+    @app.get("/healthz")
+    def healthz():
+        return {"status": "ok"}
+
+    @app.post("/predict")
+    def predict(body: Body):
+        return {"predictions": records(clf.classes_, clf.predict_proba(body.texts))}
+
+    uvicorn.run(app, host=HOST, port=port, access_log=False, log_level="warning")
+
+
+def start_server(kind: str, bundle: Path, port: int, log: Path, threads: int) -> subprocess.Popen:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
+    if kind == "naive":
+        cmd = [sys.executable, __file__, "--naive-server", str(bundle), "--port", str(port),
+               "--inference-threads", str(threads)]
+    else:
+        cmd = [sys.executable, "-m", "ronghe.serving", f"m={bundle}", "--port", str(port),
+               "--request-log", "off", "--watch-interval-s", "0",
+               "--inference-threads", str(threads)]
+    return subprocess.Popen(cmd, stdout=open(log, "w"), stderr=subprocess.STDOUT, env=env,
+                            cwd=ROOT)
+
+
+def wait_ready(proc: subprocess.Popen, url: str, timeout: float = 180) -> None:
+    end = time.time() + timeout
+    while time.time() < end:
+        if proc.poll() is not None:
+            raise RuntimeError(f"server exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(url, timeout=2) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.3)
+    raise RuntimeError(f"server not ready after {timeout}s")
+
+
+def stop_server(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def scrape_batches(port: int) -> tuple[float, float]:
+    with urllib.request.urlopen(f"http://{HOST}:{port}/metrics", timeout=5) as r:
+        text = r.read().decode()
+    total = count = 0.0
+    for line in text.splitlines():
+        if line.startswith("ronghe_batch_size_sum"):
+            total += float(line.rsplit(" ", 1)[1])
+        elif line.startswith("ronghe_batch_size_count"):
+            count += float(line.rsplit(" ", 1)[1])
+    return total, count
+
+
+# -- the load generator (runs in its own process) -------------------------------------------------
+
+async def _one_client(port, path, texts, offset, t_start, t_end, cap, out, counter):
+    try:
+        reader, writer = await asyncio.open_connection(HOST, port)
+    except OSError:
+        out["errors"] += 1
+        return
+    i = offset
+    try:
+        while True:
+            now = time.perf_counter()
+            if now >= t_end or counter[0] >= cap:
+                break
+            body = json.dumps({"texts": [texts[i % len(texts)]]}).encode()
+            i += 13
+            req = (f"POST {path} HTTP/1.1\r\nHost: {HOST}\r\nContent-Type: application/json\r\n"
+                   f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+            t0 = time.perf_counter()
+            writer.write(req)
+            head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            status = int(head.split(b" ", 2)[1])
+            length = 0
+            for line in head.split(b"\r\n"):
+                if line[:15].lower() == b"content-length:":
+                    length = int(line[15:])
+            await asyncio.wait_for(reader.readexactly(length), 30)
+            t1 = time.perf_counter()
+            if t0 >= t_start:  # after warm-up
+                counter[0] += 1
+                if status == 200:
+                    out["latencies"].append(t1 - t0)
+                else:
+                    out["errors"] += 1
+    except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError):
+        out["errors"] += 1
+    finally:
+        writer.close()
+
+
+async def _load(port, path, concurrency, duration, warmup, cap) -> dict:
+    texts = dev_texts()
+    out = {"latencies": [], "errors": 0}
+    counter = [0]
+    t_start = time.perf_counter() + warmup
+    t_end = t_start + duration
+    await asyncio.gather(*(_one_client(port, path, texts, k * 97, t_start, t_end, cap, out, counter)
+                           for k in range(concurrency)))
+    elapsed = min(time.perf_counter(), t_end) - t_start
+    lat = sorted(out["latencies"])
+    n = len(lat)
+
+    def q(p):
+        return round(lat[min(n - 1, int(p * n))] * 1000, 2) if n else None
+
+    return {"concurrency": concurrency, "ok": n, "errors": out["errors"],
+            "seconds": round(elapsed, 2), "throughput": round(n / elapsed, 1) if elapsed > 0 else 0,
+            "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99),
+            "mean_ms": round(sum(lat) / n * 1000, 2) if n else None}
+
+
+def run_client(port, path, concurrency, duration, warmup, cap) -> dict:
+    cmd = [sys.executable, __file__, "--client", "--port", str(port), "--path", path,
+           "--concurrency", str(concurrency), "--duration", str(duration), "--warmup", str(warmup),
+           "--max-requests", str(cap)]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=duration + warmup + 120)
+    if res.returncode != 0:
+        raise RuntimeError(f"load client failed: {res.stderr[-2000:]}")
+    return json.loads(res.stdout.strip().splitlines()[-1])
+
+
+# -- the run ------------------------------------------------------------------------------------
+
+def load_average() -> float | None:
+    try:
+        return round(os.getloadavg()[0], 2)
+    except OSError:
+        return None
+
+
+def bench(args) -> dict:
+    load_before = load_average()
+    bundle, train_meta = ensure_bundle()
+    servers = [("ronghe", bundle), ("naive", bundle)]
+    onnx_note = None
+    if args.onnx_bundle:
+        servers.append(("ronghe-onnx", Path(args.onnx_bundle)))
+    else:
+        import importlib.util
+
+        has_ort = importlib.util.find_spec("onnxruntime") is not None
+        onnx_note = ("ONNX int8: not measured - no --onnx-bundle given"
+                     + ("" if has_ort else " and onnxruntime is not installed"))
+    threads = args.inference_threads or max(1, (os.cpu_count() or 2) - 1)  # ronghe serve's default
+    WORK.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for kind, path in servers:
+        port = free_port()
+        proc = start_server(kind, path, port, WORK / f"{kind}.server.log", threads)
+        try:
+            wait_ready(proc, f"http://{HOST}:{port}/" + ("healthz" if kind == "naive" else "readyz"))
+            url = "/predict" if kind == "naive" else "/v1/models/m/predict"
+            for c in args.levels:
+                before = scrape_batches(port) if kind != "naive" else None
+                load = load_average()
+                r = run_client(port, url, c, args.duration, args.warmup, args.max_requests)
+                r.update({"server": kind, "load_avg_1m": load})
+                if before is not None:
+                    after = scrape_batches(port)
+                    n = after[1] - before[1]
+                    r["mean_batch"] = round((after[0] - before[0]) / n, 2) if n else None
+                rows.append(r)
+                print(f"{kind:12s} c={c:3d}  {r['throughput']:8.1f} req/s  p50 {r['p50_ms']} ms  "
+                      f"p99 {r['p99_ms']} ms  errors {r['errors']}  batch {r.get('mean_batch')}  "
+                      f"load {load}", flush=True)
+        finally:
+            stop_server(proc)
+    ratios = {}
+    for c in args.levels:
+        a = next((r for r in rows if r["server"] == "ronghe" and r["concurrency"] == c), None)
+        b = next((r for r in rows if r["server"] == "naive" and r["concurrency"] == c), None)
+        if a and b and b["throughput"]:
+            ratios[str(c)] = round(a["throughput"] / b["throughput"], 2)
+    import torch
+
+    return {"benchmark": NAME, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+                        "python": platform.python_version(), "torch": torch.__version__,
+                        "torch_threads_default": torch.get_num_threads(),
+                        "load_avg_before": load_before, "load_avg_after": load_average()},
+            "bundle": {"path": str(bundle.relative_to(ROOT)) if bundle.is_relative_to(ROOT)
+                       else str(bundle), **train_meta},
+            "settings": {"levels": args.levels, "duration_s": args.duration,
+                         "warmup_s": args.warmup, "max_requests": args.max_requests,
+                         "inference_threads": threads,
+                         "ronghe": "defaults - max_batch_size 32, max_wait_ms 2 (skipped while "
+                                   "arrivals are sparse), length-sorted groups of 8 per model "
+                                   "call - and the request log off"},
+            "rows": rows, "throughput_ratio_ronghe_over_naive": ratios, "onnx": onnx_note}
+
+
+def markdown(res: dict) -> str:
+    m, b = res["machine"], res["bundle"]
+    lines = [
+        "## Serving: `ronghe serve` vs a naive endpoint",
+        "",
+        f"Single SST-2 dev sentences per request, closed-loop clients on 127.0.0.1, "
+        f"{res['settings']['duration_s']} s per level after {res['settings']['warmup_s']} s warm-up "
+        f"(cap {res['settings']['max_requests']} requests). Bundle: `{b['strategy']}` "
+        f"{b['model']} trained on {b['n_train']} SST-2 sentences ({b['epochs']} epochs, "
+        f"max_length {b['max_length']}; valid accuracy {b['valid']['accuracy']:.3f}). ronghe: "
+        f"{res['settings']['ronghe']}. naive: FastAPI `def` endpoint, one `predict_proba([text])` "
+        "per request. One uvicorn worker each; the load generator runs on the same machine.",
+        "",
+        "| server | clients | req/s | p50 ms | p99 ms | errors | mean batch | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in res["rows"]:
+        lines.append(f"| {r['server']} | {r['concurrency']} | {r['throughput']:.1f} | "
+                     f"{r['p50_ms']} | {r['p99_ms']} | {r['errors']} | "
+                     f"{r.get('mean_batch') if r.get('mean_batch') is not None else '-'} | "
+                     f"{r['load_avg_1m']} |")
+    ratio = ", ".join(f"{c} clients: {v}x" for c, v in res["throughput_ratio_ronghe_over_naive"].items())
+    lines += ["", f"Throughput ratio ronghe / naive: {ratio}."]
+    at8 = next((r for r in res["rows"] if r["server"] == "ronghe" and r["concurrency"] == 8), None)
+    x64 = res["throughput_ratio_ronghe_over_naive"].get("64")
+    if at8 is not None:
+        ok8 = at8["p50_ms"] is not None and at8["p50_ms"] < 10 and at8["p99_ms"] < 50
+        lines += ["", f"Targets: p50 < 10 ms and p99 < 50 ms at 8 clients - "
+                      f"{'met' if ok8 else 'not met'} ({at8['p50_ms']} / {at8['p99_ms']} ms); "
+                      f">= 3x the naive throughput at 64 clients - "
+                      f"{'met' if x64 and x64 >= 3 else 'not met'} ({x64}x)."]
+    if res.get("onnx"):
+        lines += ["", res["onnx"] + "."]
+    lines += ["", f"Machine: {m['cpus']} CPUs, {m['platform']}, Python {m['python']}, torch "
+                  f"{m['torch']}; both servers use {res['settings']['inference_threads']} torch "
+                  "thread(s) (ronghe serve's default, cores - 1); 1-minute load average "
+                  + (f"{m['load_avg_before']} before and " if m.get("load_avg_before") is not None
+                     else "")
+                  + f"{m['load_avg_after']} after the run (other jobs were using the CPU when it is "
+                  "above ~1; the 'load avg' column is taken at the start of each level). Date: "
+                  f"{res['date']}.",
+              "", "Reproduce: `python benchmarks/serve.py` (JSON: `benchmarks/results/serve.json`)."]
+    return "\n".join(lines) + "\n"
+
+
+def write_readme(section: str) -> None:
+    block = f"{START}\n{section}{END}"
+    text = README.read_text(encoding="utf-8") if README.exists() else "# Benchmarks\n"
+    if START in text and END in text:
+        head, rest = text.split(START, 1)
+        tail = rest.split(END, 1)[1]
+        text = head + block + tail
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    tmp = README.with_name(f".{README.name}.serve.tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, README)
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--readme", action="store_true", help="update README.md even with --quick")
+    ap.add_argument("--levels", default="1,8,64")
+    ap.add_argument("--duration", type=float, default=None, help="seconds per level")
+    ap.add_argument("--warmup", type=float, default=1.0)
+    ap.add_argument("--max-requests", type=int, default=50_000, help="cap per level")
+    ap.add_argument("--onnx-bundle", default=None)
+    ap.add_argument("--inference-threads", type=int, default=None)
+    ap.add_argument("--render", action="store_true", help="rewrite the README section from the "
+                                                          "saved JSON, without running")
+    # internal modes
+    ap.add_argument("--naive-server", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--path", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--concurrency", type=int, default=None, help=argparse.SUPPRESS)
+    args = ap.parse_args(argv)
+    if args.naive_server:
+        naive_server(args.naive_server, args.port, args.inference_threads or 1)
+        return 0
+    if args.client:
+        res = asyncio.run(_load(args.port, args.path, args.concurrency, args.duration,
+                                args.warmup, args.max_requests))
+        print(json.dumps(res))
+        return 0
+    if args.render:
+        write_readme(markdown(json.loads((RESULTS / f"{NAME}.json").read_text())))
+        print(f"updated {README}")
+        return 0
+    args.levels = [int(x) for x in args.levels.split(",")]
+    args.duration = args.duration or (3.0 if args.quick else 10.0)
+    res = bench(args)
+    RESULTS.mkdir(parents=True, exist_ok=True)
+    out = RESULTS / (f"{NAME}.quick.json" if args.quick else f"{NAME}.json")
+    out.write_text(json.dumps(res, indent=2))
+    print(f"wrote {out}")
+    section = markdown(res)
+    print(section)
+    if not args.quick or args.readme:
+        write_readme(section)
+        print(f"updated {README}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
