@@ -275,7 +275,9 @@ tr.chosen{{background:#fde8e8;font-weight:600}}th{{background:#f4f4f4}}</style><
 <h1>ronghe leaderboard</h1>
 <p>Data: {html.escape(str(result['data']))} - {result['n_train']} training examples, {result['n_evaluation']}
 evaluation examples. Run time {result['seconds']} s on {html.escape(m['cpu'])} ({m['cores']} cores).
-Latency and memory measured per bundle in a fresh process, tokenisation included.</p>
+Latency and memory measured per bundle in a fresh process, tokenisation included. Bundle size
+excludes a backbone the bundle only references by sha256 (frozen, concat, stack members, PEFT
+adapters); peak RSS includes it.</p>
 {chosen}<table><tr>{head}</tr>{''.join(body)}</table>
 {f'<p><img alt="accuracy vs latency" src="data:image/png;base64,{img}"></p>' if img else ''}
 </body></html>"""
