@@ -3,6 +3,7 @@ bf16, pruning with recovery, and the accuracy gate."""
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import subprocess
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from ronghe import TextClassifier, data, load
@@ -108,6 +110,8 @@ def test_pruning_variants_round_trip(model, tmp_path):
             assert len(enc.encoder.layer) == 3
         if spec.startswith("heads"):
             assert enc.encoder.layer[0].attention.self.query.out_features == 384 - 4 * 32
+        assert small.config_.epochs == clf.config_.epochs  # the recovery run is a step, not the config
+        assert desc["steps"][0]["recovery"]["examples"] == len(train)
         path = small.save(tmp_path / spec.replace(":", "-"))
         np.testing.assert_allclose(load(path).predict_proba(["nice"]), small.predict_proba(["nice"]),
                                    atol=1e-6)
@@ -120,7 +124,19 @@ def test_bf16_halves_the_weights(model, tmp_path):
     path = small.save(tmp_path / "bf16")
     assert (path / "model.safetensors").stat().st_size < 0.6 * (
         Path(clf.save(tmp_path / "fp32")) / "model.safetensors").stat().st_size
-    assert load(path).config_.precision == "bf16"
+    again = load(path)
+    assert again.config_.precision == "bf16"
+    assert next(again.strategy_.model.parameters()).dtype == torch.bfloat16  # served as checked
+    np.testing.assert_allclose(again.predict_proba(["nice", "awful"]),
+                               small.predict_proba(["nice", "awful"]), atol=1e-6)
+    assert next(clf.strategy_.model.parameters()).dtype == torch.float32  # original untouched
+
+
+def test_export_leaves_the_callers_model_alone(model):
+    inner = copy.deepcopy(model[0].strategy_)
+    inner.model.to(torch.bfloat16)
+    assert export.onnx_bytes(inner)[:2]  # exported in fp32 from a copy ...
+    assert next(inner.model.parameters()).dtype == torch.bfloat16  # ... the caller's stays bf16
 
 
 @pytest.mark.skipif(os.environ.get("RONGHE_SKIP_VENV_TEST") == "1", reason="RONGHE_SKIP_VENV_TEST=1")

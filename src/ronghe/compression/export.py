@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import tempfile
 from pathlib import Path
 
@@ -31,7 +32,7 @@ def onnx_bytes(inner, opset: int = 17) -> bytes:
 
     from ..modeling import collate
 
-    model = inner.model.float().cpu().eval()
+    model = copy.deepcopy(inner.model).float().cpu().eval()  # never change the caller's model
     sample = collate([inner.tokenizer("a short example")["input_ids"],
                       inner.tokenizer("another, slightly longer example text")["input_ids"]],
                      inner.pad_id)

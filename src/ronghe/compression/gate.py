@@ -14,6 +14,8 @@ import shutil
 import tempfile
 from pathlib import Path
 
+import numpy as np
+
 from .. import data
 from ..errors import ConfigError, RongheError
 from ..log import info
@@ -55,7 +57,9 @@ def compress(clf, *, valid: data.Dataset, train: data.Dataset | None = None,
         else:
             from ..modeling import tokenize
 
-            calib = tokenize(inner.tokenizer, (train or valid).texts[:512], inner.config.max_length)
+            pool = list((train or valid).texts)  # a seeded sample: files are often sorted by label
+            pick = np.random.default_rng(0).permutation(len(pool))[:512]
+            calib = tokenize(inner.tokenizer, [pool[i] for i in sorted(pick)], inner.config.max_length)
             model, note = quantize.int8_static(model, calib, inner.pad_id)
         steps.append({"step": "quantize", **note})
         current = export.as_onnx(clf, model, inner=inner, note={"compression": steps})

@@ -68,12 +68,15 @@ def prune(inner, spec: str, train=None, valid=None, recovery_epochs: int = 1):
         raise ConfigError(f"unknown --prune {spec!r}: use unstructured:S, layers:K or heads:H")
     if train is not None:
         info("recovery fine-tune: %d epoch(s) on %d examples", recovery_epochs, len(train))
-        inner.config = inner.config.model_copy(update={
-            "epochs": recovery_epochs, "learning_rate": inner.config.learning_rate / 2,
-            "augment": [], "init_from": None, "patience": 1})
+        original = inner.config
+        recovery = {"epochs": recovery_epochs, "learning_rate": original.learning_rate / 2,
+                    "augment": [], "init_from": None, "patience": 1}
+        inner.config = original.model_copy(update=recovery)
         inner.history, inner.report = [], dict(inner.report)
         inner.train_model(train, valid)
-        note["recovery_epochs"] = recovery_epochs
+        inner.config = original  # the manifest keeps how the model was trained; the recovery
+        note["recovery"] = {"epochs": recovery_epochs, "learning_rate": recovery["learning_rate"],
+                            "examples": len(train)}  # run is recorded in the compression steps
     if kind == "unstructured":
         for m, name in _linears(model.encoder):
             if tprune.is_pruned(m):

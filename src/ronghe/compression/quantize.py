@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError
-from ..log import info
+from ..log import info, warn
 
 
 def cpu_has_vnni() -> bool:
@@ -79,11 +79,17 @@ def bf16(clf):
     AMX, and GPUs): half the size; faster where the hardware has bf16 matrix units."""
     import torch
 
+    from ..modeling import bf16_supported
     from .export import network
 
     inner = copy.deepcopy(network(clf))
+    if not bf16_supported(inner.device):
+        warn("this %s has no bf16 matrix units (AMX tiles or a bf16 GPU): a bf16 model is half "
+             "the size but usually slower than fp32 here; int8 (ONNX) is the faster choice on "
+             "this machine", inner.device.type.upper())
     inner.model = inner.model.to(torch.bfloat16)
     inner.dtype = torch.bfloat16
+    inner.report = {**inner.report, "weights_dtype": "bfloat16"}  # loaded back as bf16
     inner.config = inner.config.model_copy(update={"precision": "bf16"})
     twin = copy.copy(clf)
     twin.strategy_, twin.config_ = inner, inner.config

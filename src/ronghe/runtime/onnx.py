@@ -22,7 +22,19 @@ class OnnxConfig(StrategyConfig):
     max_length: int = Field(128, ge=8)
     batch_size: int = Field(64, ge=1)
     source_strategy: str = Field("finetune", description="what the model was exported from")
-    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = all cores")
+    threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = OMP_NUM_THREADS "
+                                              "if set, else the usable cores")
+
+
+def default_threads() -> int:
+    """What torch would use: OMP_NUM_THREADS if set, else the cores this process may run on."""
+    env = os.environ.get("OMP_NUM_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
 
 
 def session(path: str, threads: int = 0):
@@ -32,7 +44,7 @@ def session(path: str, threads: int = 0):
         raise ConfigError("ONNX bundles need onnxruntime: pip install 'ronghe[onnx]'") from None
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    opts.intra_op_num_threads = threads or (os.cpu_count() or 1)
+    opts.intra_op_num_threads = threads or default_threads()
     opts.inter_op_num_threads = 1
     return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
 

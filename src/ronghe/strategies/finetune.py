@@ -241,6 +241,8 @@ class Finetune(Strategy):
 
             _prune_heads(encoder, reader.meta["pruned_heads"])
         self._setup(encoder, backbones.load_tokenizer(reader.path("tokenizer")))
+        if reader.meta.get("weights_dtype") == "bfloat16":  # `ronghe compress --quantize bf16`
+            self.model.to(torch.bfloat16)
         self._load_weights(reader)
         self.report = {k: v for k, v in reader.meta.items() if k != "best_epoch"}
         self.best_epoch = reader.meta.get("best_epoch")
