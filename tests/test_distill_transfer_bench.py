@@ -133,3 +133,21 @@ def test_bench_time_budget_skips(tmp_path):
                        strategies=["classic", "frozen"])
     status = {r["name"]: r["status"] for r in result["rows"]}
     assert status["classic"] == "ok" and status["frozen"] == "skipped: time budget"
+
+
+def test_classic_student_when_the_teacher_never_predicts_a_class(caplog):
+    """A weak teacher that never outputs one label must not crash the classic student (its
+    validation keeps gold labels of every class); the gap is reported."""
+    from ronghe import data
+    from ronghe.fusion.distill import distill
+
+    texts = [f"{w} item {i}" for i in range(12) for w in ("good", "bad", "meh")]
+    labels = [y for _ in range(12) for y in ("pos", "neg", "mid")]
+    teacher = TextClassifier(strategy="classic").fit(texts, labels)
+    teacher.predict = lambda xs: np.array(["pos" if "good" in x else "neg" for x in xs])
+    valid = data.from_texts(["good thing", "bad thing", "meh thing"] * 2, ["pos", "neg", "mid"] * 2)
+    with caplog.at_level("WARNING", logger="ronghe"):
+        student = distill(teacher, data.from_texts(texts, labels), student="classic", valid=valid)
+    assert sorted(student.classes_) == ["neg", "pos"]
+    assert student.metrics_["distillation"]["classes_never_predicted"] == ["mid"]
+    assert "never predicted 1 of 3 classes" in caplog.text

@@ -20,7 +20,7 @@ from torch import nn
 
 from .. import data
 from ..errors import ConfigError
-from ..log import info
+from ..log import info, warn
 from ..modeling import TextModel, tokenize
 from ..training import loop
 
@@ -89,11 +89,19 @@ def distill(teacher, train: data.Dataset, *, student: str = "layers:3",
     texts = list(train.texts) + unlabeled
     if student == "classic":
         pseudo = list(teacher.predict(texts))
+        missing = sorted(set(map(str, teacher.classes_)) - set(map(str, pseudo)), key=str)
+        if missing:  # a classic student can only learn the labels the teacher actually gives
+            warn("the teacher never predicted %d of %d classes on the %d distillation texts (%s); "
+                 "the classic student cannot predict them. Add unlabeled texts of those classes "
+                 "or train the classic model on gold labels.", len(missing),
+                 len(teacher.classes_), len(texts), ", ".join(missing[:10]))
+            keep = [i for i, y in enumerate(valid.labels) if str(y) not in missing]
+            valid = valid.subset(keep)
         clf = TextClassifier(strategy="classic", seed=seed)
         clf.fit(texts, pseudo, valid=valid)
         clf.strategy_.report["distilled_from"] = teacher.strategy
         clf.metrics_["distillation"] = {"teacher": teacher.strategy, "texts": len(texts),
-                                        "unlabeled": len(unlabeled)}
+                                        "unlabeled": len(unlabeled), "classes_never_predicted": missing}
         return clf
     if not student.startswith("layers:"):
         raise ConfigError(f"unknown student {student!r}: use layers:K (e.g. layers:3) or classic")
