@@ -51,6 +51,15 @@ def test_layerwise_lr_decay_and_head_lr(tiny_model):
     assert lr_of[id(named["encoder.encoder.layer.0.attention.output.LayerNorm.weight"])][1] == 0.0
 
 
+@pytest.mark.parametrize("lr, head", [(5e-5, 5e-4), (5e-4, 1e-3), (3e-3, 3e-3)])
+def test_default_head_lr_is_ten_times_capped(tiny_model, lr, head):
+    model, _ = tiny_model
+    groups = loop.param_groups(model, loop.LoopConfig(epochs=1, batch_size=8, learning_rate=lr))
+    head_weight = dict(model.named_parameters())["head.weight"]
+    assert [g["lr"] for g in groups if any(p is head_weight for p in g["params"])] == [
+        pytest.approx(head)]
+
+
 @pytest.mark.parametrize("options, frozen_prefixes, trainable_prefixes", [
     ({"freeze": "embeddings"}, ["embeddings."], ["encoder.layer.0.", "encoder.layer.5."]),
     ({"freeze_layers": 2}, ["embeddings.", "encoder.layer.0.", "encoder.layer.1."],

@@ -61,7 +61,8 @@ class FinetuneConfig(StrategyConfig):
     epochs: int = Field(3, ge=1, le=1000)
     batch_size: int = Field(16, ge=1)
     learning_rate: float = Field(5e-5, gt=0, lt=1)
-    head_learning_rate: float | None = Field(None, gt=0, lt=1, description="default: learning_rate")
+    head_learning_rate: float | None = Field(None, gt=0, lt=1,
+                                             description="default: 10x learning_rate, at most 1e-3")
     crf_lr_scale: float = Field(100.0, gt=0, description="CRF transitions learn this much faster")
     layer_lr_decay: float = Field(1.0, gt=0, le=1)
     weight_decay: float = Field(0.01, ge=0)

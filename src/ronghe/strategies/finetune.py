@@ -35,7 +35,8 @@ from .base import Strategy
 class FinetuneConfig(NetworkConfig):
     epochs: int = Field(3, ge=1, le=1000)
     learning_rate: float = Field(5e-5, gt=0, lt=1)
-    head_learning_rate: float | None = Field(None, gt=0, lt=1, description="default: learning_rate")
+    head_learning_rate: float | None = Field(None, gt=0, lt=1,
+                                             description="default: 10x learning_rate, at most 1e-3")
     layer_lr_decay: float = Field(1.0, gt=0, le=1, description="lr multiplier per layer going down")
     weight_decay: float = Field(0.01, ge=0)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)

@@ -47,7 +47,7 @@ class LoopConfig:
     max_grad_norm: float = 1.0
     patience: int = 2
     seed: int = 0
-    head_learning_rate: float | None = None  # None: same as learning_rate
+    head_learning_rate: float | None = None  # None: default_head_lr(learning_rate)
     layer_lr_decay: float = 1.0  # lr of layer l = lr * decay ** (n_layers - l); embeddings lowest
     checkpoint_every: int = 0  # steps between checkpoints (0: at the end of each epoch)
     adversarial: str = "none"  # none | fgm | pgd
@@ -58,6 +58,13 @@ class LoopConfig:
 _LAYER = re.compile(r"\.layers?\.(\d+)\.")
 
 
+def default_head_lr(learning_rate: float) -> float:
+    """A freshly initialised head learns at 10x the encoder's rate, capped at 1e-3 (never below
+    the encoder's): at the encoder's 5e-5 a 77-class head was still under-fitted after 3 epochs
+    (BANKING77 held-out accuracy 0.67 vs 0.81 with 5e-4, see benchmarks/README.md)."""
+    return max(learning_rate, min(10 * learning_rate, 1e-3))
+
+
 def param_groups(model: nn.Module, cfg: LoopConfig) -> list[dict]:
     """Parameter groups: no weight decay on biases/norms; head at ``head_learning_rate``; encoder
     layers at ``learning_rate * layer_lr_decay ** depth_from_top`` (embeddings deepest)."""
@@ -66,7 +73,7 @@ def param_groups(model: nn.Module, cfg: LoopConfig) -> list[dict]:
     groups: dict[tuple, list] = {}
     for name, p in named:
         if not name.startswith("encoder."):
-            lr = cfg.head_learning_rate or cfg.learning_rate
+            lr = cfg.head_learning_rate or default_head_lr(cfg.learning_rate)
         elif (m := _LAYER.search(name)):
             lr = cfg.learning_rate * cfg.layer_lr_decay ** (n_layers - int(m.group(1)))
         elif "embeddings" in name:
