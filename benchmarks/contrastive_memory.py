@@ -27,17 +27,7 @@ import threading
 import time
 from pathlib import Path
 
-# Load common.py by path and take this folder off sys.path: benchmarks/peft.py would otherwise
-# shadow the real `peft` package, which transformers imports.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-if "common" not in sys.modules:
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("common", _HERE / "common.py")
-    sys.modules["common"] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules["common"])
-import common  # noqa: E402
+import common  # benchmarks/common.py: this script's folder is first on sys.path
 
 common.pin_threads()
 

@@ -234,7 +234,6 @@ def predict(
 ):
     """Predict labels and class probabilities; prints one JSON object per text."""
     from . import data as data_mod
-    from .classifier import load
     from .tasks.text_classification import records
 
     if bool(text) == bool(input):
@@ -277,7 +276,6 @@ def evaluate(
 ):
     """Evaluate a bundle on labeled data: accuracy, F1, per-class scores, confusion matrix."""
     from . import data as data_mod
-    from .classifier import load
     from .tasks.text_classification import markdown, write_report
 
     from . import load as load_any

@@ -6,7 +6,6 @@ import copy
 import tempfile
 from pathlib import Path
 
-import numpy as np
 
 from ..errors import ConfigError
 from ..log import info, warn

@@ -13,9 +13,9 @@ included), the models taking turns round after round so that machine load hits t
 median per batch is reported, and its ratio to finetune's. LoRA, AdaLoRA and IA3 are merged into
 the weights at load time, so they should cost what finetune costs; prefix tuning cannot be merged.
 
-    python benchmarks/peft.py                 # full run: 8k sample
-    python benchmarks/peft.py --size 4000     # smaller sample
-    python benchmarks/peft.py --quick         # smoke run: 400 examples, 1 epoch each
+    python benchmarks/peft_methods.py                 # full run: 8k sample
+    python benchmarks/peft_methods.py --size 4000     # smaller sample
+    python benchmarks/peft_methods.py --quick         # smoke run: 400 examples, 1 epoch each
 """
 
 from __future__ import annotations
@@ -27,17 +27,7 @@ import sys
 import time
 from pathlib import Path
 
-# Load common.py by path and take this folder off sys.path: benchmarks/peft.py would otherwise
-# shadow the real `peft` package, which transformers imports.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-if "common" not in sys.modules:
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("common", _HERE / "common.py")
-    sys.modules["common"] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules["common"])
-import common  # noqa: E402
+import common  # benchmarks/common.py: this script's folder is first on sys.path
 
 common.pin_threads()
 
@@ -113,7 +103,7 @@ def worker_latency(spec: dict) -> dict:
 def prepare(size: int, quick: bool) -> dict:
     from ronghe import data
 
-    work = common.WORK / NAME / (f"quick" if quick else f"n{size}")
+    work = common.WORK / NAME / ("quick" if quick else f"n{size}")
     work.mkdir(parents=True, exist_ok=True)
     texts, labels = common.read_sst2("train")
     idx = common.sample_indices(len(texts), size, seed=0)
@@ -165,11 +155,11 @@ def readme(result: dict, quick: bool) -> str:
                      f"{lat.get('median_ms', {}).get(st, float('nan')):.0f}",
                      f"{lat.get('ratio_to_finetune', {}).get(st, float('nan')):.2f}x"])
     loads = ", ".join(f"{r['strategy']} {r['load']['load1_mean']}" for r in result["runs"])
-    cmd = "python benchmarks/peft.py" + (" --quick" if quick else f" --size {s['n_sample']}")
+    cmd = "python benchmarks/peft_methods.py" + (" --quick" if quick else f" --size {s['n_sample']}")
     return "\n".join([
         "## Parameter-efficient fine-tuning: lora, adalora, ia3, prefix vs finetune",
         "",
-        common.quick_note(quick, "python benchmarks/peft.py") +
+        common.quick_note(quick, "python benchmarks/peft_methods.py") +
         f"SST-2: seeded sample of {s['n_sample']:,} training sentences ({s['n_train']:,} train / "
         f"{s['n_valid']:,} validation, the same split for every strategy), accuracy on the dev set "
         f"({s['n_dev']}). Each strategy with ronghe's defaults (batch 32, max_length 128, early "
