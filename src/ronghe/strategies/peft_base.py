@@ -11,6 +11,8 @@ into the weights, so prediction costs exactly what a plain fine-tuned model cost
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import ClassVar
 
 from pydantic import Field
@@ -49,9 +51,22 @@ class PeftStrategy(Finetune):
         adapter = State()
         adapter.add_pretrained("adapter", self.model.encoder, safe_serialization=True)
         self._adapter_files = adapter.files
-        if self.mergeable:
-            self.model.encoder = self.model.encoder.merge_and_unload()
+        if self.mergeable:  # rebuilt from the saved files, as load does: AdaLoRA's rank
+            with tempfile.TemporaryDirectory() as tmp:  # re-allocation changes the summation
+                for name, blob in adapter.files.items():  # order of the merge, so merging the
+                    target = Path(tmp) / name  # in-memory model differs from the bundle by ~1e-5
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    target.write_bytes(blob)
+                encoder = self._encoder_from_adapter(Path(tmp) / "adapter")
+            self.model.encoder = encoder.to(self.device)
         self.model.eval()
+
+    def _encoder_from_adapter(self, folder: Path):
+        from peft import PeftModel
+
+        base = backbones.load_encoder(self.backbone.path)
+        encoder = PeftModel.from_pretrained(base, str(folder), is_trainable=False)
+        return encoder.merge_and_unload() if self.mergeable else encoder
 
     def to_state(self) -> State:
         state = State(meta={"best_epoch": getattr(self, "best_epoch", None), **self.report},
@@ -63,15 +78,10 @@ class PeftStrategy(Finetune):
 
     @classmethod
     def from_state(cls, config, classes, backbone, reader: BundleReader):
-        from peft import PeftModel
-
         if backbone is None:
             raise BundleError(f"{reader.root}: a {cls.name} bundle needs its base model")
         self = cls(config, classes, backbone)
-        base = backbones.load_encoder(backbone.path)
-        encoder = PeftModel.from_pretrained(base, str(reader.path("adapter")), is_trainable=False)
-        if cls.mergeable:
-            encoder = encoder.merge_and_unload()  # plain weights: no adapter cost at prediction
+        encoder = self._encoder_from_adapter(reader.path("adapter"))  # merged where possible
         self._setup(encoder, backbones.load_tokenizer(reader.path("tokenizer")))
         self._adapter_files = {f"adapter/{p.name}": p.read_bytes()
                                for p in reader.path("adapter").iterdir() if p.is_file()}
