@@ -40,22 +40,12 @@ import argparse
 import gc
 import json
 import os
-import sys
 import time
 import traceback
 import warnings
 from pathlib import Path
 
-# Same header as peft.py: load common.py by path and keep this folder off sys.path.
-_HERE = Path(__file__).resolve().parent
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != _HERE]
-if "common" not in sys.modules:
-    import importlib.util
-
-    _spec = importlib.util.spec_from_file_location("common", _HERE / "common.py")
-    sys.modules["common"] = importlib.util.module_from_spec(_spec)
-    _spec.loader.exec_module(sys.modules["common"])
-import common  # noqa: E402
+import common  # benchmarks/common.py: this script's folder is first on sys.path
 
 warnings.filterwarnings("ignore", message="The number of unique classes is greater")
 

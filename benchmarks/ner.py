@@ -42,8 +42,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# this folder holds scripts named like packages (peft.py ...): keep it off the import path
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 ROOT = HERE.parent
 RESULTS = HERE / "results" / "ner.json"
 WORK = HERE / ".work" / "ner"

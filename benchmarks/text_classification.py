@@ -41,9 +41,6 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-# Running this file puts benchmarks/ first on sys.path, where sibling scripts (peft.py ...) would
-# shadow the real packages that transformers imports; this script needs nothing from there.
-sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != HERE]
 ROOT = HERE.parent
 NAME = "text_classification"
 RESULTS = HERE / "results"
