@@ -6,7 +6,6 @@ import copy
 import tempfile
 from pathlib import Path
 
-
 from ..errors import ConfigError
 from ..log import info, warn
 

@@ -48,17 +48,16 @@ class PeftStrategy(Finetune):
     def _after_fit(self) -> None:
         """Keep the adapter files for the bundle, then merge them into the weights, so the fitted
         model predicts as fast as a plain one - and exactly as the reloaded bundle will."""
-        adapter = State()
-        adapter.add_pretrained("adapter", self.model.encoder, safe_serialization=True)
-        self._adapter_files = adapter.files
-        if self.mergeable:  # rebuilt from the saved files, as load does: AdaLoRA's rank
-            with tempfile.TemporaryDirectory() as tmp:  # re-allocation changes the summation
-                for name, blob in adapter.files.items():  # order of the merge, so merging the
-                    target = Path(tmp) / name  # in-memory model differs from the bundle by ~1e-5
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    target.write_bytes(blob)
-                encoder = self._encoder_from_adapter(Path(tmp) / "adapter")
-            self.model.encoder = encoder.to(self.device)
+        with tempfile.TemporaryDirectory() as tmp:
+            self.model.encoder.save_pretrained(tmp, safe_serialization=True)
+            adapter = State()
+            adapter.add_dir("adapter", Path(tmp))
+            self._adapter_files = adapter.files
+            if self.mergeable:
+                # Rebuilt from the saved files, exactly as load does: merging the in-memory
+                # model directly differs from the bundle by ~1e-5 (AdaLoRA's rank re-allocation
+                # changes the summation order of the merge).
+                self.model.encoder = self._encoder_from_adapter(Path(tmp)).to(self.device)
         self.model.eval()
 
     def _encoder_from_adapter(self, folder: Path):
@@ -83,8 +82,9 @@ class PeftStrategy(Finetune):
         self = cls(config, classes, backbone)
         encoder = self._encoder_from_adapter(reader.path("adapter"))  # merged where possible
         self._setup(encoder, backbones.load_tokenizer(reader.path("tokenizer")))
-        self._adapter_files = {f"adapter/{p.name}": p.read_bytes()
-                               for p in reader.path("adapter").iterdir() if p.is_file()}
+        adapter = State()
+        adapter.add_dir("adapter", reader.path("adapter"))
+        self._adapter_files = adapter.files
         self._load_weights(reader, strict=False)
         self.best_epoch = reader.meta.get("best_epoch")
         self.model.to(self.device).eval()
