@@ -59,6 +59,22 @@ def test_default_head_lr_is_ten_times_capped(tiny_model, lr, head):
         pytest.approx(head)]
 
 
+def test_loop_config_takes_every_loop_setting_a_strategy_config_has():
+    from ronghe.strategies.finetune import FinetuneConfig
+
+    c = FinetuneConfig(epochs=4, learning_rate=2e-5, layer_lr_decay=0.8, head_learning_rate=1e-4,
+                       adversarial="fgm", checkpoint_every=7, patience=5)
+    cfg = loop.LoopConfig.from_config(c, patience=1)
+    assert (cfg.epochs, cfg.learning_rate, cfg.layer_lr_decay, cfg.head_learning_rate) == (
+        4, 2e-5, 0.8, 1e-4)
+    assert (cfg.adversarial, cfg.checkpoint_every, cfg.patience) == ("fgm", 7, 1)
+
+    class Partial:  # a config without the adversarial fields keeps the loop's defaults
+        epochs, batch_size, learning_rate = 2, 8, 1e-3
+
+    assert loop.LoopConfig.from_config(Partial()).adversarial == "none"
+
+
 @pytest.mark.parametrize("options, frozen_prefixes, trainable_prefixes", [
     ({"freeze": "embeddings"}, ["embeddings."], ["encoder.layer.0.", "encoder.layer.5."]),
     ({"freeze_layers": 2}, ["embeddings.", "encoder.layer.0.", "encoder.layer.1."],

@@ -134,9 +134,7 @@ def distill(teacher, train: data.Dataset, *, student: str = "layers:3",
                 "macro_f1": float(f1_score(y_valid, pred, average="macro"))}
 
     c = ft.config
-    cfg = loop.LoopConfig(epochs=c.epochs, batch_size=c.batch_size, learning_rate=c.learning_rate,
-                          weight_decay=c.weight_decay, warmup_ratio=c.warmup_ratio,
-                          max_grad_norm=c.max_grad_norm, patience=c.patience, seed=c.seed)
+    cfg = loop.LoopConfig.from_config(c)  # the student's options: head lr, LLRD, ...
     result = loop.Loop(ft.model, ids, np.arange(len(ids)), ft.pad_id, evaluate, cfg, ft.device,
                        ft.dtype, loss_fn=KDLoss(teacher_logits, hard, temperature, alpha)).run()
     ft.history, ft.best_epoch = result.history, result.best_epoch

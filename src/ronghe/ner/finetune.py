@@ -45,7 +45,7 @@ from ..errors import BundleError, ConfigError
 from ..log import info, progress
 from ..modeling import autocast, autocast_dtype, collate, length_grouped_batches, pick_device
 from ..training import loop
-from ..training.tracking import Tracker
+from ..training.tracking import run_callbacks
 from .base import Monitor, NerStrategy
 from .crf import valid_bio
 from .crf_layer import CRF
@@ -261,15 +261,8 @@ class FinetuneTagger(NerStrategy):
             return Monitor(f1=m["f1"], precision=m["precision"], recall=m["recall"])
 
         ctx = self.context
-        callbacks = list(ctx.callbacks)
-        if ctx.run_dir is not None:
-            callbacks.append(Tracker(ctx.run_dir, c.model_dump(mode="json"), c.report_to,
-                                     c.log_every, resume=ctx.resume))
-        cfg = loop.LoopConfig(
-            epochs=c.epochs, batch_size=c.batch_size, learning_rate=c.learning_rate,
-            weight_decay=c.weight_decay, warmup_ratio=c.warmup_ratio, max_grad_norm=c.max_grad_norm,
-            patience=c.patience, seed=c.seed, head_learning_rate=c.head_learning_rate,
-            layer_lr_decay=c.layer_lr_decay, checkpoint_every=c.checkpoint_every)
+        callbacks = run_callbacks(ctx, c)
+        cfg = loop.LoopConfig.from_config(c)
         result = loop.Loop(self.model, ids, y, self.pad_id, evaluate, cfg, self.device, self.dtype,
                            loss_fn=TokenLoss(self.model), callbacks=callbacks,
                            run_dir=ctx.run_dir, resume=ctx.resume).run()

@@ -28,7 +28,7 @@ from ..log import info
 from ..modeling import run_batches, setup_network, tokenize
 from ..training import loop
 from ..training.augment import EmbeddingSynonyms, augment, load_translate
-from ..training.tracking import Tracker
+from ..training.tracking import run_callbacks
 from .base import Strategy
 
 
@@ -160,16 +160,8 @@ class Finetune(Strategy):
                     "macro_f1": float(f1_score(y_valid, pred, average="macro"))}
 
         ctx = self.context
-        callbacks = self._callbacks() + list(ctx.callbacks)
-        if ctx.run_dir is not None:
-            callbacks.append(Tracker(ctx.run_dir, c.model_dump(mode="json"), c.report_to,
-                                     c.log_every, resume=ctx.resume))
-        cfg = loop.LoopConfig(
-            epochs=c.epochs, batch_size=c.batch_size, learning_rate=c.learning_rate,
-            weight_decay=c.weight_decay, warmup_ratio=c.warmup_ratio, max_grad_norm=c.max_grad_norm,
-            patience=c.patience, seed=c.seed, head_learning_rate=c.head_learning_rate,
-            layer_lr_decay=c.layer_lr_decay, checkpoint_every=c.checkpoint_every,
-            adversarial=c.adversarial, adv_epsilon=c.adv_epsilon, adv_steps=c.adv_steps)
+        callbacks = self._callbacks() + run_callbacks(ctx, c)
+        cfg = loop.LoopConfig.from_config(c)
         result = loop.Loop(self.model, ids, y, self.pad_id, evaluate, cfg, self.device, self.dtype,
                            loss_fn=loss_fn, callbacks=callbacks, run_dir=ctx.run_dir,
                            resume=ctx.resume, extra_loss=self._extra_loss()).run()

@@ -16,6 +16,7 @@ from __future__ import annotations
 import random
 import re
 import time
+import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
@@ -53,6 +54,13 @@ class LoopConfig:
     adversarial: str = "none"  # none | fgm | pgd
     adv_epsilon: float = 1.0
     adv_steps: int = 3
+
+    @classmethod
+    def from_config(cls, config, **overrides) -> LoopConfig:
+        """The loop settings a strategy's config carries (fields it lacks keep these defaults)."""
+        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls)
+                  if hasattr(config, f.name)}
+        return cls(**{**values, **overrides})
 
 
 _LAYER = re.compile(r"\.layers?\.(\d+)\.")

@@ -107,3 +107,13 @@ class Tracker(Callback):
             self._tb.close()
         if self._mlflow:
             self._mlflow.end_run()
+
+
+def run_callbacks(context, config) -> list[Callback]:
+    """A fit's callbacks: the caller's (``context.callbacks``) and, when the run has a directory,
+    the ``Tracker`` that writes the resolved config, metrics.csv and TensorBoard events there."""
+    callbacks = list(context.callbacks)
+    if context.run_dir is not None:
+        callbacks.append(Tracker(context.run_dir, config.model_dump(mode="json"), config.report_to,
+                                 config.log_every, resume=context.resume))
+    return callbacks
