@@ -1,6 +1,8 @@
-"""Shared helpers for the finetune_speed, peft, fewshot and contrastive_memory benchmarks.
+"""Shared helpers for the benchmark scripts.
 
-Thread pinning (call ``pin_threads()`` before importing torch), machine information for the JSON
+The command line every script shares (``parser``: --quick, --readme, --rewrite-readme and the
+hidden --worker; ``handled``: the two modes that run no benchmark; ``finish``: write the JSON and
+the README section), thread pinning (call ``pin_threads()`` before importing torch), machine information for the JSON
 results, the seeded SST-2 samples every script uses, CPU-time bookkeeping and the writer that
 replaces one ``<!-- NAME:start -->`` ... ``<!-- NAME:end -->`` section of ``benchmarks/README.md``
 without touching the others.
@@ -8,6 +10,7 @@ without touching the others.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -219,11 +222,100 @@ def run_json(cmd: list[str], out_json: Path, log: Path, env: dict | None = None,
     return result
 
 
+# ---------------------------------------------------------------------------------- command line
+
+def parser(doc: str, quick_help: str = "smoke run: tiny sizes, numbers not meaningful"
+           ) -> argparse.ArgumentParser:
+    """The flags every benchmark has; the script adds its own. ``--worker KIND SPEC OUT`` is how
+    a script runs one measurement in a fresh subprocess of itself (see ``handled``)."""
+    ap = argparse.ArgumentParser(description=doc.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help=quick_help)
+    ap.add_argument("--readme", action="store_true", help="also write the README section for --quick")
+    ap.add_argument("--rewrite-readme", action="store_true",
+                    help="rewrite the README section from the saved JSON, run nothing")
+    ap.add_argument("--worker", nargs=3, metavar=("KIND", "SPEC", "OUT"), help=argparse.SUPPRESS)
+    return ap
+
+
+def result_path(name: str, quick: bool) -> Path:
+    return RESULTS / f"{name}{'.quick' if quick else ''}.json"
+
+
+def handled(args: argparse.Namespace, name: str, readme, workers: dict | None = None) -> bool:
+    """Serve the modes that run no benchmark; True if one ran (the caller then returns).
+
+    ``--rewrite-readme``: the README section from the saved JSON (``readme(result, quick)``).
+    ``--worker KIND SPEC OUT``: ``workers[KIND](spec)`` on the JSON spec, its result (plus the
+    process's peak RSS) written to OUT for the parent's ``run_json``."""
+    if args.rewrite_readme:
+        write_readme_section(name, readme(json.loads(result_path(name, args.quick).read_text()),
+                                          args.quick))
+        return True
+    if args.worker:
+        kind, spec, out = args.worker
+        res = workers[kind](json.loads(Path(spec).read_text()))
+        res["peak_rss_mb"] = round(peak_rss_mb(), 1)
+        Path(out).write_text(json.dumps(res, default=str))
+        return True
+    return False
+
+
+def finish(name: str, result: dict, args: argparse.Namespace, readme, t0: float) -> Path:
+    """Stamp the end load and total time, write the JSON, and (full runs, or --quick --readme)
+    the README section."""
+    result["machine"]["load_average_end"] = load_average()
+    result["total_wall_seconds"] = round(time.perf_counter() - t0, 1)
+    path = write_json(name, result, args.quick)
+    print(f"wrote {path} in {result['total_wall_seconds']} s")
+    if not args.quick or args.readme:
+        write_readme_section(name, readme(result, args.quick))
+        print(f"updated {README} section {name}")
+    return path
+
+
+def run_worker(script: str, kind: str, spec: dict, tag: str, work: Path, *, python: str | None = None,
+               env: dict | None = None, timeout: float | None = None,
+               monitor_every: float = 15.0) -> dict:
+    """Run ``script --worker KIND SPEC OUT`` in a fresh process (``python``: another interpreter,
+    e.g. a separate venv): the spec and the log go to ``work/TAG.*``; returns the worker's result
+    with the child's wall/CPU seconds (``process``) and the machine load while it ran (``load``)."""
+    work = Path(work)
+    sp, out = work / f"{tag}.spec.json", work / f"{tag}.result.json"
+    sp.write_text(json.dumps(spec))
+    out.unlink(missing_ok=True)
+    with LoadMonitor(monitor_every) as mon:
+        res = run_json([python or sys.executable, script, "--worker", kind, str(sp), str(out)], out,
+                       work / f"{tag}.log", env=env, timeout=timeout)
+    res["load"] = mon.summary()
+    return res
+
+
+def sst2_split(n: int, work: Path) -> dict:
+    """A seeded sample of ``n`` SST-2 training sentences split 90/10 into train/valid (ronghe's
+    own stratified split, seed 0) and the dev set, written as JSONL under ``work``."""
+    from ronghe import data
+
+    texts, labels = read_sst2("train")
+    idx = sample_indices(len(texts), n, seed=0)
+    train, valid = data.split(data.from_texts([texts[i] for i in idx], [labels[i] for i in idx]),
+                              0.1, 0)
+    dev_t, dev_y = read_sst2("dev")
+
+    def dump(name, t, y):
+        p = Path(work) / f"{name}.jsonl"
+        p.write_text("".join(json.dumps({"text": a, "label": int(b)}) + "\n" for a, b in zip(t, y)))
+        return str(p)
+
+    return {"train": dump("train", train.texts, train.labels),
+            "valid": dump("valid", valid.texts, valid.labels), "dev": dump("dev", dev_t, dev_y),
+            "n_sample": n, "n_train": len(train), "n_valid": len(valid), "n_dev": len(dev_t)}
+
+
 # ---------------------------------------------------------------------------------- writing
 
 def write_json(name: str, payload: dict, quick: bool) -> Path:
     RESULTS.mkdir(parents=True, exist_ok=True)
-    path = RESULTS / f"{name}{'.quick' if quick else ''}.json"
+    path = result_path(name, quick)
     path.write_text(json.dumps(payload, indent=2, default=str) + "\n")
     return path
 

@@ -28,12 +28,10 @@ to PyTorch fp32. A roofline note compares achieved GFLOP/s at batch 32 with the 
 
 from __future__ import annotations
 
-import argparse
 import hashlib
 import json
 import shutil
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -196,13 +194,9 @@ def run(kind: str, spec: dict, tag: str, timeout: float, strict: bool = False) -
     """A worker in a fresh subprocess; unless ``strict``, a failure is returned as ``{"error": ...}``
     so that one broken variant stops nothing."""
     print(f"[{time.strftime('%H:%M:%S')}] {tag} (load {common.load_average()})", flush=True)
-    work = Path(spec["work"])
-    sp, out = work / f"{tag}.spec.json", work / f"{tag}.result.json"
-    sp.write_text(json.dumps(spec))
-    out.unlink(missing_ok=True)
     try:
-        return common.run_json([sys.executable, __file__, "--worker", kind, str(sp), str(out)], out,
-                               work / f"{tag}.log", env=common.thread_env(spec["threads"]), timeout=timeout)
+        return common.run_worker(__file__, kind, spec, tag, spec["work"],
+                                 env=common.thread_env(spec["threads"]), timeout=timeout)
     except Exception as e:  # noqa: BLE001 - any failure goes into the row
         if strict:
             raise
@@ -420,8 +414,7 @@ def readme(result: dict, quick: bool) -> str:
 # ----------------------------------------------------------------------------------------- main
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="smoke run: 300 examples, 1 epoch, 1 round")
+    ap = common.parser(__doc__, "smoke run: 300 examples, 1 epoch, 1 round")
     ap.add_argument("--train-size", type=int, default=8000, help="training sample (before the split)")
     ap.add_argument("--epochs", type=int, default=2)
     ap.add_argument("--max-length", type=int, default=64)
@@ -433,20 +426,9 @@ def main() -> None:
     ap.add_argument("--b32-batches", type=int, default=20)
     ap.add_argument("--only", default=",".join(VARIANTS), help=f"variants ({BASE} is always included)")
     ap.add_argument("--retrain", action="store_true", help="train the teacher even if one is saved")
-    ap.add_argument("--readme", action="store_true", help="also write the README section for --quick")
-    ap.add_argument("--rewrite-readme", action="store_true", help="README section from the saved JSON")
-    ap.add_argument("--worker", nargs=3, metavar=("KIND", "SPEC", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
-    if a.worker:
-        kind, sp, out = a.worker
-        fn = {"teacher": worker_teacher, "build": worker_build, "latency": worker_latency}[kind]
-        res = fn(json.loads(Path(sp).read_text()))
-        res["peak_rss_mb"] = round(common.peak_rss_mb(), 1)
-        Path(out).write_text(json.dumps(res, default=str))
-        return
-    if a.rewrite_readme:
-        saved = json.loads((common.RESULTS / f"{NAME}{'.quick' if a.quick else ''}.json").read_text())
-        common.write_readme_section(NAME, readme(saved, a.quick))
+    workers = {"teacher": worker_teacher, "build": worker_build, "latency": worker_latency}
+    if common.handled(a, NAME, readme, workers):
         return
     if a.quick:
         a.train_size, a.epochs, a.reps, a.recovery_size, a.b1_texts, a.b32_batches = 300, 1, 1, 100, 10, 2
@@ -483,18 +465,12 @@ def main() -> None:
     result = {"benchmark": NAME, "quick": a.quick, "machine": info, "setup": setup,
               "aim": AIM, "teacher": tinfo | {"dev_tokens": None}, "rows": rows, "roofline": roof,
               "round_load_averages": loads}
-    result["machine"]["load_average_end"] = common.load_average()
-    result["total_wall_seconds"] = round(time.perf_counter() - t0, 1)
-    path = common.write_json(NAME, result, a.quick)
     for r in rows:
         print(f"{r['variant']:24s} acc {_f(r.get('dev_accuracy'), '{:.4f}', 'error')}  "
               f"size {_f(r.get('size_mb'), '{:.1f}')} MB  b1 {_f(r['b1_p50_ms'])} ms "
               f"({_f(r['speedup_b1'])}x)  b32 {_f(r['b32_p50_ms'])} ms ({_f(r['speedup_b32'])}x)  "
               f"{_f(r['roofline'].get('percent_of_peak'), '{:.1f}')} % of peak")
-    print(f"wrote {path} in {result['total_wall_seconds']} s")
-    if not a.quick or a.readme:
-        common.write_readme_section(NAME, readme(result, a.quick))
-        print(f"updated {common.README} section {NAME}")
+    common.finish(NAME, result, a, readme, t0)
 
 
 if __name__ == "__main__":

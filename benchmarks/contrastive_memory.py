@@ -19,7 +19,6 @@ training and validation texts for the logistic-regression head; that part is lin
 
 from __future__ import annotations
 
-import argparse
 import json
 import logging
 import sys
@@ -148,22 +147,11 @@ def readme(result: dict, quick: bool) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true")
+    ap = common.parser(__doc__, "500 and 2,000 texts, max_pairs 200")
     ap.add_argument("--sizes", default=None, help="comma-separated text counts (default 5000,50000)")
     ap.add_argument("--num-iterations", type=int, default=1)
-    ap.add_argument("--readme", action="store_true", help="also write README for --quick")
-    ap.add_argument("--worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
-    ap.add_argument("--rewrite-readme", action="store_true",
-                    help="rewrite the README section from the saved JSON, run nothing")
     a = ap.parse_args()
-    if a.rewrite_readme:
-        saved = json.loads((common.RESULTS / f"{NAME}{'.quick' if a.quick else ''}.json").read_text())
-        common.write_readme_section(NAME, readme(saved, a.quick))
-        return
-    if a.worker:
-        res = worker(json.loads(Path(a.worker[0]).read_text()))
-        Path(a.worker[1]).write_text(json.dumps(res))
+    if common.handled(a, NAME, readme, {"fit": worker}):
         return
     t0 = time.perf_counter()
     info = common.machine_info()
@@ -173,24 +161,12 @@ def main() -> None:
     runs = []
     for n in sizes:
         spec = {"n": n, "num_iterations": a.num_iterations, "max_pairs": 200 if a.quick else None}
-        sp, out = work / f"n{n}.spec.json", work / f"n{n}.result.json"
-        sp.write_text(json.dumps(spec))
-        out.unlink(missing_ok=True)
         print(f"[{time.strftime('%H:%M:%S')}] n={n} (load {common.load_average()})", flush=True)
-        with common.LoadMonitor() as mon:
-            res = common.run_json([sys.executable, __file__, "--worker", str(sp), str(out)], out,
-                                  work / f"n{n}.log")
-        res["load"] = mon.summary()
+        res = common.run_worker(__file__, "fit", spec, f"n{n}", work)
         print("    " + json.dumps(res), flush=True)
         runs.append(res)
     result = {"benchmark": NAME, "quick": a.quick, "machine": info, "runs": runs}
-    result["machine"]["load_average_end"] = common.load_average()
-    result["total_wall_seconds"] = round(time.perf_counter() - t0, 1)
-    path = common.write_json(NAME, result, a.quick)
-    print(f"wrote {path} in {result['total_wall_seconds']} s")
-    if not a.quick or a.readme:
-        common.write_readme_section(NAME, readme(result, a.quick))
-        print(f"updated {common.README} section {NAME}")
+    common.finish(NAME, result, a, readme, t0)
 
 
 if __name__ == "__main__":

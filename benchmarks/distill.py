@@ -30,10 +30,8 @@ reused), ~25 min without it.
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 import time
 import traceback
 from pathlib import Path
@@ -48,6 +46,7 @@ AIM_ACCURACY, AIM_SPEEDUP = 0.97, 1.8
 
 
 def worker_latency(spec: dict) -> dict:
+    common.pin_threads(spec["threads"])  # fusion.py pinned the default at import
     common.torch_threads(spec["threads"])
     import ronghe
 
@@ -203,15 +202,9 @@ def latency(bundles: dict, d: dict, a, work: Path) -> dict:
     texts = list(dict.fromkeys(d["test_texts"]))[: n1 + 32 * nb]  # distinct
     spec = {"bundles": bundles, "texts": texts, "n_single": n1, "n_batches": nb,
             "rounds": rounds, "threads": a.threads}
-    sp, out = work / "latency.spec.json", work / "latency.result.json"
-    sp.write_text(json.dumps(spec))
-    out.unlink(missing_ok=True)
     try:
-        with common.LoadMonitor(5) as mon:
-            res = common.run_json([sys.executable, __file__, "--worker", str(sp), str(out)], out,
-                                  work / "latency.log", env=common.thread_env(a.threads))
-        res["load"] = mon.summary()
-        return res
+        return common.run_worker(__file__, "latency", spec, "latency", work,
+                                 env=common.thread_env(a.threads), monitor_every=5)
     except Exception as e:
         return {"status": f"failed: {type(e).__name__}: {e}"[:1000]}
 
@@ -307,7 +300,7 @@ def readme(result: dict, quick: bool) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = common.parser(__doc__, "tiny samples, 1 epoch")
     ap.add_argument("--only", default=",".join(DATASETS))
     ap.add_argument("--train-size", default="", help="as in fusion.py, e.g. sst2=8000")
     ap.add_argument("--unlabeled", type=int, default=8000, help="extra SST-2 texts (0: none)")
@@ -315,22 +308,10 @@ def main() -> None:
     ap.add_argument("--epochs", type=int, default=3, help="teacher and student epochs")
     ap.add_argument("--max-length", type=int, default=64)
     ap.add_argument("--threads", type=int, default=common.THREADS)
-    ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--readme", action="store_true", help="also write README for --quick")
-    ap.add_argument("--rewrite-readme", action="store_true")
-    ap.add_argument("--worker", nargs=2, metavar=("SPEC", "OUT"), help=argparse.SUPPRESS)
     a = ap.parse_args()
-    path = common.RESULTS / f"{NAME}{'.quick' if a.quick else ''}.json"
-    if a.rewrite_readme:
-        common.write_readme_section(NAME, readme(json.loads(path.read_text()), a.quick))
+    if common.handled(a, NAME, readme, {"latency": worker_latency}):
         return
-    if a.worker:
-        spec = json.loads(Path(a.worker[0]).read_text())
-        common.pin_threads(spec["threads"])
-        res = worker_latency(spec)
-        res["peak_rss_mb"] = round(common.peak_rss_mb(), 1)
-        Path(a.worker[1]).write_text(json.dumps(res))
-        return
+    path = common.result_path(NAME, a.quick)
     common.THREADS = a.threads
     common.pin_threads(a.threads)
     common.torch_threads(a.threads)
@@ -345,12 +326,7 @@ def main() -> None:
     for name in [s.strip() for s in a.only.split(",") if s.strip()]:
         result["datasets"][name] = {**run_dataset(name, a), "config": dict(result["config"])}
         common.write_json(NAME, result, a.quick)
-    result["machine"]["load_average_end"] = common.load_average()
-    result["total_wall_seconds"] = round(time.perf_counter() - t0, 1)
-    print(f"wrote {common.write_json(NAME, result, a.quick)} in {result['total_wall_seconds']} s")
-    if not a.quick or a.readme:
-        common.write_readme_section(NAME, readme(result, a.quick))
-        print(f"updated {common.README} section {NAME}")
+    common.finish(NAME, result, a, readme, t0)
 
 
 if __name__ == "__main__":

@@ -23,11 +23,9 @@ slightly fewer examples than SetFit, which uses them all. Train time = model loa
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
 import subprocess
-import sys
 import time
 from pathlib import Path
 
@@ -108,15 +106,9 @@ def setup_setfit() -> None:
 
 
 def run(learner: str, spec: dict, tag: str, work: Path) -> dict:
-    sp, out = work / f"{tag}.spec.json", work / f"{tag}.result.json"
-    sp.write_text(json.dumps(spec))
-    out.unlink(missing_ok=True)
-    py = str(SETFIT_PY) if learner == "setfit" else sys.executable
-    kind = "setfit" if learner == "setfit" else "ronghe"
-    with common.LoadMonitor(every=10) as mon:
-        res = common.run_json([py, __file__, "--worker", kind, str(sp), str(out)], out,
-                              work / f"{tag}.log")
-    res["load"] = mon.summary()
+    setfit = learner == "setfit"
+    res = common.run_worker(__file__, "setfit" if setfit else "ronghe", spec, tag, work,
+                            python=str(SETFIT_PY) if setfit else None, monitor_every=10)
     print(f"[{time.strftime('%H:%M:%S')}] {tag}: acc {res['dev_accuracy']}, train "
           f"{res['train_seconds']} s (load {res['load']['load1_mean']})", flush=True)
     return res
@@ -184,27 +176,14 @@ def readme(result: dict, quick: bool) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="k = 8, one seed")
+    ap = common.parser(__doc__, "k = 8, one seed")
     ap.add_argument("--ks", default="8,16,64")
     ap.add_argument("--seeds", type=int, default=5)
     ap.add_argument("--only", default=",".join(LEARNERS))
     ap.add_argument("--setup-setfit", action="store_true")
-    ap.add_argument("--readme", action="store_true", help="also write README for --quick")
-    ap.add_argument("--worker", nargs=3, metavar=("KIND", "SPEC", "OUT"), help=argparse.SUPPRESS)
-    ap.add_argument("--rewrite-readme", action="store_true",
-                    help="rewrite the README section from the saved JSON, run nothing")
     a = ap.parse_args()
-    if a.rewrite_readme:
-        saved = json.loads((common.RESULTS / f"{NAME}{'.quick' if a.quick else ''}.json").read_text())
-        common.write_readme_section(NAME, readme(saved, a.quick))
-        return
-    if a.worker:
-        kind, sp, out = a.worker
-        spec = json.loads(Path(sp).read_text())
-        res = (worker_setfit if kind == "setfit" else worker_ronghe)(spec)
-        res["peak_rss_mb"] = round(common.peak_rss_mb(), 1)
-        Path(out).write_text(json.dumps(res, default=str))
+    workers = {"setfit": worker_setfit, "ronghe": worker_ronghe}
+    if common.handled(a, NAME, readme, workers):
         return
     if a.setup_setfit:
         setup_setfit()
@@ -239,15 +218,9 @@ def main() -> None:
                        "complete": False}
             common.write_json(NAME, partial, a.quick)
     result = {**partial, "complete": True}
-    result["machine"]["load_average_end"] = common.load_average()
-    result["total_wall_seconds"] = round(time.perf_counter() - t0, 1)
-    path = common.write_json(NAME, result, a.quick)
     for r in result["summary"]:
         print(r)
-    print(f"wrote {path} in {result['total_wall_seconds']} s")
-    if not a.quick or a.readme:
-        common.write_readme_section(NAME, readme(result, a.quick))
-        print(f"updated {common.README} section {NAME}")
+    common.finish(NAME, result, a, readme, t0)
 
 
 if __name__ == "__main__":

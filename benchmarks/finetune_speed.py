@@ -23,10 +23,8 @@ as the ratio of wall times and of CPU seconds (CPU time is less sensitive to oth
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -61,14 +59,16 @@ def worker_ronghe(spec: dict) -> dict:
     t0 = time.perf_counter()
     clf = TextClassifier(strategy="finetune", model="minilm", epochs=hp["epochs"],
                          batch_size=hp["batch_size"], learning_rate=hp["learning_rate"],
-                         max_length=hp["max_length"], seed=hp["seed"], precision="fp32",
+                         max_length=hp["max_length"], seed=hp["seed"],
+                         precision=spec.get("precision", "fp32"),
                          options={"warmup_ratio": hp["warmup_ratio"],
                                   "weight_decay": hp["weight_decay"]})
     clf.fit(tr, ytr, valid=valid)
     wall = time.perf_counter() - t0
     cpu = common.cpu_seconds() - cpu0
     report = clf.evaluate(dev, ydev)
-    return {"side": "ronghe", "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
+    return {"side": "ronghe", "precision": spec.get("precision", "fp32"),
+            "wall_seconds": round(wall, 2), "cpu_seconds": round(cpu, 2),
             "ronghe_train_seconds": round(clf.train_seconds_, 2),
             "dev_accuracy": round(report["accuracy"], 4),
             "dev_macro_f1": round(report["macro_f1"], 4),
@@ -255,42 +255,19 @@ def optimizer_variants(ids, labels, batches, n_steps: int, rounds: int = 2) -> d
 # ------------------------------------------------------------------------------------ driver
 
 def prepare(quick: bool) -> dict:
-    from ronghe import backbones, data
+    from ronghe import backbones
 
     work = common.WORK / NAME / ("quick" if quick else "full")
     work.mkdir(parents=True, exist_ok=True)
-    texts, labels = common.read_sst2("train")
-    n = 800 if quick else 8000
-    idx = common.sample_indices(len(texts), n, seed=0)
-    ds = data.from_texts([texts[i] for i in idx], [labels[i] for i in idx])
-    train, valid = data.split(ds, 0.1, 0)
-    dev_t, dev_y = common.read_sst2("dev")
-
-    def dump(name, t, y):
-        p = work / f"{name}.jsonl"
-        p.write_text("".join(json.dumps({"text": a, "label": int(b)}) + "\n" for a, b in zip(t, y)))
-        return str(p)
-
     hp = dict(HP, epochs=1 if quick else HP["epochs"])
-    return {"train": dump("train", train.texts, train.labels),
-            "valid": dump("valid", valid.texts, valid.labels),
-            "dev": dump("dev", dev_t, dev_y), "hp": hp, "n_sample": n,
-            "n_train": len(train), "n_valid": len(valid), "n_dev": len(dev_t),
+    return {**common.sst2_split(800 if quick else 8000, work), "hp": hp,
             "model_path": str(backbones.resolve("minilm").path),
             "out_dir": str(work / "trainer-out"), "work": str(work)}
 
 
 def run_worker(kind: str, spec: dict, tag: str) -> dict:
-    work = Path(spec["work"])
-    spec_path = work / f"{tag}.spec.json"
-    out = work / f"{tag}.result.json"
-    spec_path.write_text(json.dumps(spec))
-    out.unlink(missing_ok=True)
     print(f"[{time.strftime('%H:%M:%S')}] {tag} (load {common.load_average()})", flush=True)
-    with common.LoadMonitor() as mon:
-        res = common.run_json([sys.executable, __file__, "--worker", kind, str(spec_path), str(out)],
-                              out, work / f"{tag}.log")
-    res["load"] = mon.summary()
+    res = common.run_worker(__file__, kind, spec, tag, spec["work"])
     print(f"    wall {res.get('wall_seconds')} s, cpu {res.get('cpu_seconds')} s, "
           f"dev acc {res.get('dev_accuracy')}", flush=True)
     return res
@@ -387,25 +364,12 @@ def readme(result: dict, quick: bool) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="800 examples, 1 epoch, one pair")
+    ap = common.parser(__doc__, "800 examples, 1 epoch, one pair")
     ap.add_argument("--pairs", type=int, default=None, help="A/B pairs (default 2; quick 1)")
     ap.add_argument("--profile", action="store_true", help="profile ronghe's training step")
-    ap.add_argument("--readme", action="store_true", help="also write README for --quick")
-    ap.add_argument("--worker", nargs=3, metavar=("KIND", "SPEC", "OUT"), help=argparse.SUPPRESS)
-    ap.add_argument("--rewrite-readme", action="store_true",
-                    help="rewrite the README section from the saved JSON, run nothing")
     a = ap.parse_args()
-    if a.rewrite_readme:
-        saved = json.loads((common.RESULTS / f"{NAME}{'.quick' if a.quick else ''}.json").read_text())
-        common.write_readme_section(NAME, readme(saved, a.quick))
-        return
-    if a.worker:
-        kind, spec, out = a.worker
-        fn = {"ronghe": worker_ronghe, "trainer": worker_trainer, "profile": worker_profile}[kind]
-        res = fn(json.loads(Path(spec).read_text()))
-        res["peak_rss_mb"] = round(common.peak_rss_mb(), 1)
-        Path(out).write_text(json.dumps(res, default=str))
+    workers = {"ronghe": worker_ronghe, "trainer": worker_trainer, "profile": worker_profile}
+    if common.handled(a, NAME, readme, workers):
         return
     t_start = time.perf_counter()
     info = common.machine_info()
@@ -422,14 +386,8 @@ def main() -> None:
         prof = run_worker("profile", {**spec, "steps": 12}, "profile")
         result["profile"] = prof
         print(prof["profiler_top_ops"])
-    result["machine"]["load_average_end"] = common.load_average()
-    result["total_wall_seconds"] = round(time.perf_counter() - t_start, 1)
-    path = common.write_json(NAME, result, a.quick)
     print(json.dumps(result["summary"], indent=2))
-    print(f"wrote {path} in {result['total_wall_seconds']} s")
-    if not a.quick or a.readme:
-        common.write_readme_section(NAME, readme(result, a.quick))
-        print(f"updated {common.README} section {NAME}")
+    common.finish(NAME, result, a, readme, t_start)
 
 
 if __name__ == "__main__":

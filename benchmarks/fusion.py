@@ -36,7 +36,6 @@ the machine stretch this. ``--only`` runs one data set and merges it into the JS
 
 from __future__ import annotations
 
-import argparse
 import gc
 import json
 import os
@@ -408,7 +407,7 @@ def parse_sizes(text: str) -> dict:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap = common.parser(__doc__, "tiny samples, 1 epoch")
     ap.add_argument("--only", default=",".join(DATASETS), help="comma-separated data sets")
     ap.add_argument("--strategies", default=",".join(SINGLES + FUSIONS))
     ap.add_argument("--train-size", default="", help="per data set, e.g. sst2=8000,clinc150=9000")
@@ -420,14 +419,10 @@ def main() -> None:
                     help="stack members search their whole C grid again (default: reuse the C "
                          "the single classic/frozen model chose on validation)")
     ap.add_argument("--threads", type=int, default=common.THREADS)
-    ap.add_argument("--quick", action="store_true", help="tiny samples, 1 epoch")
-    ap.add_argument("--readme", action="store_true", help="also write README for --quick")
-    ap.add_argument("--rewrite-readme", action="store_true", help="README from the saved JSON")
     a = ap.parse_args()
-    path = common.RESULTS / f"{NAME}{'.quick' if a.quick else ''}.json"
-    if a.rewrite_readme:
-        common.write_readme_section(NAME, readme(json.loads(path.read_text()), a.quick))
+    if common.handled(a, NAME, readme):
         return
+    path = common.result_path(NAME, a.quick)
     common.THREADS = a.threads
     common.pin_threads(a.threads)
     common.torch_threads(a.threads)
@@ -446,11 +441,7 @@ def main() -> None:
         result["datasets"][name] = {**run_dataset(name, a), "config": dict(result["config"])}
         result["machine"]["load_average_end"] = common.load_average()
         common.write_json(NAME, result, a.quick)  # after every data set: partial runs survive
-    result["total_wall_seconds"] = round(time.perf_counter() - t0, 1)
-    print(f"wrote {common.write_json(NAME, result, a.quick)} in {result['total_wall_seconds']} s")
-    if not a.quick or a.readme:
-        common.write_readme_section(NAME, readme(result, a.quick))
-        print(f"updated {common.README} section {NAME}")
+    common.finish(NAME, result, a, readme, t0)
 
 
 if __name__ == "__main__":

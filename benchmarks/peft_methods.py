@@ -20,10 +20,8 @@ the weights at load time, so they should cost what finetune costs; prefix tuning
 
 from __future__ import annotations
 
-import argparse
 import json
 import statistics
-import sys
 import time
 from pathlib import Path
 
@@ -101,37 +99,14 @@ def worker_latency(spec: dict) -> dict:
 
 
 def prepare(size: int, quick: bool) -> dict:
-    from ronghe import data
-
     work = common.WORK / NAME / ("quick" if quick else f"n{size}")
     work.mkdir(parents=True, exist_ok=True)
-    texts, labels = common.read_sst2("train")
-    idx = common.sample_indices(len(texts), size, seed=0)
-    ds = data.from_texts([texts[i] for i in idx], [labels[i] for i in idx])
-    train, valid = data.split(ds, 0.1, 0)
-    dev_t, dev_y = common.read_sst2("dev")
-
-    def dump(name, t, y):
-        p = work / f"{name}.jsonl"
-        p.write_text("".join(json.dumps({"text": a, "label": int(b)}) + "\n" for a, b in zip(t, y)))
-        return str(p)
-
-    return {"train": dump("train", train.texts, train.labels),
-            "valid": dump("valid", valid.texts, valid.labels), "dev": dump("dev", dev_t, dev_y),
-            "n_sample": size, "n_train": len(train), "n_valid": len(valid), "n_dev": len(dev_t),
-            "work": str(work)}
+    return {**common.sst2_split(size, work), "work": str(work)}
 
 
 def run(kind: str, spec: dict, tag: str) -> dict:
-    work = Path(spec["work"])
-    sp, out = work / f"{tag}.spec.json", work / f"{tag}.result.json"
-    sp.write_text(json.dumps(spec))
-    out.unlink(missing_ok=True)
     print(f"[{time.strftime('%H:%M:%S')}] {tag} (load {common.load_average()})", flush=True)
-    with common.LoadMonitor() as mon:
-        res = common.run_json([sys.executable, __file__, "--worker", kind, str(sp), str(out)],
-                              out, work / f"{tag}.log")
-    res["load"] = mon.summary()
+    res = common.run_worker(__file__, kind, spec, tag, spec["work"])
     print("    " + json.dumps({k: v for k, v in res.items()
                                if k in ("train_seconds", "dev_accuracy", "median_ms")}), flush=True)
     return res
@@ -183,24 +158,11 @@ def readme(result: dict, quick: bool) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--quick", action="store_true", help="400 examples, 1 epoch each")
+    ap = common.parser(__doc__, "400 examples, 1 epoch each")
     ap.add_argument("--size", type=int, default=8000, help="training sample (before the split)")
     ap.add_argument("--only", default=",".join(STRATEGIES), help="comma-separated strategies")
-    ap.add_argument("--readme", action="store_true", help="also write README for --quick")
-    ap.add_argument("--worker", nargs=3, metavar=("KIND", "SPEC", "OUT"), help=argparse.SUPPRESS)
-    ap.add_argument("--rewrite-readme", action="store_true",
-                    help="rewrite the README section from the saved JSON, run nothing")
     a = ap.parse_args()
-    if a.rewrite_readme:
-        saved = json.loads((common.RESULTS / f"{NAME}{'.quick' if a.quick else ''}.json").read_text())
-        common.write_readme_section(NAME, readme(saved, a.quick))
-        return
-    if a.worker:
-        kind, sp, out = a.worker
-        res = {"train": worker_train, "latency": worker_latency}[kind](json.loads(Path(sp).read_text()))
-        res["peak_rss_mb"] = round(common.peak_rss_mb(), 1)
-        Path(out).write_text(json.dumps(res, default=str))
+    if common.handled(a, NAME, readme, {"train": worker_train, "latency": worker_latency}):
         return
     t0 = time.perf_counter()
     info = common.machine_info()
@@ -218,13 +180,7 @@ def main() -> None:
     result = {"benchmark": NAME, "quick": a.quick, "machine": info,
               "setup": {k: v for k, v in spec.items() if k != "work"}, "runs": runs,
               "latency": lat}
-    result["machine"]["load_average_end"] = common.load_average()
-    result["total_wall_seconds"] = round(time.perf_counter() - t0, 1)
-    path = common.write_json(NAME, result, a.quick)
-    print(f"wrote {path} in {result['total_wall_seconds']} s")
-    if not a.quick or a.readme:
-        common.write_readme_section(NAME, readme(result, a.quick))
-        print(f"updated {common.README} section {NAME}")
+    common.finish(NAME, result, a, readme, t0)
 
 
 if __name__ == "__main__":
