@@ -36,7 +36,11 @@ common.pin_threads()
 NAME = "fewshot"
 SETFIT_VENV = common.WORK / "setfit-venv"
 SETFIT_PY = SETFIT_VENV / "bin" / "python"
-LEARNERS = ("contrastive", "frozen", "setfit")
+LEARNERS = ("contrastive", "frozen", "setfit", "contrastive-it20")
+DEFAULT_LEARNERS = ("contrastive", "frozen", "setfit")
+# ronghe learners with options other than the defaults: name -> (strategy, options)
+RONGHE = {"contrastive": ("contrastive", {}), "frozen": ("frozen", {}),
+          "contrastive-it20": ("contrastive", {"num_iterations": 20})}
 
 
 # ---------------------------------------------------------------------------------- workers
@@ -46,8 +50,9 @@ def worker_ronghe(spec: dict) -> dict:
     from ronghe import TextClassifier
 
     t0 = time.perf_counter()
-    clf = TextClassifier(strategy=spec["learner"], model="minilm").fit(spec["texts"],
-                                                                        spec["labels"])
+    strategy, options = RONGHE[spec["learner"]]
+    clf = TextClassifier(strategy=strategy, model="minilm", options=options or None).fit(
+        spec["texts"], spec["labels"])
     wall = time.perf_counter() - t0
     rep = clf.evaluate(spec["dev_texts"], spec["dev_labels"])
     return {"train_seconds": round(clf.train_seconds_, 2), "fit_wall_seconds": round(wall, 2),
@@ -131,10 +136,24 @@ def summarise(runs: list[dict]) -> list[dict]:
     return rows
 
 
+def versus_setfit(rows: list[dict]) -> list[str]:
+    """One line per k: ronghe ``contrastive`` against SetFit, accuracy and time."""
+    out = []
+    for k in sorted({r["k"] for r in rows}):
+        by = {r["learner"]: r for r in rows if r["k"] == k}
+        c, sf = by.get("contrastive"), by.get("setfit")
+        if c and sf:
+            out.append(f"- k = {k}: `contrastive` {c['acc_mean']:.3f} vs SetFit "
+                       f"{sf['acc_mean']:.3f} ({100 * (c['acc_mean'] - sf['acc_mean']):+.1f} "
+                       f"points) in {c['sec_mean'] / sf['sec_mean']:.2f}x SetFit's time")
+    return out + [""] if out else []
+
+
 def readme(result: dict, quick: bool) -> str:
     info, rows = result["machine"], result["summary"]
     names = {"contrastive": "ronghe `contrastive`", "frozen": "ronghe `frozen`",
-             "setfit": "SetFit 1.2 (defaults)"}
+             "setfit": "SetFit 1.2 (defaults)",
+             "contrastive-it20": "ronghe `contrastive`, `num_iterations=20` (the old default)"}
     table = common.md_table(
         ["examples per class", "learner", "runs", "dev accuracy (mean ± std)",
          "train s (mean ± std)"],
@@ -151,13 +170,14 @@ def readme(result: dict, quick: bool) -> str:
         "",
         common.quick_note(quick, "python benchmarks/fewshot.py") +
         f"SST-2, k examples per class sampled from train (seeds {result['seeds']}; the same sample "
-        "for the three learners), accuracy on the dev set (872). Defaults everywhere. ronghe "
+        "for every learner), accuracy on the dev set (872). Defaults everywhere. ronghe "
         "`fit(texts, labels)` holds out a stratified 10 % (at least one per class) of the sample "
         "to choose its head's C, so it trains on fewer examples than SetFit. Train time = model "
         "loading + training (+ head), each run a fresh process with 2 pinned threads.",
         "",
         table,
         "",
+        *versus_setfit(rows),
         sf_line,
         "",
         f"Machine: {common.machine_line(info)}. 1-minute load average during the runs: "
@@ -179,7 +199,9 @@ def main() -> None:
     ap = common.parser(__doc__, "k = 8, one seed")
     ap.add_argument("--ks", default="8,16,64")
     ap.add_argument("--seeds", type=int, default=5)
-    ap.add_argument("--only", default=",".join(LEARNERS))
+    ap.add_argument("--only", default=",".join(DEFAULT_LEARNERS), help=f"from {', '.join(LEARNERS)}")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the saved runs of the learners not run now (same ks and seeds)")
     ap.add_argument("--setup-setfit", action="store_true")
     a = ap.parse_args()
     workers = {"setfit": worker_setfit, "ronghe": worker_ronghe}
@@ -205,6 +227,13 @@ def main() -> None:
     dev_t, dev_y = common.read_sst2("dev")
     model_path = str(backbones.resolve("minilm").path)
     runs = []
+    if a.merge:  # earlier runs of the other learners on the same samples
+        saved = json.loads(common.result_path(NAME, a.quick).read_text())
+        runs = [r for r in saved["runs"]
+                if r["learner"] not in learners and r["k"] in ks and r["seed"] in seeds]
+        if "setfit" not in learners:
+            sf = saved["setfit"]
+        print(f"kept {len(runs)} saved runs of {sorted({r['learner'] for r in runs})}", flush=True)
     for k in ks:
         for seed in seeds:
             idx = common.per_class_sample(labels, k, seed=1000 + seed)
@@ -213,6 +242,7 @@ def main() -> None:
             for learner in learners:
                 res = run(learner, {**spec, "learner": learner}, f"k{k}-s{seed}-{learner}", work)
                 runs.append({"k": k, "seed": seed, "learner": learner, **res})
+            runs.sort(key=lambda r: (r["k"], r["seed"], LEARNERS.index(r["learner"])))
             partial = {"benchmark": NAME, "quick": a.quick, "machine": info, "ks": ks,
                        "seeds": seeds, "setfit": sf, "runs": runs, "summary": summarise(runs),
                        "complete": False}

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from ronghe import TextClassifier, load
 from ronghe.cli import app
-from ronghe.strategies.contrastive import sample_pairs
+from ronghe.strategies.contrastive import pair_count, sample_pairs
 
 PEFT = {"epochs": 3, "batch_size": 8, "max_length": 32}
 
@@ -76,6 +76,15 @@ def test_pair_sampling_streams_balanced_pairs():
     assert all(labels[i] != labels[j] for i, j in neg)
     again = list(sample_pairs(labels, 1000, np.random.default_rng(0)))
     assert again == pairs
+
+
+def test_pair_count_follows_the_distinct_pairs_unless_iterations_are_given():
+    two_by_eight = np.repeat([0, 1], 8)  # same-class pairs 2 * 28 = 56, different 64
+    assert pair_count(two_by_eight, None, 20_000) == 128
+    assert pair_count(two_by_eight, 20, 20_000) == 640  # SetFit 0.x: 2 per example per iteration
+    many = np.repeat(np.arange(150), 8)  # 150 classes: ~720k different-class pairs
+    assert pair_count(many, None, 20_000) == 20_000
+    assert pair_count(np.array([0, 1]), None, 20_000) == 2  # one example per class
 
 
 def test_pair_sampling_memory_does_not_grow_with_pairs():

@@ -30,7 +30,9 @@ from .base import Strategy
 class ContrastiveConfig(NetworkConfig):
     batch_size: int = Field(16, ge=2, description="pairs per step")
     epochs: int = Field(1, ge=1, le=100, description="passes over the sampled pairs")
-    num_iterations: int = Field(20, ge=1, description="positive + negative pairs drawn per example")
+    num_iterations: int | None = Field(
+        None, ge=1, description="positive + negative pairs drawn per example; None: as many "
+        "pairs as the data has distinct pairs of the more common kind, times 2 (see pair_count)")
     max_pairs: int = Field(20_000, ge=2, description="cap on pairs per epoch")
     learning_rate: float = Field(2e-5, gt=0, lt=1)
     warmup_ratio: float = Field(0.1, ge=0, lt=1)
@@ -39,6 +41,21 @@ class ContrastiveConfig(NetworkConfig):
     eval_batch_size: int = Field(128, ge=1)
     C_grid: list[float] = Field([0.1, 1.0, 10.0, 100.0], min_length=1,
                                 description="head C values tried; the best on validation is kept")
+
+
+def pair_count(labels: np.ndarray, num_iterations: int | None, max_pairs: int) -> int:
+    """How many pairs one epoch trains on (never more than ``max_pairs``).
+
+    With ``num_iterations`` (SetFit 0.x): ``2 * num_iterations`` per example. Without (the
+    default, SetFit 1.x's "oversampling"): every distinct same-class or different-class pair once
+    for the more common kind, the other kind drawn as often, i.e. ``2 * max(same, different)`` -
+    the work grows with the pairs the data really has (16 texts: ~100 pairs, not 640)."""
+    if num_iterations is not None:
+        return min(max_pairs, 2 * num_iterations * len(labels))
+    counts = np.unique(labels, return_counts=True)[1].astype(np.int64)
+    same = int((counts * (counts - 1) // 2).sum())
+    different = int((len(labels) ** 2 - (counts ** 2).sum()) // 2)
+    return max(2, min(max_pairs, 2 * max(same, different)))
 
 
 def sample_pairs(labels: np.ndarray, n_pairs: int, rng: np.random.Generator
@@ -89,18 +106,18 @@ class Contrastive(Strategy):
         from transformers import get_linear_schedule_with_warmup
 
         c = self.config
-        n_pairs = min(c.max_pairs, 2 * c.num_iterations * len(ids))
-        steps = c.epochs * math.ceil(n_pairs / c.batch_size)
+        total = pair_count(y, c.num_iterations, c.max_pairs)
+        steps = c.epochs * math.ceil(total / c.batch_size)
         opt = torch.optim.AdamW(loop.param_groups(
             self.model, loop.LoopConfig(1, c.batch_size, c.learning_rate, c.weight_decay)),
             lr=c.learning_rate)
         sched = get_linear_schedule_with_warmup(opt, int(c.warmup_ratio * steps), steps)
         rng = np.random.default_rng(c.seed)
         self.model.train()
-        info("contrastive: %d pairs x %d epoch(s) = %d steps", n_pairs, c.epochs, steps)
+        info("contrastive: %d pairs x %d epoch(s) = %d steps", total, c.epochs, steps)
         for epoch in range(c.epochs):
-            pairs = sample_pairs(y, n_pairs, rng)
-            with progress(f"pairs epoch {epoch + 1}/{c.epochs}", n_pairs) as bar:
+            pairs = sample_pairs(y, total, rng)
+            with progress(f"pairs epoch {epoch + 1}/{c.epochs}", total) as bar:
                 while True:
                     chunk = [p for _, p in zip(range(c.batch_size), pairs)]
                     if not chunk:
