@@ -122,15 +122,18 @@ class Contrastive(Strategy):
                     chunk = [p for _, p in zip(range(c.batch_size), pairs)]
                     if not chunk:
                         break
-                    left = collate([ids[i] for i, _, _ in chunk], self.pad_id)
-                    right = collate([ids[j] for _, j, _ in chunk], self.pad_id)
+                    # one forward pass over the distinct texts of the step's pairs (with few
+                    # examples a text recurs in many pairs: 14 texts fill 16 pairs' 32 slots)
+                    texts = sorted({i for i, _, _ in chunk} | {j for _, j, _ in chunk})
+                    row = {t: r for r, t in enumerate(texts)}
+                    batch = collate([ids[t] for t in texts], self.pad_id)
                     target = torch.tensor([t for _, _, t in chunk], device=self.device)
                     with autocast(self.device, self.dtype):
-                        a = self.model.embed(left["input_ids"].to(self.device),
-                                             left["attention_mask"].to(self.device))
-                        b = self.model.embed(right["input_ids"].to(self.device),
-                                             right["attention_mask"].to(self.device))
-                    sim = torch.nn.functional.cosine_similarity(a.float(), b.float())
+                        e = self.model.embed(batch["input_ids"].to(self.device),
+                                             batch["attention_mask"].to(self.device)).float()
+                    a = e[[row[i] for i, _, _ in chunk]]
+                    b = e[[row[j] for _, j, _ in chunk]]
+                    sim = torch.nn.functional.cosine_similarity(a, b)
                     loss = torch.nn.functional.mse_loss(sim, target)
                     loss.backward()
                     if c.max_grad_norm:
