@@ -153,7 +153,7 @@ def readme(result: dict, quick: bool) -> str:
     info, rows = result["machine"], result["summary"]
     names = {"contrastive": "ronghe `contrastive`", "frozen": "ronghe `frozen`",
              "setfit": "SetFit 1.2 (defaults)",
-             "contrastive-it20": "ronghe `contrastive`, `num_iterations=20` (the old default)"}
+             "contrastive-it20": "ronghe `contrastive`, `num_iterations=20`"}
     table = common.md_table(
         ["examples per class", "learner", "runs", "dev accuracy (mean ± std)",
          "train s (mean ± std)"],
@@ -178,6 +178,7 @@ def readme(result: dict, quick: bool) -> str:
         table,
         "",
         *versus_setfit(rows),
+        *[f"Note: {n}\n" for n in result.get("notes", [])],
         sf_line,
         "",
         f"Machine: {common.machine_line(info)}. 1-minute load average during the runs: "
@@ -226,11 +227,12 @@ def main() -> None:
     texts, labels = common.read_sst2("train")
     dev_t, dev_y = common.read_sst2("dev")
     model_path = str(backbones.resolve("minilm").path)
-    runs = []
+    runs, notes = [], []
     if a.merge:  # earlier runs of the other learners on the same samples
         saved = json.loads(common.result_path(NAME, a.quick).read_text())
         runs = [r for r in saved["runs"]
                 if r["learner"] not in learners and r["k"] in ks and r["seed"] in seeds]
+        notes = saved.get("notes", [])
         if "setfit" not in learners:
             sf = saved["setfit"]
         print(f"kept {len(runs)} saved runs of {sorted({r['learner'] for r in runs})}", flush=True)
@@ -244,7 +246,7 @@ def main() -> None:
                 runs.append({"k": k, "seed": seed, "learner": learner, **res})
             runs.sort(key=lambda r: (r["k"], r["seed"], LEARNERS.index(r["learner"])))
             partial = {"benchmark": NAME, "quick": a.quick, "machine": info, "ks": ks,
-                       "seeds": seeds, "setfit": sf, "runs": runs, "summary": summarise(runs),
+                       "seeds": seeds, "setfit": sf, "runs": runs, "summary": summarise(runs), "notes": notes,
                        "complete": False}
             common.write_json(NAME, partial, a.quick)
     result = {**partial, "complete": True}
