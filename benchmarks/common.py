@@ -349,6 +349,15 @@ def machine_line(info: dict) -> str:
             f"torch {v.get('torch')}, transformers {v.get('transformers')}, {info['date'][:10]}")
 
 
+def load_note(loads: list[float]) -> str:
+    """What the 1-minute load averages sampled during timed runs say about their seconds."""
+    if loads and max(loads) <= THREADS + 0.6:
+        return (f"nothing else ran: the load is the benchmark's own {THREADS} threads, so the "
+                "seconds are clean")
+    return ("other jobs shared the cores, so absolute seconds are noisy; the ratios measured side "
+            "by side are the numbers to read")
+
+
 def quick_note(quick: bool, full_cmd: str) -> str:
     """The warning that heads a README section written from a ``--quick`` smoke run."""
     if not quick:

@@ -182,9 +182,9 @@ def readme(result: dict, quick: bool) -> str:
         sf_line,
         "",
         f"Machine: {common.machine_line(info)}. 1-minute load average during the runs: "
-        f"{min(loads):.1f}-{max(loads):.1f} (mean {statistics.mean(loads):.1f}); other jobs "
-        "shared the 2 cores, so seconds are noisy. The issue's aim: `contrastive` at least as "
-        "accurate as SetFit in less time.",
+        f"{min(loads):.1f}-{max(loads):.1f} (mean {statistics.mean(loads):.1f}); "
+        f"{common.load_note(loads)}. The issue's aim: `contrastive` at least as accurate as "
+        "SetFit in less time.",
         "",
         "Reproduce:", "", "```bash",
         "python benchmarks/fewshot.py --setup-setfit   # once, needs the package index",

@@ -312,8 +312,9 @@ def readme(result: dict, quick: bool) -> str:
         f"({spec['n_dev']}) for accuracy. Same model (packaged all-MiniLM-L6-v2), lr 5e-5, batch 32, "
         f"{spec['hp']['epochs']} epoch(s), warm-up 10 %, weight decay 0.01, max_length 128, fp32, "
         "validation after each epoch. Time = model/tokenizer loading + tokenisation + training + "
-        "per-epoch validation, each run a fresh process with 2 pinned threads; runs alternate "
-        "A B B A so a change in machine load hits both.",
+        "per-epoch validation, each run a fresh process with 2 pinned threads; "
+        + ("runs alternate A B B A so a change in machine load hits both." if len(loads) > 2
+           else "one run each, back to back."),
         "",
         common.md_table(["", "wall s (each run)", "wall s (median)", "CPU s (median)",
                          "dev accuracy (each run)"], rows),
@@ -323,8 +324,7 @@ def readme(result: dict, quick: bool) -> str:
         f"The issue's aim is at least 1.5x with equal accuracy.",
         "",
         f"Machine: {common.machine_line(info)}. Mean 1-minute load average during the runs: "
-        f"{', '.join(map(str, loads))} (other jobs shared the 2 cores, so absolute seconds are "
-        "noisy; the ratio within a pair is the number to read).",
+        f"{', '.join(map(str, loads))} ({common.load_note(loads)}).",
         "",
         "Notes: the Trainer model is `AutoModelForSequenceClassification`, i.e. the [CLS] token "
         "through BERT's pooler (the packaged sentence-transformers checkpoint has no trained "

@@ -150,7 +150,7 @@ def readme(result: dict, quick: bool) -> str:
         "",
         f"Machine: {common.machine_line(info)}. Mean 1-minute load average while training: "
         f"{loads}; while timing latency: {result.get('latency', {}).get('load', {}).get('load1_mean')} "
-        "(other jobs shared the 2 cores, so train seconds compare only roughly; the latency "
+        f"({common.load_note([r['load']['load1_mean'] for r in result['runs']])}; the latency "
         "ratios were measured side by side).",
         "",
         "Reproduce:", "", "```bash", f"{cmd}   # results: benchmarks/results/{NAME}{'.quick' if quick else ''}.json", "```",
