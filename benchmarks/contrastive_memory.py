@@ -125,8 +125,10 @@ def readme(result: dict, quick: bool) -> str:
         "Peak RSS (`getrusage` `ru_maxrss`) of a subprocess that runs `TextClassifier(\"contrastive\")"
         ".fit` on n SST-2 training texts (ronghe holds out 10 % for validation), `max_pairs` at its "
         f"default, `num_iterations={small['num_iterations']}` to keep the run short (the pair count "
-        "is min(max_pairs, 2 x num_iterations x n_train), so both sizes train on the same number "
-        "of pairs). The sampler column is the peak Python memory (tracemalloc) of drawing those "
+        "is min(max_pairs, 2 x num_iterations x n_train): "
+        + (f"{small['pairs_used']:,} for both sizes)" if small["pairs_used"] == big["pairs_used"]
+           else f"{small['pairs_used']:,} and {big['pairs_used']:,} here)")
+        + ". The sampler column is the peak Python memory (tracemalloc) of drawing those "
         "pairs with `sample_pairs` alone.",
         "",
         common.md_table(["texts", "train / valid", "max_pairs", "pairs used", "RSS before fit MB",
@@ -138,7 +140,9 @@ def readme(result: dict, quick: bool) -> str:
         "with n is linear: token ids, and the embeddings of all texts for the head.",
         "",
         f"Machine: {common.machine_line(info)}. Load average during the runs: "
-        f"{', '.join(str(r['load']['load1_mean']) for r in result['runs'])}.",
+        f"{', '.join(str(r['load']['load1_mean']) for r in result['runs'])} "
+        f"({common.load_note([r['load']['load1_mean'] for r in result['runs']])}; memory, the "
+        "question here, does not depend on it).",
         "",
         "Reproduce:", "", "```bash",
         f"python benchmarks/contrastive_memory.py{' --quick' if quick else ''}"

@@ -137,16 +137,23 @@ def summarise(runs: list[dict]) -> list[dict]:
 
 
 def versus_setfit(rows: list[dict]) -> list[str]:
-    """One line per k: ronghe ``contrastive`` against SetFit, accuracy and time."""
-    out = []
+    """The verdict on the issue's aim, then one line per k: ``contrastive`` against SetFit."""
+    out, met = [], []
     for k in sorted({r["k"] for r in rows}):
         by = {r["learner"]: r for r in rows if r["k"] == k}
         c, sf = by.get("contrastive"), by.get("setfit")
-        if c and sf:
-            out.append(f"- k = {k}: `contrastive` {c['acc_mean']:.3f} vs SetFit "
-                       f"{sf['acc_mean']:.3f} ({100 * (c['acc_mean'] - sf['acc_mean']):+.1f} "
-                       f"points) in {c['sec_mean'] / sf['sec_mean']:.2f}x SetFit's time")
-    return out + [""] if out else []
+        if not (c and sf):
+            continue
+        out.append(f"- k = {k}: `contrastive` {c['acc_mean']:.3f} vs SetFit {sf['acc_mean']:.3f} "
+                   f"({100 * (c['acc_mean'] - sf['acc_mean']):+.1f} points) in "
+                   f"{c['sec_mean'] / sf['sec_mean']:.2f}x SetFit's time")
+        if c["acc_mean"] >= sf["acc_mean"] and c["sec_mean"] < sf["sec_mean"]:
+            met.append(k)
+    if not out:
+        return []
+    verdict = (f"**Aim (at least SetFit's accuracy in less time): met at k = {met}.**" if met else
+               "**Aim (at least SetFit's accuracy in less time): not met at any k.**")
+    return [verdict, "", *out, ""]
 
 
 def readme(result: dict, quick: bool) -> str:
