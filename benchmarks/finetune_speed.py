@@ -346,7 +346,7 @@ def readme(result: dict, quick: bool) -> str:
                   + ", ".join(f"{k} {v:.0%}" for k, v in prof["phase_share"].items()) + "."]
         var = prof.get("optimizer_variants")
         if var:
-            names = {"ronghe_now": "ronghe's loop as it is",
+            names = {"ronghe_now": "ronghe's loop as it was: multi-tensor AdamW",
                      "fused_adamw": "`torch.optim.AdamW(fused=True)` (the Trainer's default)",
                      "frozen_word_embeddings": "word-embedding matrix frozen"}
             lines += ["", "Seconds per training step (forward + backward + clipping + AdamW, "
@@ -355,6 +355,7 @@ def readme(result: dict, quick: bool) -> str:
                                       [[names.get(k, k), f"{v:.2f}",
                                         f"{var['relative_to_ronghe_now'][k]:.2f}x"]
                                        for k, v in var["median_step_seconds"].items()])]
+    lines += [f"\nNote: {n}" for n in result.get("notes", [])]
     lines += ["", "Reproduce:", "", "```bash",
               f"python benchmarks/finetune_speed.py{' --quick' if quick else ''}"
               f"{'' if len(result['runs']) // 2 == (1 if quick else 2) else ' --pairs ' + str(len(result['runs']) // 2)}"

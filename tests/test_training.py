@@ -75,6 +75,13 @@ def test_loop_config_takes_every_loop_setting_a_strategy_config_has():
     assert loop.LoopConfig.from_config(Partial()).adversarial == "none"
 
 
+def test_adamw_is_fused_on_cpu(tiny_model):
+    model, _ = tiny_model
+    cfg = loop.LoopConfig(epochs=1, batch_size=8, learning_rate=1e-3)
+    opt = loop.adamw(loop.param_groups(model, cfg), 1e-3, torch.device("cpu"))
+    assert opt.defaults["fused"] is True
+
+
 @pytest.mark.parametrize("options, frozen_prefixes, trainable_prefixes", [
     ({"freeze": "embeddings"}, ["embeddings."], ["encoder.layer.0.", "encoder.layer.5."]),
     ({"freeze_layers": 2}, ["embeddings.", "encoder.layer.0.", "encoder.layer.1."],
