@@ -70,7 +70,8 @@ def worker_setfit(spec: dict) -> dict:
 
     t0 = time.perf_counter()
     model = SetFitModel.from_pretrained(spec["model_path"])
-    trainer = Trainer(model=model, args=TrainingArguments(),
+    # default hyper-parameters; only its checkpoint folder moves out of the repository
+    trainer = Trainer(model=model, args=TrainingArguments(output_dir=spec["out_dir"]),
                       train_dataset=Dataset.from_dict({"text": spec["texts"],
                                                        "label": spec["labels"]}))
     trainer.train()
@@ -247,7 +248,8 @@ def main() -> None:
         for seed in seeds:
             idx = common.per_class_sample(labels, k, seed=1000 + seed)
             spec = {"texts": [texts[i] for i in idx], "labels": [labels[i] for i in idx],
-                    "dev_texts": dev_t, "dev_labels": dev_y, "model_path": model_path}
+                    "dev_texts": dev_t, "dev_labels": dev_y, "model_path": model_path,
+                    "out_dir": str(work / "setfit-out")}
             for learner in learners:
                 res = run(learner, {**spec, "learner": learner}, f"k{k}-s{seed}-{learner}", work)
                 runs.append({"k": k, "seed": seed, "learner": learner, **res})
