@@ -81,9 +81,7 @@ def readme(result: dict, quick: bool) -> str:
         f"{', '.join(str(r['load']['load1_mean']) for r in result['runs'])} "
         f"({common.load_note([r['load']['load1_mean'] for r in result['runs']])}).",
         "",
-        "Reproduce:", "", "```bash",
-        f"python benchmarks/bf16_training.py{' --quick' if quick else ''}   "
-        f"# results: benchmarks/results/{NAME}{'.quick' if quick else ''}.json", "```",
+        *common.reproduce("python benchmarks/bf16_training.py", NAME, quick),
     ])
 
 

@@ -358,6 +358,13 @@ def load_note(loads: list[float]) -> str:
             "by side are the numbers to read")
 
 
+def reproduce(command: str, name: str, quick: bool) -> list[str]:
+    """The README lines that end a section: the command that reproduces it and its JSON."""
+    q = ".quick" if quick else ""
+    return ["Reproduce:", "", "```bash", f"{command}{' --quick' if quick else ''}   # results: "
+            f"benchmarks/results/{name}{q}.json", "```"]
+
+
 def quick_note(quick: bool, full_cmd: str) -> str:
     """The warning that heads a README section written from a ``--quick`` smoke run."""
     if not quick:

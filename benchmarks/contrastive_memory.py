@@ -144,9 +144,7 @@ def readme(result: dict, quick: bool) -> str:
         f"({common.load_note([r['load']['load1_mean'] for r in result['runs']])}; memory, the "
         "question here, does not depend on it).",
         "",
-        "Reproduce:", "", "```bash",
-        f"python benchmarks/contrastive_memory.py{' --quick' if quick else ''}"
-        f"   # results: benchmarks/results/{NAME}{'.quick' if quick else ''}.json", "```",
+        *common.reproduce("python benchmarks/contrastive_memory.py", NAME, quick),
     ])
 
 
