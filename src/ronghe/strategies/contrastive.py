@@ -108,9 +108,8 @@ class Contrastive(Strategy):
         c = self.config
         total = pair_count(y, c.num_iterations, c.max_pairs)
         steps = c.epochs * math.ceil(total / c.batch_size)
-        opt = loop.adamw(loop.param_groups(
-            self.model, loop.LoopConfig(1, c.batch_size, c.learning_rate, c.weight_decay)),
-            c.learning_rate, self.device)
+        opt = loop.adamw(loop.param_groups(self.model, loop.LoopConfig.from_config(c, epochs=1)),
+                         c.learning_rate, self.device)
         sched = get_linear_schedule_with_warmup(opt, int(c.warmup_ratio * steps), steps)
         rng = np.random.default_rng(c.seed)
         self.model.train()

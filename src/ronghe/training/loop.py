@@ -16,8 +16,7 @@ from __future__ import annotations
 import random
 import re
 import time
-import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Callable
 
@@ -58,7 +57,7 @@ class LoopConfig:
     @classmethod
     def from_config(cls, config, **overrides) -> LoopConfig:
         """The loop settings a strategy's config carries (fields it lacks keep these defaults)."""
-        values = {f.name: getattr(config, f.name) for f in dataclasses.fields(cls)
+        values = {f.name: getattr(config, f.name) for f in fields(cls)
                   if hasattr(config, f.name)}
         return cls(**{**values, **overrides})
 
