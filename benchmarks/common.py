@@ -358,11 +358,12 @@ def load_note(loads: list[float]) -> str:
             "by side are the numbers to read")
 
 
-def reproduce(command: str, name: str, quick: bool) -> list[str]:
-    """The README lines that end a section: the command that reproduces it and its JSON."""
+def reproduce(command: str, name: str, quick: bool, setup: tuple[str, ...] = ()) -> list[str]:
+    """The README lines that end a section: any one-off ``setup`` commands, then the command
+    that reproduces it (``--quick`` added for a smoke run) and the JSON it writes."""
     q = ".quick" if quick else ""
-    return ["Reproduce:", "", "```bash", f"{command}{' --quick' if quick else ''}   # results: "
-            f"benchmarks/results/{name}{q}.json", "```"]
+    return ["Reproduce:", "", "```bash", *setup, f"{command}{' --quick' if quick else ''}   "
+            f"# results: benchmarks/results/{name}{q}.json", "```"]
 
 
 def quick_note(quick: bool, full_cmd: str) -> str:

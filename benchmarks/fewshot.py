@@ -194,13 +194,11 @@ def readme(result: dict, quick: bool) -> str:
         f"{common.load_note(loads)}. The issue's aim: `contrastive` at least as accurate as "
         "SetFit in less time.",
         "",
-        "Reproduce:", "", "```bash",
-        "python benchmarks/fewshot.py --setup-setfit   # once, needs the package index",
-        f"python benchmarks/fewshot.py{' --quick' if quick else ''}"
-        f"{' --ks ' + ','.join(map(str, result['ks'])) if not quick and result['ks'] != [8, 16, 64] else ''}"
-        f"{' --seeds ' + str(len(result['seeds'])) if not quick and len(result['seeds']) != 5 else ''}"
-        f"   # results: benchmarks/results/{NAME}{'.quick' if quick else ''}.json",
-        "```",
+        *common.reproduce(
+            "python benchmarks/fewshot.py"
+            f"{' --ks ' + ','.join(map(str, result['ks'])) if not quick and result['ks'] != [8, 16, 64] else ''}"
+            f"{' --seeds ' + str(len(result['seeds'])) if not quick and len(result['seeds']) != 5 else ''}",
+            NAME, quick, setup=("python benchmarks/fewshot.py --setup-setfit   # once, needs the package index",)),
     ])
 
 

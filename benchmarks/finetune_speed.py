@@ -356,11 +356,11 @@ def readme(result: dict, quick: bool) -> str:
                                         f"{var['relative_to_ronghe_now'][k]:.2f}x"]
                                        for k, v in var["median_step_seconds"].items()])]
     lines += [f"\nNote: {n}" for n in result.get("notes", [])]
-    lines += ["", "Reproduce:", "", "```bash",
-              f"python benchmarks/finetune_speed.py{' --quick' if quick else ''}"
-              f"{'' if len(result['runs']) // 2 == (1 if quick else 2) else ' --pairs ' + str(len(result['runs']) // 2)}"
-              f"{' --profile' if prof else ''}   # results: benchmarks/results/{NAME}{'.quick' if quick else ''}.json",
-              "```"]
+    pairs = len(result["runs"]) // 2
+    lines += ["", *common.reproduce(
+        "python benchmarks/finetune_speed.py"
+        f"{'' if pairs == (1 if quick else 2) else f' --pairs {pairs}'}{' --profile' if prof else ''}",
+        NAME, quick)]
     return "\n".join(lines)
 
 

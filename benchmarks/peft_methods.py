@@ -130,7 +130,7 @@ def readme(result: dict, quick: bool) -> str:
                      f"{lat.get('median_ms', {}).get(st, float('nan')):.0f}",
                      f"{lat.get('ratio_to_finetune', {}).get(st, float('nan')):.2f}x"])
     loads = ", ".join(f"{r['strategy']} {r['load']['load1_mean']}" for r in result["runs"])
-    cmd = "python benchmarks/peft_methods.py" + (" --quick" if quick else f" --size {s['n_sample']}")
+    cmd = "python benchmarks/peft_methods.py" + ("" if quick else f" --size {s['n_sample']}")
     return "\n".join([
         "## Parameter-efficient fine-tuning: lora, adalora, ia3, prefix vs finetune",
         "",
@@ -153,7 +153,7 @@ def readme(result: dict, quick: bool) -> str:
         f"({common.load_note([r['load']['load1_mean'] for r in result['runs']])}; the latency "
         "ratios were measured side by side).",
         "",
-        "Reproduce:", "", "```bash", f"{cmd}   # results: benchmarks/results/{NAME}{'.quick' if quick else ''}.json", "```",
+        *common.reproduce(cmd, NAME, quick),
     ])
 
 
