@@ -235,7 +235,11 @@ def main() -> None:
     model_path = str(backbones.resolve("minilm").path)
     runs, notes = [], []
     if a.merge:  # earlier runs of the other learners on the same samples
-        saved = json.loads(common.result_path(NAME, a.quick).read_text())
+        saved_path = common.result_path(NAME, a.quick)
+        if not saved_path.exists():
+            raise SystemExit(f"--merge keeps the runs saved in {saved_path}, which does not exist: "
+                             f"run without --merge first")
+        saved = json.loads(saved_path.read_text())
         runs = [r for r in saved["runs"]
                 if r["learner"] not in learners and r["k"] in ks and r["seed"] in seeds]
         notes = saved.get("notes", [])
