@@ -5,7 +5,7 @@ Teacher: ``finetune`` MiniLM (6 layers), trained exactly as in benchmarks/fusion
 sample and validation split, seed 0, ``--epochs``, ``--max-length``); the bundle fusion.py left
 in benchmarks/.work/fusion/<dataset>/finetune is reused when its ``finetune.settings.json``
 matches (data fingerprints and settings), otherwise the teacher is trained here. Students, with
-``ronghe.fusion.distill.distill``:
+``ronghe.compression.distill.distill``:
 
 * ``layers:3`` - layers 1, 3, 5 of the teacher's encoder + its head, trained on the softened
   teacher probabilities (T=2, KL x T^2) and the gold labels (alpha 0.5), early stopping on the
@@ -137,7 +137,7 @@ def evaluate(clf, d: dict) -> dict:
 
 def run_dataset(name: str, a) -> dict:
     from ronghe import TextClassifier
-    from ronghe.fusion.distill import distill
+    from ronghe.compression.distill import distill
 
     size = F.QUICK[name] if a.quick else a.sizes[name]
     d = F.load_data(name, size, a.quick)

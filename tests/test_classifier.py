@@ -10,7 +10,7 @@ import pytest
 
 from ronghe import TextClassifier
 from ronghe.errors import ConfigError, DataError, NotFittedError
-from ronghe.tasks.text_classification import metrics, records, write_report
+from ronghe.tasks.text_classification import TASK, metrics, records
 
 
 def test_fit_accepts_frames_lists_and_files(sentiment_split, tmp_path):
@@ -78,7 +78,7 @@ def test_metrics_are_correct():
 
 def test_report_files(tmp_path):
     r = metrics([0, 1, 1, 2], [0, 1, 2, 2], [0, 1, 2])
-    paths = write_report(r, tmp_path / "rep.json", "t")
+    paths = TASK.write_report(r, tmp_path / "rep.json", "t")
     assert json.loads(paths["json"].read_text())["accuracy"] == 0.75
     assert paths["png"].read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "| 2 | 0.5000 | 1.0000 |" in paths["markdown"].read_text()

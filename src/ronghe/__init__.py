@@ -3,24 +3,7 @@
 from importlib.metadata import PackageNotFoundError, version
 
 from .classifier import TextClassifier
-from .classifier import load as _load_text
-
-
-def load(path):
-    """Rebuild any bundle: a TextClassifier, or a TokenClassifier for NER bundles."""
-    import json
-    from pathlib import Path
-
-    manifest = Path(path).expanduser() / "ronghe.json"
-    try:
-        task = json.loads(manifest.read_text()).get("task")
-    except (OSError, ValueError, AttributeError):
-        task = None  # the loader below reports what is wrong with the bundle
-    if task == "token-classification":
-        from . import ner
-
-        return ner.load(path)
-    return _load_text(path)
+from .estimator import load
 
 
 def __getattr__(name):
@@ -29,6 +12,7 @@ def __getattr__(name):
 
         return TokenClassifier
     raise AttributeError(name)
+
 
 try:
     __version__ = version("ronghe")

@@ -1,10 +1,11 @@
-"""The leaderboard: train a portfolio of strategies on the user's data and measure each the same way.
+"""The leaderboard: train a portfolio of one task's strategies on the user's data and measure each
+the same way.
 
 ``run(...)`` trains the portfolio cheapest first within a time budget (the cheapest always; a
-network strategy that
-runs past the budget stops at its next epoch boundary and keeps its best epoch; strategies not
-started in time are listed as skipped), scores every model on the same held-out evaluation data
-(accuracy, macro-F1), and measures each saved bundle in a fresh subprocess - so memory and latency
+network strategy that runs past the budget stops at its next epoch boundary and keeps its best
+epoch; strategies not started in time are listed as skipped), scores every model on the same
+held-out evaluation data (the task's scores: accuracy and macro-F1, or entity precision, recall
+and F1; the task's score ranks), and measures each saved bundle in a fresh subprocess - so memory and latency
 are not distorted by what else this process holds: load, warm up, latency p50/p95 at batch 1 and
 batch 32 (tokenisation included), peak RSS. It writes ``leaderboard.json``, ``report.html`` with
 an accuracy-vs-latency scatter marking the Pareto front, and copies the best model within
@@ -26,18 +27,14 @@ from pathlib import Path
 
 import numpy as np
 
-from . import data
+from . import tasks
 from .errors import ConfigError
 from .log import info, warn
 
-DEFAULT_PORTFOLIO = ["classic", "frozen", "concat", "stack", "finetune", "weighted"]
-# rough cost order (cheapest first) for strategies not listed above
-_ORDER = ["classic", "frozen", "concat", "stack", "contrastive", "ia3", "lora", "adalora", "prefix",
-          "finetune", "weighted"]
 
-
-def _order(names: list[str]) -> list[str]:
-    return sorted(names, key=lambda n: _ORDER.index(n) if n in _ORDER else len(_ORDER))
+def _order(names: list[str], cost: tuple[str, ...]) -> list[str]:
+    """Cheapest first by the task's rough cost order (unknown names last)."""
+    return sorted(names, key=lambda n: cost.index(n) if n in cost else len(cost))
 
 
 def probe(bundle: Path, texts: list[str], repeats: int = 50) -> dict:
@@ -45,11 +42,11 @@ def probe(bundle: Path, texts: list[str], repeats: int = 50) -> dict:
     import resource
 
     t0 = time.perf_counter()
-    from .classifier import load
+    from .estimator import load
 
     clf = load(bundle)
     load_s = time.perf_counter() - t0
-    clf.predict_proba([f"warm-up sentence number {i}" for i in range(32)])
+    clf.predict([f"warm-up sentence number {i}" for i in range(32)])
     n32 = max(3, repeats // 10)
     # every measured text is distinct and unseen, so no per-text cache can flatter a model
     pool, k = [], 0
@@ -59,13 +56,13 @@ def probe(bundle: Path, texts: list[str], repeats: int = 50) -> dict:
     b1 = []
     for i in range(repeats):
         t = time.perf_counter()
-        clf.predict_proba([pool[i]])
+        clf.predict([pool[i]])
         b1.append((time.perf_counter() - t) * 1000)
     b32 = []
     for i in range(n32):
         batch = pool[repeats + 32 * i: repeats + 32 * (i + 1)]
         t = time.perf_counter()
-        clf.predict_proba(batch)
+        clf.predict(batch)
         b32.append((time.perf_counter() - t) * 1000)
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB -> MiB on Linux
     return {"load_seconds": round(load_s, 3),
@@ -104,34 +101,39 @@ def pareto(rows: list[dict], x: str = "latency_b1_p50_ms", y: str = "macro_f1") 
     return front
 
 
-def run(train: data.Dataset, *, out: Path, evaluation: data.Dataset | None = None,
+def run(train, *, out: Path, task: str = "text-classification", evaluation=None,
         strategies: list[str] | None = None, time_budget: float | None = None,
         max_latency_ms: float | None = None, seed: int = 0, model: str | None = None,
         options: dict[str, dict] | None = None, eval_fraction: float = 0.2) -> dict:
+    """Train, score and measure a portfolio of one task's strategies; write the leaderboard."""
     from . import strategies as registry
-    from .classifier import TextClassifier
-    from .fusion.weighted import Weighted
     from .training.deadline import Deadline
 
-    names = strategies or DEFAULT_PORTFOLIO
+    spec = tasks.get(task)
+    est_cls = spec.estimator_class()
+    score = spec.score
+    names = strategies or list(spec.portfolio)
     for n in names:
-        registry.get(n)
-        if n == "vote":
-            raise ConfigError("vote combines saved bundles; it is not part of a leaderboard run")
+        registry.get(n, spec.name)
+        if n in ("vote", "onnx"):
+            raise ConfigError(f"{n} models are built from saved bundles; they are not part of a "
+                              "leaderboard run")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    data.check_trainable(train)
+    probe_est = est_cls(strategy=names[0])
+    train = probe_est._as_data(train, role="training data")
+    probe_est._check_train(train, probe_est.strategy_class())
     if evaluation is None:
-        train, evaluation = data.split(train, eval_fraction, seed)
+        train, evaluation = spec.split(train, eval_fraction, seed)
         info("leaderboard evaluation set: %d examples held out of the training data", len(evaluation))
     else:
-        data.check_evaluation(train.classes, evaluation, "evaluation", train_texts=train.texts,
-                              strict=False)
-    fit_train, fit_valid = data.split(train, 0.1, seed)  # model selection never sees `evaluation`
+        evaluation = probe_est._as_data(evaluation, role="evaluation data")
+        probe_est._check_valid(train, evaluation, strict=False)
+    fit_train, fit_valid = spec.split(train, 0.1, seed)  # model selection never sees `evaluation`
     start = time.monotonic()
     deadline = start + time_budget if time_budget else None
     rows, fitted = [], {}
-    for name in _order(names):
+    for name in _order(names, spec.cost_order):
         if deadline and time.monotonic() > deadline and fitted:  # the cheapest always runs
             rows.append({"name": name, "status": "skipped: time budget"})
             warn("skipping %s: the time budget of %ss is used up", name, time_budget)
@@ -139,12 +141,14 @@ def run(train: data.Dataset, *, out: Path, evaluation: data.Dataset | None = Non
         info("leaderboard: training %s", name)
         t0 = time.perf_counter()
         opts = dict((options or {}).get(name, {}))
-        if model and "model" in registry.get(name).Config.model_fields:
+        if model and "model" in registry.get(name, spec.name).Config.model_fields:
             opts.setdefault("model", model)
-        if name == "weighted" and "finetune" in fitted and "classic" in fitted:
+        if spec.name == "text-classification" and name == "weighted" and {"finetune", "classic"} <= set(fitted):
+            from .fusion.weighted import Weighted
+
             clf = _weighted_from(fitted["finetune"], fitted["classic"], fit_valid, Weighted)
         else:
-            clf = TextClassifier(strategy=name, seed=seed, options=opts or None)
+            clf = est_cls(strategy=name, seed=seed, options=opts or None)
             callbacks = [Deadline(deadline)] if deadline else []
             try:
                 clf.fit(fit_train, valid=fit_valid, callbacks=callbacks)
@@ -156,27 +160,29 @@ def run(train: data.Dataset, *, out: Path, evaluation: data.Dataset | None = Non
         report = clf.evaluate(evaluation)
         path = clf.save(out / "models" / name)
         size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-        row = {"name": name, "status": "ok", "accuracy": round(report["accuracy"], 5),
-               "macro_f1": round(report["macro_f1"], 5), "train_seconds": round(train_s, 2),
-               "bundle_mb": round(size / 1e6, 3), "bundle": str(path)}
-        row.update(measure(path, evaluation.texts, threads=os.cpu_count()))
+        row = {"name": name, "status": "ok",
+               **{k: round(report[k], 5) for k in dict.fromkeys((*spec.summary, score))},
+               "train_seconds": round(train_s, 2), "bundle_mb": round(size / 1e6, 3),
+               "bundle": str(path)}
+        row.update(measure(path, spec.inputs(evaluation), threads=os.cpu_count()))
         rows.append(row)
-        info("%s: accuracy %.4f, macro-F1 %.4f, %.1f ms/text at batch 1", name, row["accuracy"],
-             row["macro_f1"], row["latency_b1_p50_ms"])
+        info("%s: %s, %.1f ms/input at batch 1", name, spec.summary_line(row),
+             row["latency_b1_p50_ms"])
     ok = [r for r in rows if r["status"] == "ok"]
     if not ok:
         raise ConfigError("no model finished; raise --time-budget")
-    front = pareto(ok)
+    front = pareto(ok, y=score)
     for r in ok:
         r["pareto"] = r["name"] in front
     eligible = [r for r in ok if max_latency_ms is None or r["latency_b1_p50_ms"] <= max_latency_ms]
-    chosen = max(eligible, key=lambda r: (r["macro_f1"], -r["latency_b1_p50_ms"])) if eligible else None
+    chosen = max(eligible, key=lambda r: (r[score], -r["latency_b1_p50_ms"])) if eligible else None
     if chosen:
         target = out / "chosen"
         if target.exists():
             shutil.rmtree(target)
         shutil.copytree(chosen["bundle"], target)
-    result = {"rows": rows, "chosen": chosen["name"] if chosen else None,
+    result = {"task": spec.name, "score": score, "metrics": list(spec.summary), "rows": rows,
+              "chosen": chosen["name"] if chosen else None,
               "max_latency_ms": max_latency_ms, "time_budget": time_budget,
               "seconds": round(time.monotonic() - start, 1), "n_train": len(train),
               "n_evaluation": len(evaluation), "data": train.source,
@@ -188,14 +194,11 @@ def run(train: data.Dataset, *, out: Path, evaluation: data.Dataset | None = Non
 
 def _weighted_from(neural, classic, valid, Weighted):
     """Late fusion of the leaderboard's own fitted finetune and classic models (no retraining)."""
-    from .classifier import TextClassifier
     from .tasks.text_classification import metrics
 
     inner = Weighted.from_members([neural.strategy_, classic.strategy_], valid)
-    clf = TextClassifier(strategy="weighted", seed=neural.seed)
-    clf.strategy_, clf.config_, clf.classes_ = inner, inner.config, neural.classes_
-    clf.backbone_, clf.train_seconds_ = None, 0.0
-    clf.data_ = dict(neural.data_)
+    clf = neural.from_strategy(inner, {"strategy": "weighted", "seed": neural.seed},
+                               data=neural.data_, train_seconds=0.0)
     clf.metrics_ = {"valid": metrics(valid.labels, clf.predict(valid), list(clf.classes_), brief=True),
                     "alpha": inner.alpha}
     return clf
@@ -215,7 +218,8 @@ def _machine() -> dict:
     return {"cpu": cpu, "cores": os.cpu_count(), "python": platform.python_version()}
 
 
-def _scatter_png(rows: list[dict], chosen: str | None, max_latency: float | None) -> str:
+def _scatter_png(rows: list[dict], chosen: str | None, max_latency: float | None,
+                 score: str = "macro_f1") -> str:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -225,18 +229,18 @@ def _scatter_png(rows: list[dict], chosen: str | None, max_latency: float | None
     fig, ax = plt.subplots(figsize=(7.5, 4.8), dpi=110)
     for r in ok:
         color = "#d62728" if r["name"] == chosen else ("#1f77b4" if r["pareto"] else "#999999")
-        ax.scatter(r["latency_b1_p50_ms"], r["macro_f1"], s=70, color=color, zorder=3)
-        ax.annotate(r["name"], (r["latency_b1_p50_ms"], r["macro_f1"]), textcoords="offset points",
+        ax.scatter(r["latency_b1_p50_ms"], r[score], s=70, color=color, zorder=3)
+        ax.annotate(r["name"], (r["latency_b1_p50_ms"], r[score]), textcoords="offset points",
                     xytext=(6, 4), fontsize=9)
     front = sorted((r for r in ok if r["pareto"]), key=lambda r: r["latency_b1_p50_ms"])
     if len(front) > 1:
-        ax.step([r["latency_b1_p50_ms"] for r in front], [r["macro_f1"] for r in front],
+        ax.step([r["latency_b1_p50_ms"] for r in front], [r[score] for r in front],
                 where="post", color="#1f77b4", lw=1.2, alpha=0.7, label="Pareto front")
     if max_latency:
         ax.axvline(max_latency, color="#d62728", ls="--", lw=1, label=f"max latency {max_latency} ms")
     ax.set_xscale("log")
     ax.set_xlabel("latency p50 at batch 1 (ms, log scale)")
-    ax.set_ylabel("macro-F1 on the evaluation set")
+    ax.set_ylabel(f"{_LABELS.get(score, score)} on the evaluation set")
     ax.grid(alpha=0.3)
     ax.set_title("accuracy vs latency (blue: Pareto front, red: chosen)")
     if len(front) > 1 or max_latency:
@@ -248,22 +252,29 @@ def _scatter_png(rows: list[dict], chosen: str | None, max_latency: float | None
     return base64.b64encode(buf.getvalue()).decode()
 
 
+_LABELS = {"macro_f1": "macro-F1", "f1": "entity F1", "accuracy": "accuracy",
+           "precision": "precision", "recall": "recall"}
+
+
 def html_report(result: dict) -> str:
     rows = result["rows"]
-    cols = [("name", "model"), ("accuracy", "accuracy"), ("macro_f1", "macro-F1"),
+    score = result.get("score", "macro_f1")
+    metrics = result.get("metrics", ["accuracy", "macro_f1"])
+    cols = [("name", "model"), *[(m, _LABELS.get(m, m)) for m in metrics],
             ("train_seconds", "train s"), ("latency_b1_p50_ms", "b1 p50 ms"),
             ("latency_b1_p95_ms", "b1 p95 ms"), ("latency_b32_p50_ms", "b32 p50 ms"),
             ("bundle_mb", "bundle MB"), ("peak_rss_mb", "peak RSS MB")]
     head = "".join(f"<th>{html.escape(t)}</th>" for _, t in cols) + "<th>status</th>"
     body = []
-    for r in sorted(rows, key=lambda r: -r.get("macro_f1", -1)):
+    for r in sorted(rows, key=lambda r: -r.get(score, -1)):
         cls = ' class="chosen"' if r["name"] == result["chosen"] else ""
         cells = "".join(f"<td>{html.escape(str(r.get(k, '')))}</td>" for k, _ in cols)
         status = r["status"] + (" &middot; Pareto" if r.get("pareto") else "")
         body.append(f"<tr{cls}>{cells}<td>{status}</td></tr>")
-    img = _scatter_png(rows, result["chosen"], result["max_latency_ms"]) if any(
+    img = _scatter_png(rows, result["chosen"], result["max_latency_ms"], score) if any(
         r["status"] == "ok" for r in rows) else ""
-    chosen = (f"<p><b>Chosen:</b> {html.escape(result['chosen'])} - the best macro-F1"
+    chosen = (f"<p><b>Chosen:</b> {html.escape(result['chosen'])} - the best "
+              f"{_LABELS.get(score, score)}"
               + (f" within {result['max_latency_ms']} ms at batch 1" if result["max_latency_ms"] else "")
               + ", copied to <code>chosen/</code>.</p>") if result["chosen"] else \
         "<p><b>No model meets the latency limit.</b></p>"

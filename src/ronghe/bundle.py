@@ -203,6 +203,22 @@ def swap_into_place(tmp: Path, target: Path) -> Path:
     return target
 
 
+def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
+    """Write a (report, prediction) file so that a reader never sees half of it: a hidden
+    temporary file beside it, renamed into place."""
+    path = Path(path)
+    if path.is_dir():
+        raise BundleError(f"{path} is a folder; give a file name such as {path}/predictions.jsonl")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{uuid.uuid4().hex[:8]}")
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
 def check_target(path: str | os.PathLike) -> None:
     """Fail before any work if ``save(path, ...)`` would be refused."""
     target = Path(path).expanduser()

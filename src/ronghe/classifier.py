@@ -1,27 +1,24 @@
-"""``TextClassifier``: the estimator users hold, whatever strategy is inside.
+"""``TextClassifier``: the text-classification estimator users hold, whatever strategy is inside.
 
-Follows scikit-learn's contract: hyper-parameters are stored as given in ``__init__`` and checked
-in ``fit``; ``fit`` returns ``self``; learned state ends in ``_``; ``get_params``/``set_params``/
-``clone`` work. ``None`` for a hyper-parameter means "the strategy's default" (see each strategy's
-``Config``); strategy-specific knobs go in ``options``.
+The shared estimator plumbing (fit, save, load, the scikit-learn contract) is ``estimator.py``;
+this file holds what is text classification's own: its hyper-parameters, how texts, frames and
+files become a ``data.Dataset``, the checks before training, probabilities and evaluation.
 """
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.base import BaseEstimator, ClassifierMixin
+from sklearn.base import ClassifierMixin
 
-from . import backbones, bundle, data, strategies
-from .config import validate
-from .errors import ConfigError, DataError, NotFittedError
-from .log import info
-
-TASK = "text-classification"
+from . import data
+from .errors import ConfigError, DataError
+from .estimator import Estimator, label_array
+from .estimator import load as load_any
+from .tasks.text_classification import metrics, records
 
 
 def _as_dataset(X, y=None, *, role: str, require_labels: bool = True,
@@ -40,12 +37,15 @@ def _as_dataset(X, y=None, *, role: str, require_labels: bool = True,
     return data.from_texts(list(X), None if y is None else list(y))
 
 
-class TextClassifier(ClassifierMixin, BaseEstimator):
+class TextClassifier(ClassifierMixin, Estimator):
     """Text classification with a pretrained backbone, a classic model, or both.
 
     >>> clf = TextClassifier(strategy="finetune", model="minilm", epochs=3).fit(train_df, valid_df)
     >>> clf.predict(["what a fine film"]); clf.save("my-model")
     """
+
+    task = "text-classification"
+    not_config = ("strategy", "options", "run_dir", "feature_cols")
 
     def __init__(self, strategy: str = "finetune", model: str | None = None, *,
                  epochs: int | None = None, batch_size: int | None = None,
@@ -68,72 +68,40 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         self.run_dir = run_dir
         self.feature_cols = feature_cols
 
-    # -- configuration --------------------------------------------------------------------------
+    # -- the task's hooks (see ``Estimator``) -------------------------------------------------
 
-    def resolved_config(self):
-        """The strategy's validated config built from these hyper-parameters."""
-        cls = strategies.get(self.strategy)
-        values = {k: v for k, v in self.get_params().items()
-                  if k not in ("strategy", "options", "run_dir", "feature_cols") and v is not None}
-        values.update(self.options or {})
-        return validate(cls.Config, values, self.strategy)
+    def _as_data(self, X, y=None, *, role: str, labeled: bool = True) -> data.Dataset:
+        return _as_dataset(X, y, role=role, require_labels=labeled, feature_cols=self.feature_cols)
 
-    # -- fitting --------------------------------------------------------------------------------
-
-    def fit(self, X, y=None, valid=None, *, resume: bool = False, callbacks: list | None = None):
-        """Fit on ``X`` (texts with labels ``y``, a DataFrame, a ``Dataset`` or a data file).
-
-        Validation data (``valid``, or a DataFrame/Dataset passed as the second argument) selects
-        hyper-parameters and the stopping epoch; without it a seeded, stratified share of the
-        training data (``valid_fraction``) is held out. With ``run_dir`` set, network strategies
-        write checkpoints, ``metrics.csv`` and TensorBoard events there, and ``resume=True``
-        continues from its last checkpoint. ``callbacks`` are extra training-loop callbacks.
-        """
+    def _valid_from_y(self, y, valid):
         if isinstance(y, (pd.DataFrame, data.Dataset)) and valid is None:
-            y, valid = None, y
-        cls = strategies.get(self.strategy)
-        config = self.resolved_config()
-        train = _as_dataset(X, y, role="training data", feature_cols=self.feature_cols)
+            return None, y
+        return y, valid
+
+    def _check_train(self, train: data.Dataset, cls) -> None:
         if train.features is not None and not cls.uses_features:
             raise ConfigError(f"strategy '{self.strategy}' uses text only; feature columns "
                               f"{list(train.features.columns)} need concat, stack or weighted")
         data.check_trainable(train)
-        if valid is None:
-            train, valid = data.split(train, config.valid_fraction, config.seed)
-        else:
-            valid = _as_dataset(valid, role="validation data", feature_cols=self.feature_cols)
-            data.check_evaluation(train.classes, valid, "validation", train_texts=train.texts)
-        classes = train.classes
-        backbone = backbones.resolve(config.model) if cls.uses_backbone else None
-        info("training %s on %d examples (%d classes), validating on %d", self.strategy,
-             len(train), len(classes), len(valid))
-        start = time.perf_counter()
-        if resume and not self.run_dir:
-            raise ConfigError("resume needs the run directory of the interrupted run (run_dir / --run-dir)")
-        context = strategies.TrainContext(Path(self.run_dir) if self.run_dir else None, resume,
-                                          list(callbacks or []))
-        inner = cls(config, classes, backbone, context).fit(train, valid)
-        self.train_seconds_ = time.perf_counter() - start
-        self.strategy_ = inner
-        self.config_ = config
-        self.classes_ = np.array(classes, dtype=object if isinstance(classes[0], str) else None)
-        self.backbone_ = backbone
-        self.data_ = {"fingerprint": train.fingerprint(), "n_train": len(train),
-                      "n_valid": len(valid), "source": train.source,
-                      "valid_fingerprint": valid.fingerprint(), "notes": train.notes + valid.notes}
-        from .tasks.text_classification import metrics
 
-        self.metrics_ = {"valid": metrics(valid.labels, self.predict(valid), classes,
-                                          brief=True),
-                         "train_seconds": round(self.train_seconds_, 2),
-                         "history": inner.history, **inner.report}
-        return self
+    def _check_valid(self, train: data.Dataset, valid: data.Dataset, strict: bool = True) -> None:
+        data.check_evaluation(train.classes, valid, "validation" if strict else "evaluation",
+                              train_texts=train.texts, strict=strict)
+
+    def _strategy_labels(self, train: data.Dataset) -> list:
+        return train.classes
+
+    def _set_labels(self, inner) -> None:
+        self.classes_ = label_array(inner.classes)
+
+    def _describe(self, train, valid) -> str:
+        return (f"{self.strategy} on {len(train)} examples ({len(train.classes)} classes), "
+                f"validating on {len(valid)}")
+
+    def _valid_metrics(self, valid: data.Dataset) -> dict:
+        return metrics(valid.labels, self.predict(valid), list(self.classes_), brief=True)
 
     # -- prediction -----------------------------------------------------------------------------
-
-    def _check_fitted(self):
-        if not hasattr(self, "strategy_"):
-            raise NotFittedError("this TextClassifier is not fitted yet: call fit() or ronghe.load()")
 
     def _inputs(self, X) -> tuple[list[str], pd.DataFrame | None]:
         if isinstance(X, data.Dataset):
@@ -170,12 +138,10 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         """Full report on labeled data: accuracy, macro/weighted F1, per-class scores, confusion
         matrix. Labels the model never saw are reported and count as errors."""
         self._check_fitted()
-        ds = _as_dataset(X, y, role="evaluation data", feature_cols=self.feature_cols)
+        ds = self._as_data(X, y, role="evaluation data")
         if ds.labels is None:
             raise DataError(f"{ds.source}: evaluation needs labels, but no label column was found")
         data.check_evaluation(list(self.classes_), ds, "evaluation", strict=False)
-        from .tasks.text_classification import metrics
-
         report = metrics(ds.labels, self.predict(ds), list(self.classes_))
         report["notes"] = ds.notes
         return report
@@ -187,51 +153,18 @@ class TextClassifier(ClassifierMixin, BaseEstimator):
         if not hasattr(self.strategy_, "to_finetune"):
             raise ConfigError(f"--merge applies to lora, adalora and ia3 bundles, not "
                               f"'{self.strategy}'")
-        inner = self.strategy_.to_finetune()
-        twin = TextClassifier(**{**self.get_params(), "strategy": "finetune", "options": None})
-        for attr in ("classes_", "backbone_", "metrics_", "data_"):
-            setattr(twin, attr, getattr(self, attr))
-        twin.strategy_, twin.config_ = inner, inner.config
-        twin.train_seconds_ = getattr(self, "train_seconds_", None)
-        return twin
+        return self.with_strategy(self.strategy_.to_finetune())
 
-    # -- persistence ----------------------------------------------------------------------------
-
-    def save(self, path: str | Path) -> Path:
-        """Write the bundle folder atomically; returns its path."""
+    def predict_records(self, X) -> list[dict]:
+        """One JSON-ready record per input: ``row`` (a data file's own 1-based row numbers;
+        else the position), ``text``, ``label``, ``score`` and all class ``probabilities``."""
         self._check_fitted()
-        header = {
-            "task": TASK,
-            "strategy": self.strategy,
-            "labels": [c.item() if hasattr(c, "item") else c for c in self.classes_],
-            "backbone": self.backbone_.to_json() if self.backbone_ else None,
-            "config": self.config_.model_dump(mode="json"),
-            "params": {k: v for k, v in self.get_params().items()},
-            "metrics": self.metrics_,
-            "data": self.data_,
-            "compression": getattr(self, "compression_", None),
-        }
-        return bundle.save(path, header, self.strategy_.to_state())
-
+        texts, _ = self._inputs(X)
+        rows = X.rows if isinstance(X, data.Dataset) else range(1, len(texts) + 1)
+        recs = records(self.classes_, self.predict_proba(X))
+        return [{"row": r, "text": t, **rec} for r, t, rec in zip(rows, texts, recs)]
 
 
 def load(path: str | Path) -> TextClassifier:
-    """Rebuild a fitted estimator from a bundle folder (no pickle, no remote code)."""
-    reader = bundle.open_bundle(path)
-    m = reader.manifest
-    if m.task != TASK:
-        raise ConfigError(f"{path} holds a '{m.task}' model; TextClassifier loads '{TASK}' bundles")
-    inner = strategies.from_bundle(reader)
-    params = getattr(m, "params", None) or {"strategy": m.strategy}
-    clf = TextClassifier(**params)
-    clf.strategy_ = inner
-    clf.config_ = inner.config
-    backbone = inner.backbone
-    clf.classes_ = np.array(m.labels, dtype=object if isinstance(m.labels[0], str) else None)
-    clf.backbone_ = backbone or backbones.from_json(m.backbone)
-    clf.metrics_ = m.metrics
-    clf.data_ = m.data
-    clf.bundle_path_ = reader.root
-    clf.compression_ = m.compression
-    clf.manifest_ = m
-    return clf
+    """Rebuild a fitted ``TextClassifier`` from a bundle folder (no pickle, no remote code)."""
+    return load_any(path, expect=TextClassifier)

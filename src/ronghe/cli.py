@@ -95,28 +95,12 @@ def _parse_options(items: list[str]) -> dict[str, Any]:
     return out
 
 
-TOP_LEVEL = ("data", "valid", "strategy", "model", "out", "text_col", "label_col", "epochs",
-             "batch_size", "learning_rate", "max_length", "seed", "valid_fraction", "device",
-             "precision", "run_dir", "feature_cols")
-PARAMS = ("epochs", "batch_size", "learning_rate", "max_length", "seed", "valid_fraction", "device",
-          "precision")
+FILES = ("data", "valid", "out")  # paths of a train run, not hyper-parameters
 
 
 def _say(quiet: bool, message: str) -> None:
     if not quiet:
         _console().print(message, markup=True)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    if path.is_dir():
-        raise ConfigError(f"--output {path} is a folder; give a file name such as {path}/predictions.jsonl")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    try:
-        tmp.write_text(text)
-        os.replace(tmp, path)
-    finally:
-        tmp.unlink(missing_ok=True)
 
 
 def _resolve_paths(values: dict, base: Path) -> dict:
@@ -127,12 +111,40 @@ def _resolve_paths(values: dict, base: Path) -> dict:
     return values
 
 
+def _reader(task, **given):
+    """``task.read`` with the data options given on the command line (text_col, ...)."""
+    opts = {k: v for k, v in given.items() if v is not None and k in task.data_options}
+    return functools.partial(task.read, **opts)
+
+
+def _bundle_reader(clf, text_col=None, label_col=None):
+    """Read files for a fitted estimator: its own data options (feature columns, tag scheme)
+    with the command line's column names."""
+    task = clf.task_spec()
+    own = {k: getattr(clf, k, None) for k in task.data_options}
+    return _reader(task, **{**own, "text_col": text_col, "label_col": label_col})
+
+
+def _task_help() -> str:
+    from . import tasks
+
+    return " | ".join(f"{t.cli_name} ({t.name})" for t in tasks.all_tasks())
+
+
+def _strategy_help() -> str:
+    from . import tasks
+
+    return "; ".join(f"{t.cli_name}: {', '.join(n for n in t.strategies if n != 'onnx')}"
+                     f" [default {t.default_strategy}]" for t in tasks.all_tasks())
+
+
 @command
 def train(
-    data: Optional[Path] = typer.Argument(None, help="training data: csv, tsv, jsonl, json, parquet"),
+    data: Optional[Path] = typer.Argument(None, help="training data: csv, tsv, jsonl, json, parquet; "
+                                                     "CoNLL or JSON lines for ner"),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="bundle folder to write"),
     valid: Optional[Path] = typer.Option(None, help="validation data (default: split from DATA)"),
-    strategy: Optional[str] = typer.Option(None, help="classic | frozen | finetune  [default: finetune]"),
+    strategy: Optional[str] = typer.Option(None, help=_strategy_help()),
     model: Optional[str] = typer.Option(None, help="backbone: alias, local folder or hub id [default: minilm]"),
     epochs: Optional[int] = typer.Option(None),
     batch_size: Optional[int] = typer.Option(None),
@@ -149,7 +161,7 @@ def train(
     init_from: Optional[Path] = typer.Option(None, help="start from this bundle's fine-tuned encoder"),
     option: list[str] = typer.Option([], "--option", help="strategy option KEY=VALUE (repeatable)"),
     config: Optional[Path] = typer.Option(None, help="YAML/TOML/JSON file with any of these options"),
-    task: str = typer.Option("text", help="text (classification) | ner (token classification)"),
+    task: Optional[str] = typer.Option(None, help=_task_help() + " [default: text]"),
     crf: bool = typer.Option(False, "--crf", help="ner finetune: decode with a jointly trained CRF layer"),
     run_dir: Optional[Path] = typer.Option(None, help="checkpoints, metrics.csv, TensorBoard events "
                                                       "[default: OUT.run for network strategies]"),
@@ -157,109 +169,76 @@ def train(
     report_to: Optional[str] = typer.Option(None, help="comma-separated: tensorboard, mlflow, none"),
     quiet: bool = QuietOpt,
 ):
-    """Train a text classifier and save it as a bundle."""
+    """Train a model (any task) and save it as a bundle."""
     from . import bundle as bundle_mod
-    from . import data as data_mod
-    from .classifier import TextClassifier
+    from . import tasks
     from .config import read_config_file
 
     values: dict[str, Any] = (_resolve_paths(read_config_file(config), config.parent)
                               if config else {})
+    spec = tasks.get(task or values.pop("task", None) or "text")
+    values.pop("task", None)
+    est_cls = spec.estimator_class()
     flags = dict(data=data, out=out, valid=valid, strategy=strategy, model=model, epochs=epochs,
                  batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, seed=seed,
                  valid_fraction=valid_fraction, device=device, precision=precision,
                  text_col=text_col, label_col=label_col, run_dir=run_dir,
-                 feature_cols=feature_cols, init_from=init_from)
+                 feature_cols=feature_cols, init_from=init_from, crf=crf or None)
     values.update({k: v for k, v in flags.items() if v is not None})
-    options = {k: v for k, v in values.items() if k not in TOP_LEVEL}
-    options.update(_parse_options(option))
-    if report_to:
-        options["report_to"] = [r.strip() for r in report_to.split(",") if r.strip() != "none"]
+    if isinstance(values.get("feature_cols"), str):
+        values["feature_cols"] = [c.strip() for c in values["feature_cols"].split(",") if c.strip()]
     for key in ("data", "out"):
         if not values.get(key):
             raise ConfigError(f"missing {key.upper() if key == 'data' else '--out'}: give it on the "
                               f"command line or as '{key}:' in the --config file")
+    # every other value is a hyper-parameter of the task's estimator, a reader option, or a
+    # strategy option - derived from the estimator's signature, never listed here
+    names = set(est_cls._get_param_names())
+    params = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items() if k in names}
+    reader = _reader(spec, **values)
+    options = {k: (str(v) if isinstance(v, Path) else v) for k, v in values.items()
+               if k not in names and k not in FILES and k not in spec.data_options
+               and k not in ("text_col", "label_col")}
+    options.update(_parse_options(option))
+    if report_to:
+        options["report_to"] = [r.strip() for r in report_to.split(",") if r.strip() != "none"]
     bundle_mod.check_target(values["out"])
-    if task == "ner":
-        return _train_ner(values, options, crf, resume, quiet)
-    if task != "text":
-        raise ConfigError(f"--task {task!r}: use text or ner")
-    features = values.get("feature_cols")
-    if isinstance(features, str):
-        features = [c.strip() for c in features.split(",") if c.strip()]
-    if "init_from" in options:
-        options["init_from"] = str(options["init_from"])
-    read = functools.partial(data_mod.load, text_col=values.get("text_col"),
-                             label_col=values.get("label_col"), feature_cols=features)
-    train_ds = read(values["data"])
-    valid_ds = read(values["valid"]) if values.get("valid") else None
-    strategy_name = values.get("strategy", "finetune")
-    from .strategies import get as get_strategy
-
-    run = values.get("run_dir")
-    if run is None and get_strategy(strategy_name).uses_backbone and strategy_name != "frozen":
-        run = Path(str(values["out"]).rstrip("/") + ".run")
-    clf = TextClassifier(strategy=strategy_name, model=values.get("model"),
-                         **{k: values.get(k) for k in PARAMS}, options=options or None,
-                         run_dir=str(run) if run else None, feature_cols=features)
+    clf = est_cls(**{**params, "options": options or None})
+    run = clf.default_run_dir(values["out"])
+    clf.set_params(run_dir=str(run) if run else None)
+    train_ds = reader(values["data"])
+    valid_ds = reader(values["valid"]) if values.get("valid") else None
     clf.fit(train_ds, valid=valid_ds, resume=resume)
     path = clf.save(values["out"])
-    v = clf.metrics_["valid"]
-    _say(quiet, f"[green]saved[/] {path}  ({clf.strategy}, {len(clf.classes_)} classes, "
-                f"valid accuracy {v['accuracy']:.4f}, macro-F1 {v['macro_f1']:.4f}, "
-                f"{clf.train_seconds_:.1f}s)")
+    _say(quiet, f"[green]saved[/] {path}  ({spec.cli_name}, {clf.strategy}, {len(clf.classes_)} "
+                f"{'classes' if spec.cli_name == 'text' else 'types'}, valid "
+                f"{spec.summary_line(clf.metrics_['valid'])}, {clf.train_seconds_:.1f}s)")
 
 
-def _train_ner(values: dict, options: dict, crf: bool, resume: bool, quiet: bool) -> None:
-    from . import ner
-
-    train_ds = ner.read(values["data"])
-    valid_ds = ner.read(values["valid"]) if values.get("valid") else None
-    clf = ner.TokenClassifier(strategy=values.get("strategy", "finetune"), model=values.get("model"),
-                              crf=crf, **{k: values.get(k) for k in PARAMS},
-                              options=options or None, run_dir=values.get("run_dir"))
-    clf.fit(train_ds, valid=valid_ds, resume=resume)
-    path = clf.save(values["out"])
-    _say(quiet, f"[green]saved[/] {path} (ner, {clf.strategy})")
+def _text_col_help(what: str) -> str:
+    return f"{what} column of a table (text classification)"
 
 
 @command
 def predict(
     bundle: Path = typer.Argument(..., help="bundle folder"),
-    text: list[str] = typer.Option([], "--text", "-t", help="a text to classify (repeatable)"),
-    input: Optional[Path] = typer.Option(None, "--input", "-i", help="file of texts"),
+    text: list[str] = typer.Option([], "--text", "-t", help="a text to predict on (repeatable)"),
+    input: Optional[Path] = typer.Option(None, "--input", "-i", help="file of inputs"),
     output: Optional[Path] = typer.Option(None, "--output", help="write JSON lines here (default stdout)"),
-    text_col: Optional[str] = typer.Option(None),
+    text_col: Optional[str] = typer.Option(None, help=_text_col_help("text")),
     quiet: bool = QuietOpt,
 ):
-    """Predict labels and class probabilities; prints one JSON object per text."""
-    from . import data as data_mod
-    from .tasks.text_classification import records
+    """Predict: one JSON object per input (a label and probabilities, or entity spans)."""
+    from . import load
+    from .bundle import write_text_atomic
 
     if bool(text) == bool(input):
         raise ConfigError("give either --text (one or more) or --input FILE")
-    from . import load as load_any
-
-    clf = load_any(bundle)
-    if type(clf).__name__ == "TokenClassifier":  # NER: entity spans per text
-        recs = clf.predict_records(str(input) if input else list(text))
-        lines = [json.dumps(r, ensure_ascii=False) for r in recs]
-        if output:
-            _write_atomic(output, "\n".join(lines) + "\n")
-            _say(quiet, f"[green]wrote[/] {len(lines)} predictions to {output}")
-        else:
-            sys.stdout.write("\n".join(lines) + "\n")
-        return
-    if input:
-        ds = data_mod.load(input, text_col=text_col, require_labels=False, on_empty="keep")
-        texts, rows = ds.texts, ds.rows
-    else:
-        texts, rows = list(text), list(range(1, len(text) + 1))
-    recs = records(clf.classes_, clf.predict_proba(texts))
-    lines = [json.dumps({"row": r, "text": t, **rec}, ensure_ascii=False)
-             for r, t, rec in zip(rows, texts, recs)]
+    clf = load(bundle)
+    inputs = _bundle_reader(clf, text_col)(input, labeled=False) if input else list(text)
+    lines = [json.dumps(r, ensure_ascii=False) for r in clf.predict_records(inputs)]
     if output:
-        _write_atomic(output, "\n".join(lines) + "\n")
+        write_text_atomic(output, "\n".join(lines) + "\n")
         _say(quiet, f"[green]wrote[/] {len(lines)} predictions to {output}")
     else:
         sys.stdout.write("\n".join(lines) + "\n")
@@ -269,43 +248,28 @@ def predict(
 def evaluate(
     bundle: Path = typer.Argument(..., help="bundle folder"),
     data: Path = typer.Argument(..., help="labeled data file"),
-    out: Optional[Path] = typer.Option(None, "--out", help="report JSON (a .md and .png are written beside it)"),
-    text_col: Optional[str] = typer.Option(None),
-    label_col: Optional[str] = typer.Option(None),
+    out: Optional[Path] = typer.Option(None, "--out", help="report JSON (a .md, and for text a "
+                                                           "confusion-matrix .png, beside it)"),
+    text_col: Optional[str] = typer.Option(None, help=_text_col_help("text")),
+    label_col: Optional[str] = typer.Option(None, help=_text_col_help("label")),
     quiet: bool = QuietOpt,
 ):
-    """Evaluate a bundle on labeled data: accuracy, F1, per-class scores, confusion matrix."""
-    from . import data as data_mod
-    from .tasks.text_classification import markdown, write_report
+    """Evaluate a bundle on labeled data: the task's scores, per class or type."""
+    from . import load
 
-    from . import load as load_any
-
-    clf = load_any(bundle)
-    if type(clf).__name__ == "TokenClassifier":  # NER: strict entity-level scores
-        from . import ner
-
-        report = clf.evaluate(str(data))
-        report.update(bundle=str(bundle), data=str(data))
-        if out:
-            out.parent.mkdir(parents=True, exist_ok=True)
-            _write_atomic(out.with_suffix(".json"), json.dumps(report, indent=2, ensure_ascii=False))
-            _write_atomic(out.with_suffix(".md"), ner.markdown(report))
-            _say(quiet, f"[green]wrote[/] {out.with_suffix('.json')}, {out.with_suffix('.md')}")
-        sys.stdout.write(json.dumps({k: report[k] for k in ("precision", "recall", "f1", "n_sentences")})
-                         + "\n")
-        return
-    ds = data_mod.load(data, text_col=text_col, label_col=label_col)
-    report = clf.evaluate(ds)
+    clf = load(bundle)
+    task = clf.task_spec()
+    report = clf.evaluate(_bundle_reader(clf, text_col, label_col)(data))
     report["bundle"] = str(bundle)
     report["data"] = str(data)
     title = f"{bundle.name} on {data.name}"
     if out:
-        paths = write_report(report, out, title)
+        paths = task.write_report(report, out, title)
         _say(quiet, f"[green]wrote[/] {', '.join(str(p) for p in paths.values())}")
     if not quiet:
         from rich.markdown import Markdown
 
-        _console(stderr=False).print(Markdown(markdown(report, title)))
+        _console(stderr=False).print(Markdown(task.markdown(report, title)))
     elif not out:
         sys.stdout.write(json.dumps(report, ensure_ascii=False) + "\n")
 
@@ -313,7 +277,8 @@ def evaluate(
 @command
 def tune(
     data: Path = typer.Argument(..., help="training data"),
-    strategy: str = typer.Option("finetune", help="strategy to tune"),
+    strategy: Optional[str] = typer.Option(None, help="strategy to tune [default: the task's default]"),
+    task: str = typer.Option("text", help=_task_help()),
     trials: int = typer.Option(20, help="trials to run (added to an existing study)"),
     timeout: Optional[float] = typer.Option(None, help="stop starting trials after S seconds"),
     study_dir: Path = typer.Option(Path("ronghe-tune"), help="study.db (SQLite) and best.yaml go here"),
@@ -321,18 +286,17 @@ def tune(
     model: Optional[str] = typer.Option(None, help="backbone for network strategies"),
     epochs: Optional[int] = typer.Option(None, help="fixed epochs per trial (network strategies)"),
     seed: int = typer.Option(0),
-    text_col: Optional[str] = typer.Option(None),
-    label_col: Optional[str] = typer.Option(None),
+    text_col: Optional[str] = typer.Option(None, help=_text_col_help("text")),
+    label_col: Optional[str] = typer.Option(None, help=_text_col_help("label")),
     option: list[str] = typer.Option([], "--option", help="fixed strategy option KEY=VALUE"),
     quiet: bool = QuietOpt,
 ):
     """Search hyper-parameters with Optuna (TPE, median pruning); writes STUDY_DIR/best.yaml."""
-    from . import data as data_mod
+    from . import tasks
     from .tune import tune as run_tune
 
-    read = functools.partial(data_mod.load, text_col=text_col, label_col=label_col)
-    train_ds = read(data)
-    valid_ds = read(valid) if valid else None
+    spec = tasks.get(task)
+    read = _reader(spec, text_col=text_col, label_col=label_col)
     base = _parse_options(option)
     if model:
         base["model"] = model
@@ -342,9 +306,12 @@ def tune(
     for key, value in (("text_col", text_col), ("label_col", label_col)):
         if value:
             paths[key] = value
-    study = run_tune(train_ds, strategy=strategy, study_dir=study_dir, trials=trials,
-                     timeout=timeout, valid=valid_ds, base=base, seed=seed, data_paths=paths)
-    _say(quiet, f"[green]best[/] validation macro-F1 {study.best_value:.4f} with "
+    if spec.cli_name != "text":
+        paths["task"] = spec.cli_name
+    study = run_tune(read(data), strategy=strategy or spec.default_strategy, task=spec.name,
+                     study_dir=study_dir, trials=trials, timeout=timeout,
+                     valid=read(valid) if valid else None, base=base, seed=seed, data_paths=paths)
+    _say(quiet, f"[green]best[/] validation {spec.score} {study.best_value:.4f} with "
                 f"{study.best_params}; config: {study_dir / 'best.yaml'}")
 
 
@@ -354,90 +321,81 @@ def export(
     out: Path = typer.Option(..., "--out", "-o", help="folder for the exported bundle"),
     merge: bool = typer.Option(False, "--merge", help="fold a LoRA/AdaLoRA/IA3 adapter into full weights"),
     format: Optional[str] = typer.Option(None, "--format", help="onnx: run with onnxruntime, no torch needed"),
-    valid: Optional[Path] = typer.Option(None, help="texts for the parity check (default: built-in sample)"),
-    text_col: Optional[str] = typer.Option(None),
+    valid: Optional[Path] = typer.Option(None, help="inputs for the parity check (default: a "
+                                                    "built-in sample)"),
+    text_col: Optional[str] = typer.Option(None, help=_text_col_help("text")),
     quiet: bool = QuietOpt,
 ):
-    """Export a bundle: --merge (PEFT -> plain finetune) or --format onnx (with a parity check)."""
+    """Export a bundle: --merge (PEFT -> plain finetune) and/or --format onnx (with a parity check)."""
     from . import bundle as bundle_mod
-    from . import data as data_mod
-    from .classifier import load
+    from . import load
+    from .compression import export as export_mod
 
-    if not merge and format is None:
-        raise ConfigError("choose what to export: --merge and/or --format onnx")
-    if format not in (None, "onnx"):
-        raise ConfigError(f"--format {format!r}: only onnx is supported")
     bundle_mod.check_target(out)
     clf = load(bundle)
-    if merge:
-        clf = clf.merged()
-    if format == "onnx":
-        from .compression import export as export_mod
-        from .demo import sample_paths
-
-        texts = (data_mod.load(valid, text_col=text_col, require_labels=False).texts if valid
-                 else data_mod.load(sample_paths()[1]).texts)
-        onnx_clf = export_mod.as_onnx(clf)
-        check = export_mod.parity(clf, onnx_clf, texts)
-        onnx_clf.compression_ = {"steps": [{"step": "export", "format": "onnx", "opset": 17}],
-                                 "parity": check}
-        clf = onnx_clf
-        _say(quiet, f"parity on {check['texts']} texts: max |logit diff| "
-                    f"{check['max_abs_logits_diff']:.2e}, label agreement {check['label_agreement']:.4f}")
-    path = clf.save(out)
+    inputs = _bundle_reader(clf, text_col)(valid, labeled=False) if valid else None
+    exported = export_mod.export(clf, merge=merge, format=format, inputs=inputs)
+    check = (exported.compression_ or {}).get("parity") if format else None
+    if check:
+        diff = next(v for k, v in check.items() if k.startswith("max_abs_"))
+        _say(quiet, f"parity on {check['inputs']} inputs: max |{check['compared']} diff| "
+                    f"{diff:.2e}, agreement {check['agreement']:.4f}")
+    path = exported.save(out)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
-    _say(quiet, f"[green]wrote[/] {clf.strategy} bundle {path} ({size / 1e6:.1f} MB)")
+    _say(quiet, f"[green]wrote[/] {exported.strategy} bundle {path} ({size / 1e6:.1f} MB)")
 
 
 @command
 def compress(
-    bundle: Path = typer.Argument(..., help="bundle folder (finetune, merged PEFT, distilled)"),
+    bundle: Path = typer.Argument(..., help="bundle folder (finetune, merged PEFT, distilled; "
+                                            "NER finetune for int8)"),
     out: Path = typer.Option(..., "--out", "-o", help="compressed bundle folder"),
     valid: Path = typer.Option(..., help="labeled validation data for the accuracy gate"),
     train: Optional[Path] = typer.Option(None, help="training data for recovery fine-tuning after pruning"),
     quantize: Optional[str] = typer.Option(None, help="int8 | int8-static | bf16"),
     prune: Optional[str] = typer.Option(None, help="unstructured:0.5 | layers:4 | heads:2"),
-    max_drop: float = typer.Option(0.5, help="accuracy points the compressed model may lose"),
+    max_drop: float = typer.Option(0.5, help="points of the gate's score (accuracy; NER: entity "
+                                             "F1) the compressed model may lose"),
     recovery_epochs: int = typer.Option(1, min=1),
     report: Optional[Path] = typer.Option(None, help="report JSON [default: OUT.report.json]"),
-    text_col: Optional[str] = typer.Option(None),
-    label_col: Optional[str] = typer.Option(None),
+    text_col: Optional[str] = typer.Option(None, help=_text_col_help("text")),
+    label_col: Optional[str] = typer.Option(None, help=_text_col_help("label")),
     quiet: bool = QuietOpt,
 ):
     """Quantise and/or prune a model behind an accuracy gate; report size and latency."""
     from rich.table import Table
 
     from . import bundle as bundle_mod
-    from . import data as data_mod
-    from .classifier import load
+    from . import load
     from .compression import gate
 
     bundle_mod.check_target(out)
-    read = functools.partial(data_mod.load, text_col=text_col, label_col=label_col)
-    valid_ds = read(valid)
-    train_ds = read(train) if train else None
     clf = load(bundle)
-    compressed, desc = gate.compress(clf, valid=valid_ds, train=train_ds, quantize_to=quantize,
-                                     prune=prune, max_drop=max_drop, recovery_epochs=recovery_epochs)
+    read = _bundle_reader(clf, text_col, label_col)
+    compressed, desc = gate.compress(clf, valid=read(valid), train=read(train) if train else None,
+                                     quantize_to=quantize, prune=prune, max_drop=max_drop,
+                                     recovery_epochs=recovery_epochs)
     path = compressed.save(out)
-    rep = gate.report(Path(bundle), path, valid_ds.texts, desc)
+    rep = gate.report(Path(bundle), path, clf.task_spec().inputs(read(valid)), desc)
     report_path = report or Path(str(path).rstrip("/") + ".report.json")
     gate.write_json(report_path, rep)
-    table = Table("", "accuracy", "size MB", "b1 p50 ms", "b1 p95 ms", "b32 p50 ms", title="compression")
-    for name, acc in (("original", desc["accuracy_before"]), ("compressed", desc["accuracy_after"])):
+    metric = desc["metric"]
+    table = Table("", metric, "size MB", "b1 p50 ms", "b1 p95 ms", "b32 p50 ms", title="compression")
+    for name in ("original", "compressed"):
         r = rep[name]
-        table.add_row(name, f"{acc:.4f}", f"{r['size_mb']:.1f}", f"{r['latency_b1_p50_ms']:.2f}",
+        table.add_row(name, f"{desc['before' if name == 'original' else 'after']:.4f}",
+                      f"{r['size_mb']:.1f}", f"{r['latency_b1_p50_ms']:.2f}",
                       f"{r['latency_b1_p95_ms']:.2f}", f"{r['latency_b32_p50_ms']:.2f}")
     if not quiet:
         _console(stderr=False).print(table)
     _say(quiet, f"[green]wrote[/] {path} (speed-up {rep['speedup_b1']}x at batch 1, "
-                f"{rep['speedup_b32']}x at batch 32; lost {desc['drop_points']:.2f} points); "
-                f"report {report_path}")
+                f"{rep['speedup_b32']}x at batch 32; lost {desc['drop_points']:.2f} points of "
+                f"{metric}); report {report_path}")
 
 
 @command
 def distill(
-    teacher: Path = typer.Argument(..., help="teacher bundle"),
+    teacher: Path = typer.Argument(..., help="teacher bundle (text classification)"),
     data: Path = typer.Argument(..., help="labeled training data"),
     out: Path = typer.Option(..., "--out", "-o", help="student bundle folder"),
     student: str = typer.Option("layers:3", help="layers:K (transformer with K of the teacher's "
@@ -455,43 +413,26 @@ def distill(
     quiet: bool = QuietOpt,
 ):
     """Distill a teacher bundle into a smaller transformer or a classic model."""
-    import time as _time
+    from rich.table import Table
 
     from . import bundle as bundle_mod
-    from . import data as data_mod
-    from .classifier import TextClassifier, load
-    from .fusion.distill import distill as run_distill
+    from . import load
+    from .compression.distill import run
 
     bundle_mod.check_target(out)
     teacher_clf = load(teacher)
-    read = functools.partial(data_mod.load, text_col=text_col, label_col=label_col)
-    train_ds = read(data)
-    valid_ds = read(valid) if valid else None
-    extra = (data_mod.load(unlabeled, text_col=text_col, require_labels=False).texts
-             if unlabeled else None)
-    if valid_ds is None:
-        train_ds, valid_ds = data_mod.split(train_ds, 0.1, seed)
-    student_clf = run_distill(teacher_clf, train_ds, student=student, unlabeled=extra,
-                              valid=valid_ds, temperature=temperature, alpha=alpha, epochs=epochs,
-                              learning_rate=learning_rate, batch_size=batch_size, seed=seed)
+    read = _bundle_reader(teacher_clf, text_col, label_col)
+    extra = read(unlabeled, labeled=False).texts if unlabeled else None
+    student_clf, rows = run(teacher_clf, read(data), valid=read(valid) if valid else None,
+                            student=student, unlabeled=extra, temperature=temperature, alpha=alpha,
+                            epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
+                            seed=seed)
     path = student_clf.save(out)
-    rows = []
-    models = [("teacher", teacher_clf), ("student", student_clf)]
-    if student == "classic":
-        gold = TextClassifier(strategy="classic", seed=seed).fit(train_ds, valid=valid_ds)
-        models.append(("classic on gold labels", gold))
-    for name, clf in models:
-        clf.predict_proba(valid_ds.texts[:32])
-        t = _time.perf_counter()
-        rep = clf.evaluate(valid_ds)
-        ms = (_time.perf_counter() - t) * 1000 / len(valid_ds)
-        rows.append((name, rep["accuracy"], rep["macro_f1"], ms))
-    from rich.table import Table
-
     table = Table("model", "valid accuracy", "valid macro-F1", "ms / text", "speed-up",
                   title=f"distillation ({student})")
-    for name, acc, f1, ms in rows:
-        table.add_row(name, f"{acc:.4f}", f"{f1:.4f}", f"{ms:.2f}", f"{rows[0][3] / ms:.2f}x")
+    for r in rows:
+        table.add_row(r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+                      f"{r['ms_per_text']:.2f}", f"{r['speedup']:.2f}x")
     if not quiet:
         _console(stderr=False).print(table)
     _say(quiet, f"[green]saved[/] student {path}")
@@ -500,44 +441,49 @@ def distill(
 @command
 def bench(
     data: Path = typer.Argument(..., help="labeled data"),
+    task: str = typer.Option("text", help=_task_help()),
     valid: Optional[Path] = typer.Option(None, help="evaluation data (default: 20% held out of DATA)"),
-    strategies: Optional[str] = typer.Option(None, help="comma-separated portfolio "
-                                                        "[default: classic,frozen,concat,stack,finetune,weighted]"),
+    strategies: Optional[str] = typer.Option(None, help="comma-separated portfolio [default: the "
+                                                        "task's; text: classic,frozen,concat,stack,"
+                                                        "finetune,weighted; ner: classic,finetune]"),
     time_budget: Optional[float] = typer.Option(None, help="seconds for training the portfolio"),
     max_latency_ms: Optional[float] = typer.Option(None, help="latency limit (p50, batch 1) for the chosen model"),
     out: Path = typer.Option(Path("ronghe-bench"), "--out", help="models, leaderboard.json, report.html, chosen/"),
     model: Optional[str] = typer.Option(None, help="backbone for network strategies"),
     option: list[str] = typer.Option([], "--option", help="STRATEGY.KEY=VALUE, e.g. finetune.epochs=2"),
     seed: int = typer.Option(0),
-    text_col: Optional[str] = typer.Option(None),
-    label_col: Optional[str] = typer.Option(None),
+    text_col: Optional[str] = typer.Option(None, help=_text_col_help("text")),
+    label_col: Optional[str] = typer.Option(None, help=_text_col_help("label")),
     quiet: bool = QuietOpt,
 ):
     """Train a portfolio of strategies and compare them side by side; pick the best in budget."""
     from rich.table import Table
 
     from . import bench as bench_mod
-    from . import data as data_mod
+    from . import tasks
 
+    spec = tasks.get(task)
     per: dict[str, dict] = {}
     for key, value in _parse_options(option).items():
         if "." not in key:
             raise ConfigError(f"--option {key}: use STRATEGY.KEY=VALUE, e.g. finetune.epochs=2")
         name, field = key.split(".", 1)
         per.setdefault(name, {})[field] = value
-    read = functools.partial(data_mod.load, text_col=text_col, label_col=label_col)
-    result = bench_mod.run(read(data), out=out, evaluation=read(valid) if valid else None,
+    read = _reader(spec, text_col=text_col, label_col=label_col)
+    result = bench_mod.run(read(data), task=spec.name, out=out,
+                           evaluation=read(valid) if valid else None,
                            strategies=[s.strip() for s in strategies.split(",")] if strategies else None,
                            time_budget=time_budget, max_latency_ms=max_latency_ms, seed=seed,
                            model=model, options=per)
-    table = Table("model", "accuracy", "macro-F1", "train s", "b1 p50 ms", "b32 p50 ms", "MB",
-                  "RSS MB", "", title="leaderboard")
-    for r in sorted(result["rows"], key=lambda r: -r.get("macro_f1", -1)):
+    metrics = list(spec.summary)
+    table = Table("model", *metrics, "train s", "b1 p50 ms", "b32 p50 ms", "MB", "RSS MB", "",
+                  title="leaderboard")
+    for r in sorted(result["rows"], key=lambda r: -r.get(spec.score, -1)):
         if r["status"] != "ok":
-            table.add_row(r["name"], "", "", "", "", "", "", "", r["status"])
+            table.add_row(r["name"], *[""] * (len(metrics) + 5), r["status"])
             continue
         mark = "chosen" if r["name"] == result["chosen"] else ("pareto" if r["pareto"] else "")
-        table.add_row(r["name"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",
+        table.add_row(r["name"], *[f"{r[m]:.4f}" for m in metrics],
                       f"{r['train_seconds']:.1f}", f"{r['latency_b1_p50_ms']:.1f}",
                       f"{r['latency_b32_p50_ms']:.1f}", f"{r['bundle_mb']:.1f}",
                       f"{r['peak_rss_mb']:.0f}", mark)

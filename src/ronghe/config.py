@@ -29,17 +29,44 @@ class StrategyConfig(BaseModel):
                                               "when no validation file is given")
 
 
-class NetworkConfig(StrategyConfig):
-    """Fields of strategies that run a transformer backbone."""
+class EncoderConfig(StrategyConfig):
+    """Fields of every strategy that runs a transformer backbone, whatever the task."""
 
     model: str = Field("minilm", description="alias, local HF folder or hub id")
     batch_size: int = Field(32, ge=1)
-    max_length: int = Field(128, ge=8, le=4096, description="tokens per text; longer are truncated")
-    pooling: Literal["mean", "cls"] = "mean"
+    max_length: int = Field(128, ge=8, le=4096, description="tokens per input (per window for "
+                                                             "token tasks); longer are truncated")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:0 ...")
     precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto", description="auto = bf16 autocast where the hardware runs it fast (CPU with "
                             "AMX, CUDA with bf16), else fp32")
+
+
+class NetworkConfig(EncoderConfig):
+    """Fields of strategies that pool a text into one vector (text classification)."""
+
+    pooling: Literal["mean", "cls"] = "mean"
+
+
+class TrainingFields(BaseModel):
+    """What ``training.loop`` needs from a strategy that trains a network (mixed into the
+    configs of finetune-like strategies of every task, so each knob is declared once)."""
+
+    epochs: int = Field(3, ge=1, le=1000)
+    learning_rate: float = Field(5e-5, gt=0, lt=1)
+    head_learning_rate: float | None = Field(None, gt=0, lt=1,
+                                             description="default: 10x learning_rate, at most 1e-3")
+    layer_lr_decay: float = Field(1.0, gt=0, le=1, description="lr multiplier per layer going down")
+    weight_decay: float = Field(0.01, ge=0)
+    warmup_ratio: float = Field(0.1, ge=0, lt=1)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    max_grad_norm: float = Field(1.0, ge=0, description="0 disables clipping")
+    patience: int = Field(2, ge=1, description="epochs without a gain in the task's validation "
+                                               "score (macro-F1, entity F1) before stopping")
+    eval_batch_size: int = Field(128, ge=1)
+    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = each epoch")
+    report_to: list[str] = Field(["tensorboard"], description="tensorboard, mlflow (with a run dir)")
+    log_every: int = Field(10, ge=1, description="steps between metrics.csv rows")
 
 
 def validate(cls: type[StrategyConfig], values: dict[str, Any], strategy: str) -> StrategyConfig:

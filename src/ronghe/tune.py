@@ -1,7 +1,8 @@
 """Hyper-parameter search with Optuna: TPE sampling, median pruning on validation, resumable.
 
 ``tune(...)`` runs trials of one strategy on fixed train/validation data (every trial is scored on
-the same validation set), reports validation macro-F1 after each epoch so the median pruner can
+the same validation set), reports the task's validation score (macro-F1; NER: entity F1) after each
+epoch so the median pruner can
 stop unpromising trials early, stores the study in SQLite (run it again with the same
 ``study_dir`` to add trials to it), and writes ``best.yaml`` - a config file that
 ``ronghe train --config best.yaml --out DIR`` trains directly.
@@ -12,7 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Callable
 
-from . import data
+from . import tasks
 from .errors import ConfigError
 from .log import info
 from .training.callbacks import Callback
@@ -31,7 +32,7 @@ def _peft(trial) -> dict:
             "batch_size": trial.suggest_categorical("batch_size", [16, 32])}
 
 
-SEARCH_SPACES: dict[str, Callable[[Any], dict]] = {
+TEXT_SPACES: dict[str, Callable[[Any], dict]] = {
     "classic": lambda t: {"C_grid": [t.suggest_float("C", 0.1, 100, log=True)],
                           "max_features": t.suggest_categorical("max_features", [50_000, 200_000]),
                           "char_ngrams": t.suggest_categorical("char_ngrams", ["2-5", "none"])},
@@ -46,6 +47,16 @@ SEARCH_SPACES: dict[str, Callable[[Any], dict]] = {
     "contrastive": lambda t: {"learning_rate": t.suggest_float("learning_rate", 1e-5, 1e-4, log=True),
                               "num_iterations": t.suggest_categorical("num_iterations", [5, 10, 20])},
 }
+NER_SPACES: dict[str, Callable[[Any], dict]] = {
+    "classic": lambda t: {"c1": [t.suggest_float("c1", 0.01, 1.0, log=True)],
+                          "c2": [t.suggest_float("c2", 0.001, 0.5, log=True)]},
+    "finetune": lambda t: {**_network(t), "crf_lr_scale": t.suggest_categorical(
+        "crf_lr_scale", [10.0, 100.0])},
+    "lora": lambda t: {**_peft(t), "r": t.suggest_categorical("r", [4, 8, 16])},
+}
+# task -> strategy -> search space
+SEARCH_SPACES: dict[str, dict[str, Callable[[Any], dict]]] = {
+    "text-classification": TEXT_SPACES, "token-classification": NER_SPACES}
 
 
 def _decode(params: dict) -> dict:
@@ -64,44 +75,51 @@ class PruningCallback(Callback):
     def on_epoch_end(self, loop, row):
         import optuna
 
-        self.trial.report(row["valid_macro_f1"], row["epoch"])
+        self.trial.report(row[f"valid_{loop.cfg.monitor}"], row["epoch"])
         if self.trial.should_prune():
             raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
 
-def tune(train: data.Dataset, *, strategy: str, study_dir: Path, trials: int = 20,
-         timeout: float | None = None, valid: data.Dataset | None = None,
-         base: dict | None = None, seed: int = 0, data_paths: dict | None = None):
-    """Run (or continue) a study; return it. Writes ``study_dir/best.yaml``."""
+def tune(train, *, strategy: str, study_dir: Path, task: str = "text-classification",
+         trials: int = 20, timeout: float | None = None, valid=None, base: dict | None = None,
+         seed: int = 0, data_paths: dict | None = None):
+    """Run (or continue) a study of one strategy of a task; return it. Writes
+    ``study_dir/best.yaml``. Trials are scored by the task's validation score."""
     try:
         import optuna
     except ImportError:
         raise ConfigError("ronghe tune needs optuna: pip install optuna") from None
-    from .classifier import TextClassifier
-
-    if strategy not in SEARCH_SPACES:
-        raise ConfigError(f"no search space for strategy '{strategy}'; "
-                          f"tunable: {', '.join(SEARCH_SPACES)}")
+    spec = tasks.get(task)
+    spaces = SEARCH_SPACES.get(spec.name, {})
+    if strategy not in spaces:
+        raise ConfigError(f"no search space for {spec.cli_name} strategy '{strategy}'; "
+                          f"tunable: {', '.join(spaces) or 'none'}")
+    est_cls = spec.estimator_class()
     base = dict(base or {})
-    data.check_trainable(train)
+    probe = est_cls(strategy=strategy, options=base or None)
+    train = probe._as_data(train, role="training data")
+    probe._check_train(train, probe.strategy_class())
     if valid is None:
-        train, valid = data.split(train, base.get("valid_fraction", 0.1), seed)
+        train, valid = spec.split(train, base.get("valid_fraction", 0.1), seed)
     else:
-        data.check_evaluation(train.classes, valid, "validation", train_texts=train.texts)
+        valid = probe._as_data(valid, role="validation data")
+        probe._check_valid(train, valid)
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{(study_dir / 'study.db').resolve()}"
     study = optuna.create_study(
-        study_name=f"ronghe-{strategy}", storage=storage, load_if_exists=True, direction="maximize",
+        study_name=f"ronghe-{strategy}" if spec.cli_name == "text" else
+        f"ronghe-{spec.cli_name}-{strategy}", storage=storage, load_if_exists=True, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
 
     def objective(trial) -> float:
-        params = {**base, **_decode(SEARCH_SPACES[strategy](trial))}
-        clf = TextClassifier(strategy=strategy, options=params)
+        params = {**base, **_decode(spaces[strategy](trial))}
+        clf = est_cls(strategy=strategy, options=params)
         clf.fit(train, valid=valid, callbacks=[PruningCallback(trial)])
-        score = clf.metrics_["valid"]["macro_f1"]
-        trial.set_user_attr("accuracy", clf.metrics_["valid"]["accuracy"])
+        score = clf.metrics_["valid"][spec.score]
+        for key in spec.summary:
+            trial.set_user_attr(key, clf.metrics_["valid"][key])
         trial.set_user_attr("train_seconds", round(clf.train_seconds_, 2))
         return score
 
@@ -113,16 +131,17 @@ def tune(train: data.Dataset, *, strategy: str, study_dir: Path, trials: int = 2
     if not complete:
         raise ConfigError("no trial completed; raise --timeout or --trials")
     best = {"strategy": strategy, **(data_paths or {}), **base,
-            **_decode(SEARCH_SPACES[strategy](optuna.trial.FixedTrial(study.best_params)))}
-    _write_yaml(study_dir / "best.yaml", best, study)
+            **_decode(spaces[strategy](optuna.trial.FixedTrial(study.best_params)))}
+    _write_yaml(study_dir / "best.yaml", best, study, spec.score)
     return study
 
 
-def _write_yaml(path: Path, config: dict, study) -> None:
+def _write_yaml(path: Path, config: dict, study, score: str = "macro_f1") -> None:
     import yaml
 
     header = (f"# best of {len(study.trials)} trials in {path.parent / 'study.db'}: validation "
-              f"macro-F1 {study.best_value:.4f} (trial {study.best_trial.number})\n"
+              f"{score.replace('macro_f1', 'macro-F1')} {study.best_value:.4f} (trial "
+              f"{study.best_trial.number})\n"
               "# train it: ronghe train --config best.yaml --out DIR\n")
     clean = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()}
     path.write_text(header + yaml.safe_dump(clean, sort_keys=False, allow_unicode=True))

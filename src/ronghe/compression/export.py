@@ -1,4 +1,13 @@
-"""Export a fine-tuned transformer to ONNX (dynamic batch and sequence axes) and check parity."""
+"""Export a fine-tuned transformer to ONNX (dynamic batch and sequence axes) and check parity.
+
+``export`` is what ``ronghe export`` runs for a bundle of any task: ``--merge`` folds a PEFT
+adapter into the weights, ``--format onnx`` exports through the task's exporter (its
+``Task.exporter`` module: this one for text classification, ``ner/onnx.py`` for NER), checks the
+export against the original on real inputs and records both in the bundle's ``compression``. An
+exporter module provides ``network(clf)``, ``onnx_bytes(inner)``, ``as_onnx(clf, data, inner=,
+note=)``, ``parity(reference, candidate, inputs)``, ``calibration(inner, inputs)`` and
+``sample_inputs()``.
+"""
 
 from __future__ import annotations
 
@@ -47,8 +56,8 @@ def onnx_bytes(inner, opset: int = 17) -> bytes:
 
 
 def as_onnx(clf, data: bytes | None = None, *, inner=None, note: dict | None = None):
-    """A TextClassifier whose strategy runs ``data`` (ONNX bytes) with onnxruntime."""
-    from ..classifier import TextClassifier
+    """The estimator rebuilt around an ``onnx`` strategy that runs ``data`` (ONNX bytes, by
+    default the export of ``clf``'s network) with onnxruntime."""
     from ..runtime.onnx import OnnxConfig, OnnxStrategy
 
     inner = inner or network(clf)
@@ -58,11 +67,60 @@ def as_onnx(clf, data: bytes | None = None, *, inner=None, note: dict | None = N
                      seed=inner.config.seed)
     strategy = OnnxStrategy.build(cfg, list(inner.classes), data, tokenizer_json, inner.pad_id,
                                   {"source_strategy": clf.strategy, **(note or {})})
-    out = TextClassifier(strategy="onnx", seed=clf.seed)
-    out.strategy_, out.config_, out.classes_ = strategy, cfg, clf.classes_
-    out.backbone_, out.data_ = clf.backbone_, dict(getattr(clf, "data_", {}))
-    out.metrics_ = dict(getattr(clf, "metrics_", {}))
-    return out
+    return clf.with_strategy(strategy, {"strategy": "onnx", "seed": clf.seed})
+
+
+def exporter(clf):
+    """The task's exporter module, or a clear refusal."""
+    from ..tasks import import_ref
+
+    spec = clf.task_spec()
+    if not spec.exporter:
+        raise ConfigError(f"'{spec.name}' models cannot be exported to ONNX or compressed yet")
+    return import_ref(spec.exporter, "ONNX export")
+
+
+def export(clf, *, merge: bool = False, format: str | None = None, inputs=None):
+    """``ronghe export``: the estimator merged and/or as an ONNX model (with its parity check
+    on ``inputs``, a data set or list, or the exporter's built-in sample)."""
+    if not merge and format is None:
+        raise ConfigError("choose what to export: --merge and/or --format onnx")
+    if format not in (None, "onnx"):
+        raise ConfigError(f"--format {format!r}: only onnx is supported")
+    if merge:
+        if not hasattr(clf, "merged"):
+            raise ConfigError(f"--merge applies to text-classification PEFT bundles; a "
+                              f"'{clf.task}' {clf.strategy} bundle already holds merged weights")
+        clf = clf.merged()
+    if format == "onnx":
+        ex = exporter(clf)
+        if inputs is None:
+            sample = ex.sample_inputs()
+        elif hasattr(inputs, "texts"):  # a data set
+            sample = clf.task_spec().inputs(inputs)
+        else:
+            sample = list(inputs)
+        onnx_clf = ex.as_onnx(clf)
+        check = ex.parity(clf, onnx_clf, sample)
+        onnx_clf.compression_ = {"steps": [{"step": "export", "format": "onnx", "opset": 17}],
+                                 "parity": check}
+        clf = onnx_clf
+    return clf
+
+
+def sample_inputs() -> list[str]:
+    """Texts for a parity check when the user gives none: the packaged SST-2 dev sample."""
+    from .. import data
+    from ..demo import sample_paths
+
+    return data.load(sample_paths()[1]).texts
+
+
+def calibration(inner, texts: list[str]) -> list[list[int]]:
+    """Token id sequences for static int8 calibration."""
+    from ..modeling import tokenize
+
+    return tokenize(inner.tokenizer, texts, inner.config.max_length)
 
 
 def parity(reference, candidate, texts: list[str]) -> dict:
@@ -78,7 +136,7 @@ def parity(reference, candidate, texts: list[str]) -> dict:
     else:
         a, b = reference.predict_proba(texts), candidate.predict_proba(texts)
         kind = "probabilities"
-    out = {"texts": len(texts), f"max_abs_{kind}_diff": float(np.abs(a - b).max()),
+    out = {"inputs": len(texts), f"max_abs_{kind}_diff": float(np.abs(a - b).max()),
            "label_agreement": float((a.argmax(1) == b.argmax(1)).mean())}
     info("parity on %d texts: max |diff| %.2e, label agreement %.4f", len(texts),
          out[f"max_abs_{kind}_diff"], out["label_agreement"])

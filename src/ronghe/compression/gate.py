@@ -16,10 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from .. import data
 from ..errors import ConfigError, RongheError
 from ..log import info
-from . import export, prune as prune_mod, quantize
+from . import prune as prune_mod
+from . import quantize
 
 QUANTIZE = ("int8", "int8-static", "bf16")
 
@@ -30,64 +30,65 @@ class GateError(RongheError):
     exit_code = 3
 
 
-def compress(clf, *, valid: data.Dataset, train: data.Dataset | None = None,
-             quantize_to: str | None = None, prune: str | None = None, max_drop: float = 0.5,
-             recovery_epochs: int = 1):
-    """Return (compressed TextClassifier, description with accuracies); raise GateError."""
+def compress(clf, *, valid, train=None, quantize_to: str | None = None, prune: str | None = None,
+             max_drop: float = 0.5, recovery_epochs: int = 1):
+    """Return (compressed estimator, description with the scores before and after); raise
+    GateError. The gate protects the task's ``gate_metric`` (accuracy; NER: entity F1)."""
+    from .export import exporter
+
     if quantize_to is None and prune is None:
         raise ConfigError("nothing to do: give --quantize (int8, int8-static, bf16) and/or --prune")
     if quantize_to and quantize_to not in QUANTIZE:
         raise ConfigError(f"--quantize {quantize_to!r}: choose one of {', '.join(QUANTIZE)}")
-    if valid.labels is None:
+    spec = clf.task_spec()
+    ex = exporter(clf)
+    if (prune or quantize_to == "bf16") and spec.name != "text-classification":
+        raise ConfigError(f"--prune and --quantize bf16 apply to text-classification models; "
+                          f"for a '{spec.name}' model use --quantize int8 or int8-static (pruning "
+                          "needs the recovery fine-tune, which the tagger's windows do not have)")
+    if getattr(valid, "labels", getattr(valid, "tags", None)) is None:
         raise ConfigError("the accuracy gate needs labeled validation data (--valid)")
+    metric = spec.gate_metric
     before = clf.evaluate(valid)
-    inner = export.network(clf)
+    inner = ex.network(clf)
     steps = []
     if prune:
         inner, note = prune_mod.prune(inner, prune, train, valid, recovery_epochs)
         steps.append({"step": "prune", **note})
-    current = _with_inner(clf, inner)
+    current = clf.with_strategy(inner)
     if quantize_to == "bf16":
         current, note = quantize.bf16(current)
         steps.append({"step": "quantize", **note})
     elif quantize_to in ("int8", "int8-static"):
-        model = export.onnx_bytes(inner)
+        model = ex.onnx_bytes(inner)
         if quantize_to == "int8":
             model, note = quantize.int8_dynamic(model)
         else:
-            from ..modeling import tokenize
-
-            pool = list((train or valid).texts)  # a seeded sample: files are often sorted by label
+            pool = spec.inputs(train or valid)  # a seeded sample: files are often sorted by label
             pick = np.random.default_rng(0).permutation(len(pool))[:512]
-            calib = tokenize(inner.tokenizer, [pool[i] for i in sorted(pick)], inner.config.max_length)
+            calib = ex.calibration(inner, [pool[i] for i in sorted(pick)])
             model, note = quantize.int8_static(model, calib, inner.pad_id)
         steps.append({"step": "quantize", **note})
-        current = export.as_onnx(clf, model, inner=inner, note={"compression": steps})
+        current = ex.as_onnx(clf, model, inner=inner, note={"compression": steps})
     after = current.evaluate(valid)
-    drop = (before["accuracy"] - after["accuracy"]) * 100
-    desc = {"steps": steps, "accuracy_before": round(before["accuracy"], 5),
-            "accuracy_after": round(after["accuracy"], 5), "macro_f1_before": round(before["macro_f1"], 5),
-            "macro_f1_after": round(after["macro_f1"], 5), "drop_points": round(drop, 3),
-            "max_drop_points": max_drop, "valid_n": len(valid), "valid_source": valid.source}
-    info("accuracy %.4f -> %.4f (%.2f points lost, allowed %.2f)", before["accuracy"],
-         after["accuracy"], drop, max_drop)
+    drop = (before[metric] - after[metric]) * 100
+    desc = {"steps": steps, "metric": metric, "before": round(before[metric], 5),
+            "after": round(after[metric], 5)}
+    for key in dict.fromkeys((metric, *spec.summary)):
+        desc.setdefault(f"{key}_before", round(before[key], 5))
+        desc.setdefault(f"{key}_after", round(after[key], 5))
+    desc.update({"drop_points": round(drop, 3), "max_drop_points": max_drop, "valid_n": len(valid),
+                 "valid_source": valid.source})
+    info("%s %.4f -> %.4f (%.2f points lost, allowed %.2f)", metric, before[metric],
+         after[metric], drop, max_drop)
     if drop > max_drop:
-        raise GateError(f"accuracy gate failed: the compressed model lost {drop:.2f} points "
-                        f"({before['accuracy']:.4f} -> {after['accuracy']:.4f}), {drop - max_drop:.2f} "
-                        f"more than --max-drop {max_drop}. Nothing was written. Try milder settings "
-                        "(lower sparsity, more layers, int8 instead of int8-static) or more recovery "
-                        "data/epochs.")
+        raise GateError(f"accuracy gate failed: the compressed model lost {drop:.2f} points of "
+                        f"{metric} ({before[metric]:.4f} -> {after[metric]:.4f}), "
+                        f"{drop - max_drop:.2f} more than --max-drop {max_drop}. Nothing was "
+                        "written. Try milder settings (lower sparsity, more layers, int8 instead "
+                        "of int8-static) or more recovery data/epochs.")
     current.compression_ = desc
     return current, desc
-
-
-def _with_inner(clf, inner):
-    import copy
-
-    twin = copy.copy(clf)
-    twin.strategy_, twin.config_ = inner, inner.config
-    twin.set_params(strategy=inner.name, options=None)
-    return twin
 
 
 def report(original: Path, compressed: Path, texts: list[str], desc: dict) -> dict:

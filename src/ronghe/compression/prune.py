@@ -19,6 +19,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from ..log import info
+from .surgery import prune_heads, shrink_encoder
 
 
 def _linears(encoder: nn.Module) -> list[tuple[nn.Module, str]]:
@@ -33,8 +34,6 @@ def sparsity(encoder: nn.Module) -> float:
 
 def prune(inner, spec: str, train=None, valid=None, recovery_epochs: int = 1):
     """Return a pruned deep copy of a fitted ``Finetune`` strategy and a description."""
-    from ..fusion.distill import shrink_encoder
-
     kind, _, value = spec.partition(":")
     inner = copy.deepcopy(inner)
     model = inner.model
@@ -61,7 +60,7 @@ def prune(inner, spec: str, train=None, valid=None, recovery_epochs: int = 1):
             w = layer.attention.output.dense.weight.detach()  # columns grouped by head
             norms = torch.stack([w[:, h * size:(h + 1) * size].norm() for h in range(cfg.num_attention_heads)])
             to_prune[i] = norms.argsort()[:n].tolist()
-        _prune_heads(model.encoder, to_prune)
+        prune_heads(model.encoder, to_prune)
         inner.report = {**inner.report, "pruned_heads": to_prune}  # re-applied at load time
         note["heads_removed_per_layer"] = n
     else:
@@ -83,27 +82,3 @@ def prune(inner, spec: str, train=None, valid=None, recovery_epochs: int = 1):
                 tprune.remove(m, name)
         note["sparsity"] = round(sparsity(model.encoder), 4)
     return inner, note
-
-
-def _prune_heads(encoder, heads: dict) -> None:
-    """Remove attention heads: slice query/key/value rows and output columns (what
-    ``PreTrainedModel.prune_heads`` did before transformers 5 dropped it for most models)."""
-    cfg = encoder.config
-    size = cfg.hidden_size // cfg.num_attention_heads
-    for i, drop in heads.items():
-        att = encoder.encoder.layer[int(i)].attention
-        keep = [h for h in range(cfg.num_attention_heads) if h not in drop]
-        idx = torch.cat([torch.arange(h * size, (h + 1) * size) for h in keep])
-        for name in ("query", "key", "value"):
-            old = getattr(att.self, name)
-            new = nn.Linear(old.in_features, len(idx)).to(old.weight.dtype)
-            new.weight.data, new.bias.data = old.weight.data[idx].clone(), old.bias.data[idx].clone()
-            setattr(att.self, name, new)
-        out = att.output.dense
-        new = nn.Linear(len(idx), out.out_features).to(out.weight.dtype)
-        new.weight.data, new.bias.data = out.weight.data[:, idx].clone(), out.bias.data.clone()
-        att.output.dense = new
-        att.self.num_attention_heads = len(keep)
-        att.self.all_head_size = len(idx)
-        if hasattr(att.self, "attention_head_size"):
-            att.self.attention_head_size = size

@@ -89,7 +89,4 @@ def bf16(clf):
     inner.dtype = torch.bfloat16
     inner.report = {**inner.report, "weights_dtype": "bfloat16"}  # loaded back as bf16
     inner.config = inner.config.model_copy(update={"precision": "bf16"})
-    twin = copy.copy(clf)
-    twin.strategy_, twin.config_ = inner, inner.config
-    twin.set_params(strategy=inner.name, options=None, precision="bf16")
-    return twin, {"method": "bf16", "dtype": "bfloat16"}
+    return clf.with_strategy(inner, precision="bf16"), {"method": "bf16", "dtype": "bfloat16"}

@@ -192,7 +192,7 @@ class CrfTagger(NerStrategy):
         return tags, conf
 
     def to_state(self) -> State:
-        return State(meta={"selected": self.report.get("selected")},
+        return State(meta={"selected": self.report.get("selected"), "tags": self.tags},
                      files={MODEL_FILE: self._model})
 
     @classmethod

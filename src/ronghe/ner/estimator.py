@@ -15,33 +15,17 @@ the strategy's default; strategy-specific knobs go in ``options``.
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 from typing import Any
 
-from sklearn.base import BaseEstimator
-
-from .. import backbones, bundle
-from ..config import validate
-from ..errors import ConfigError, DataError, NotFittedError
-from ..log import info, warn
-from ..strategies.base import TrainContext
+from ..errors import ConfigError, DataError
+from ..estimator import Estimator
+from ..estimator import load as load_any
+from ..log import warn
 from . import data as ner_data
-from .base import NerStrategy, tag_list
-from .crf import CrfTagger
+from .base import tag_list, tag_types
 from .data import Sentences
-from .finetune import FinetuneTagger, LoraTagger
 from .metrics import entity_metrics
-
-TASK = "token-classification"
-STRATEGIES: dict[str, type[NerStrategy]] = {"classic": CrfTagger, "finetune": FinetuneTagger,
-                                            "lora": LoraTagger}
-
-
-def get_strategy(name: str) -> type[NerStrategy]:
-    if name not in STRATEGIES:
-        raise ConfigError(f"unknown NER strategy '{name}'; choose one of: {', '.join(STRATEGIES)}")
-    return STRATEGIES[name]
 
 
 def as_sentences(X, y=None, *, role: str, scheme: str = "auto", require_tags: bool = True,
@@ -71,9 +55,12 @@ def as_sentences(X, y=None, *, role: str, scheme: str = "auto", require_tags: bo
                     "'entities' or 'tokens' + 'tags', or token lists with tag lists")
 
 
-class TokenClassifier(BaseEstimator):
+class TokenClassifier(Estimator):
     """Named-entity recognition: ``classic`` (CRF on hand-made features), ``finetune`` (backbone +
     token head, ``crf=True`` for a jointly trained CRF) or ``lora``."""
+
+    task = "token-classification"
+    not_config = ("strategy", "options", "run_dir", "scheme", "crf")
 
     def __init__(self, strategy: str = "finetune", model: str | None = None, *,
                  crf: bool = False, epochs: int | None = None, batch_size: int | None = None,
@@ -98,83 +85,59 @@ class TokenClassifier(BaseEstimator):
         self.options = options
         self.run_dir = run_dir
 
-    # -- configuration --------------------------------------------------------------------------
+    # -- the task's hooks (see ``Estimator``) -------------------------------------------------
 
-    def resolved_config(self):
-        cls = get_strategy(self.strategy)
-        values = {k: v for k, v in self.get_params().items()
-                  if k not in ("strategy", "options", "run_dir", "scheme", "crf") and v is not None}
-        if self.crf:
-            if cls is CrfTagger:
-                raise ConfigError("crf=True applies to the network strategies (finetune, lora); "
-                                  "'classic' is a CRF already")
-            values["crf"] = True
-        values.update(self.options or {})
-        return validate(cls.Config, values, self.strategy)
+    def _config_values(self, cls) -> dict[str, Any]:
+        if not self.crf:
+            return {}
+        if "crf" not in cls.Config.model_fields:
+            raise ConfigError(f"crf=True applies to the network strategies (finetune, lora); "
+                              f"'{self.strategy}' " + ("is a CRF already" if self.strategy == "classic"
+                                                       else "has no CRF layer"))
+        return {"crf": True}
 
-    # -- fitting --------------------------------------------------------------------------------
+    def _as_data(self, X, y=None, *, role: str, labeled: bool = True) -> Sentences:
+        return as_sentences(X, y, role=role, scheme=self.scheme, require_tags=labeled)
 
-    def fit(self, X, y=None, valid=None, *, resume: bool = False, callbacks: list | None = None):
-        """Fit on tagged sentences: a CoNLL or JSONL file, ``Sentences``, records, or token lists
-        ``X`` with tag lists ``y`` (tags in ``scheme``, converted to BIO).
-
-        ``valid`` (same forms; or passed as ``y`` when it is a file/Sentences) selects the CRF's
-        regularisation or the stopping epoch; without it a seeded share of the training sentences
-        (``valid_fraction``) is held out.
-        """
+    def _valid_from_y(self, y, valid):
         if valid is None and y is not None and (isinstance(y, (Sentences, str, Path))
                                                 or (isinstance(y, list) and y
                                                     and isinstance(y[0], dict))):
-            y, valid = None, y
-        cls = get_strategy(self.strategy)
-        config = self.resolved_config()
-        train = as_sentences(X, y, role="training data", scheme=self.scheme)
-        types = train.types
-        if not types:
+            return None, y
+        return y, valid
+
+    def _check_train(self, train: Sentences, cls) -> None:
+        if not train.types:
             raise DataError(f"{train.source}: no entities in the training data (every tag is "
                             "'O'); there is nothing to learn")
-        if valid is None:
-            train, valid = ner_data.split(train, config.valid_fraction, config.seed)
-        else:
-            valid = as_sentences(valid, role="validation data", scheme=self.scheme)
-        unseen = sorted(set(valid.types) - set(types))
+
+    def _check_valid(self, train: Sentences, valid: Sentences, strict: bool = True) -> None:
+        unseen = sorted(set(valid.types) - set(train.types))
         if unseen:
             warn("validation data has entity types never seen in training (%s); they count as "
                  "misses", ", ".join(unseen))
-        tags = tag_list(types)
-        backbone = backbones.resolve(config.model) if cls.uses_backbone else None
-        info("training NER %s on %d sentences (%d entities, types %s), validating on %d",
-             self.strategy, len(train), train.n_entities(), ", ".join(types), len(valid))
-        if resume and not self.run_dir:
-            raise ConfigError("resume needs the run directory of the interrupted run (run_dir)")
-        context = TrainContext(Path(self.run_dir) if self.run_dir else None, resume,
-                               list(callbacks or []))
-        start = time.perf_counter()
-        inner = cls(config, tags, backbone, context).fit(train, valid)
-        self.train_seconds_ = time.perf_counter() - start
-        self.strategy_ = inner
-        self.config_ = config
-        self.tags_ = tags
-        self.classes_ = list(types)
-        self.backbone_ = backbone
-        self.data_ = {"fingerprint": train.fingerprint(), "n_train": len(train),
-                      "n_valid": len(valid), "source": train.source, "scheme": train.scheme,
-                      "valid_fingerprint": valid.fingerprint(),
-                      "invalid_sequences": len(train.invalid) + len(valid.invalid),
-                      "notes": train.notes + [n for n in valid.notes if n not in train.notes]}
-        valid_m = entity_metrics(valid.tags, self.predict_tags(valid))
-        self.metrics_ = {"valid": {k: (round(v, 5) if isinstance(v, float) else v)
-                                   for k, v in valid_m.items() if k != "per_type"},
-                         "train_seconds": round(self.train_seconds_, 2),
-                         "history": inner.history, **inner.report}
-        return self
+
+    def _strategy_labels(self, train: Sentences) -> list[str]:
+        return tag_list(train.types)
+
+    def _set_labels(self, inner) -> None:
+        self.tags_ = list(inner.tags)
+        self.classes_ = tag_types(inner.tags)
+
+    def _describe(self, train, valid) -> str:
+        return (f"NER {self.strategy} on {len(train)} sentences ({train.n_entities()} entities, "
+                f"types {', '.join(train.types)}), validating on {len(valid)}")
+
+    def _data_record(self, train: Sentences, valid: Sentences) -> dict:
+        return {**super()._data_record(train, valid), "scheme": train.scheme,
+                "invalid_sequences": len(train.invalid) + len(valid.invalid)}
+
+    def _valid_metrics(self, valid: Sentences) -> dict:
+        m = entity_metrics(valid.tags, self.predict_tags(valid))
+        return {k: (round(v, 5) if isinstance(v, float) else v)
+                for k, v in m.items() if k != "per_type"}
 
     # -- prediction -----------------------------------------------------------------------------
-
-    def _check_fitted(self):
-        if not hasattr(self, "strategy_"):
-            raise NotFittedError("this TokenClassifier is not fitted yet: call fit() or "
-                                 "ronghe.ner.load()")
 
     def _inputs(self, X) -> Sentences:
         """Raw texts (tokenised here), token lists, records, a file, or ``Sentences``."""
@@ -251,50 +214,7 @@ class TokenClassifier(BaseEstimator):
         report["notes"] = sents.notes
         return report
 
-    # -- persistence ----------------------------------------------------------------------------
-
-    def save(self, path: str | Path) -> Path:
-        """Write the bundle folder atomically (task ``token-classification``); returns its path."""
-        self._check_fitted()
-        header = {
-            "task": TASK,
-            "strategy": self.strategy,
-            "labels": list(self.classes_),
-            "backbone": self.backbone_.to_json() if self.backbone_ else None,
-            "config": self.config_.model_dump(mode="json"),
-            "params": {k: (str(v) if isinstance(v, Path) else v)
-                       for k, v in self.get_params().items()},
-            "metrics": self.metrics_,
-            "data": self.data_,
-        }
-        state = self.strategy_.to_state()
-        state.meta = {**state.meta, "tags": self.tags_}
-        return bundle.save(path, header, state)
-
 
 def load(path: str | Path) -> TokenClassifier:
     """Rebuild a fitted ``TokenClassifier`` from a bundle folder (no pickle, no remote code)."""
-    reader = bundle.open_bundle(path)
-    m = reader.manifest
-    if m.task != TASK:
-        raise ConfigError(f"{path} holds a '{m.task}' model; ronghe.ner.load reads '{TASK}' "
-                          "bundles (ronghe.load reads any)")
-    cls = get_strategy(m.strategy)
-    config = validate(cls.Config, m.config, m.strategy)
-    tags = reader.meta.get("tags") or tag_list([str(x) for x in m.labels])
-    params = getattr(m, "params", None) or {"strategy": m.strategy}
-    clf = TokenClassifier(**params)
-    backbone = None
-    if m.backbone:
-        backbone = backbones.Backbone(m.backbone["ref"], Path(m.backbone["path"]),
-                                      m.backbone["source"], m.backbone["sha256"])
-    clf.strategy_ = cls.from_state(config, tags, backbone, reader)
-    clf.config_ = config
-    clf.tags_ = tags
-    clf.classes_ = [str(x) for x in m.labels]
-    clf.backbone_ = backbone
-    clf.metrics_ = m.metrics
-    clf.data_ = m.data
-    clf.bundle_path_ = reader.root
-    clf.manifest_ = m
-    return clf
+    return load_any(path, expect=TokenClassifier)

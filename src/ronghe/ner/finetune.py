@@ -1,7 +1,7 @@
 """``finetune`` (and ``lora``): a token-classification head on the backbone, optionally decoded by a
 CRF trained jointly (``crf=True``, the BERT+CRF fusion).
 
-* Sub-words: each word is tokenised on its own; its label sits on its first sub-word and the other
+* Sub-words (``subwords.py``): each word is tokenised on its own; its label sits on its first sub-word and the other
   sub-words are ignored by the loss (label ``-100``). A word the tokenizer turns into nothing
   (a zero-width character) becomes the unknown token, so every word gets a prediction. SentencePiece
   tokenizers (me5-small) emit a bare ``"▁"`` before a Chinese character; it is dropped so the label
@@ -28,11 +28,6 @@ tokenizer (``tokenizer/``): it loads without the original backbone folder.
 from __future__ import annotations
 
 import json
-import tempfile
-from dataclasses import dataclass
-from pathlib import Path
-from typing import Literal
-
 import numpy as np
 import torch
 from pydantic import Field
@@ -40,53 +35,35 @@ from torch import nn
 
 from .. import backbones
 from ..bundle import BundleReader, State
-from ..config import StrategyConfig
-from ..errors import BundleError, ConfigError
+from ..config import EncoderConfig, TrainingFields
+from ..errors import BundleError
 from ..log import info, progress
 from ..modeling import autocast, autocast_dtype, collate, length_grouped_batches, pick_device
 from ..training import loop
 from ..training.tracking import run_callbacks
-from .base import Monitor, NerStrategy
+from ..strategies.lora import LoraFields
+from .base import NerStrategy
 from .crf import valid_bio
 from .crf_layer import CRF
+from .subwords import SubwordWindows, Window, best_window_emissions
 from .data import Sentences
 from .metrics import entity_metrics
 
 IGNORE = -100
 
 
-class FinetuneConfig(StrategyConfig):
-    model: str = Field("minilm", description="alias, local HF folder or hub id")
+class FinetuneConfig(EncoderConfig, TrainingFields):
     crf: bool = Field(False, description="decode with a CRF layer trained jointly")
-    epochs: int = Field(3, ge=1, le=1000)
-    batch_size: int = Field(16, ge=1)
-    learning_rate: float = Field(5e-5, gt=0, lt=1)
-    head_learning_rate: float | None = Field(None, gt=0, lt=1,
-                                             description="default: 10x learning_rate, at most 1e-3")
     crf_lr_scale: float = Field(100.0, gt=0, description="CRF transitions learn this much faster")
-    layer_lr_decay: float = Field(1.0, gt=0, le=1)
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    max_grad_norm: float = Field(1.0, ge=0)
-    patience: int = Field(2, ge=1, description="epochs without entity-F1 gain before stopping")
-    max_length: int = Field(128, ge=8, le=4096, description="sub-words per window, special tokens included")
     stride: int | None = Field(None, ge=1, description="sub-words a window advances; default half a window")
+    # token batches are longer than sentence batches: smaller defaults than text's 32 / 128
+    batch_size: int = Field(16, ge=1)
     eval_batch_size: int = Field(64, ge=1)
-    device: str = Field("auto")
-    precision: Literal["auto", "fp32", "bf16"] = "auto"
-    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = each epoch")
-    report_to: list[str] = Field(["tensorboard"], description="tensorboard, mlflow (with a run dir)")
-    log_every: int = Field(10, ge=1)
 
 
-class LoraConfig(FinetuneConfig):
-    learning_rate: float = Field(5e-4, gt=0, lt=1)
+class LoraConfig(FinetuneConfig, LoraFields):
+    learning_rate: float = Field(5e-4, gt=0, lt=1, description="adapters train best at higher rates")
     epochs: int = Field(5, ge=1, le=1000)
-    r: int = Field(8, ge=1)
-    lora_alpha: int = Field(16, ge=1)
-    lora_dropout: float = Field(0.1, ge=0, lt=1)
-    target_modules: list[str] = Field(["query", "key", "value", "dense"])
 
 
 class TokenModel(nn.Module):
@@ -134,82 +111,13 @@ class TokenLoss(nn.Module):
         return self.model.crf.nll(em, tags, mask).mean()
 
 
-# --------------------------------------------------------------------------- sub-words and windows
-
-@dataclass
-class Window:
-    sentence: int
-    ids: list[int]  # with special tokens
-    positions: list[int]  # index in ids of each covered word's first sub-word
-    words: list[int]  # the word each position belongs to
-    centrality: list[float]  # distance of that sub-word to the nearer window edge
-
-
-class SubwordWindows:
-    """Words -> sub-word ids (cached per word) -> windows of at most ``max_length`` ids."""
-
-    def __init__(self, tokenizer, max_length: int, stride: int | None = None):
-        self.tokenizer = tokenizer
-        plain = tokenizer("a", add_special_tokens=False)["input_ids"]
-        full = tokenizer("a", add_special_tokens=True)["input_ids"]
-        at = next(i for i in range(len(full)) if full[i:i + len(plain)] == plain)
-        self.prefix, self.suffix = full[:at], full[at + len(plain):]
-        self.budget = max_length - len(self.prefix) - len(self.suffix)
-        if self.budget < 2:
-            raise ConfigError(f"max_length={max_length} leaves no room for sub-words next to the "
-                              f"{len(full) - len(plain)} special tokens; use at least 16")
-        self.stride = min(stride or max(1, self.budget // 2), self.budget)
-        self.unk = tokenizer.unk_token_id if tokenizer.unk_token_id is not None else 0
-        space = tokenizer.convert_tokens_to_ids("▁") if "▁" in tokenizer.get_vocab() else None
-        self.space = space
-        self.cache: dict[str, list[int]] = {}
-
-    def pieces(self, sentences: list[list[str]]) -> list[list[list[int]]]:
-        new = sorted({w for s in sentences for w in s if w not in self.cache})
-        for i in range(0, len(new), 4096):
-            chunk = new[i:i + 4096]
-            for w, ids in zip(chunk, self.tokenizer(chunk, add_special_tokens=False)["input_ids"]):
-                if len(ids) > 1 and ids[0] == self.space:
-                    ids = ids[1:]
-                self.cache[w] = list(ids[:self.budget]) or [self.unk]
-        return [[self.cache[w] for w in s] for s in sentences]
-
-    def windows(self, sentences: list[list[str]]) -> list[Window]:
-        out = []
-        pre = len(self.prefix)
-        for si, words in enumerate(self.pieces(sentences)):
-            if not words:
-                continue
-            flat: list[int] = []
-            first: list[int] = []
-            for p in words:
-                first.append(len(flat))
-                flat.extend(p)
-            total = len(flat)
-            starts = [0]
-            while starts[-1] + self.budget < total:
-                starts.append(min(starts[-1] + self.stride, total - self.budget))
-            for s in starts:
-                e = min(s + self.budget, total)
-                pos, idx, cen = [], [], []
-                for w, f in enumerate(first):
-                    if s <= f < e:
-                        pos.append(pre + f - s)
-                        idx.append(w)
-                        left = f - s if s > 0 else float("inf")
-                        right = e - 1 - f if e < total else float("inf")
-                        cen.append(min(left, right))
-                if pos:
-                    out.append(Window(si, self.prefix + flat[s:e] + self.suffix, pos, idx, cen))
-        return out
-
-
 # --------------------------------------------------------------------------- the strategy
 
 class FinetuneTagger(NerStrategy):
     name = "finetune"
     Config = FinetuneConfig
     uses_backbone = True
+    trains_network = True
 
     def _setup(self, encoder, tokenizer) -> None:
         c = self.config
@@ -258,11 +166,11 @@ class FinetuneTagger(NerStrategy):
         def evaluate() -> dict:
             pred, _ = self._predict_windows(valid.tokens, valid_windows)
             m = entity_metrics(valid.tags, pred)
-            return Monitor(f1=m["f1"], precision=m["precision"], recall=m["recall"])
+            return {"f1": m["f1"], "precision": m["precision"], "recall": m["recall"]}
 
         ctx = self.context
-        callbacks = run_callbacks(ctx, c)
-        cfg = loop.LoopConfig.from_config(c)
+        callbacks = run_callbacks(ctx, c, scores=("f1", "precision", "recall"))
+        cfg = loop.LoopConfig.from_config(c, monitor="f1")
         result = loop.Loop(self.model, ids, y, self.pad_id, evaluate, cfg, self.device, self.dtype,
                            loss_fn=TokenLoss(self.model), callbacks=callbacks,
                            run_dir=ctx.run_dir, resume=ctx.resume).run()
@@ -296,19 +204,7 @@ class FinetuneTagger(NerStrategy):
         """Per sentence an ``(n_words, n_tags)`` array: each word's scores from the window where
         its first sub-word is most central."""
         wins = self.windows.windows(tokens) if wins is None else wins
-        ems = self._emissions(wins)
-        n_tags = len(self.tags)
-        out = [np.zeros((len(t), n_tags), dtype=np.float32) for t in tokens]
-        best = [np.full(len(t), -1.0) for t in tokens]
-        for w, em in zip(wins, ems):
-            b, o = best[w.sentence], out[w.sentence]
-            for r, (j, c) in enumerate(zip(w.words, w.centrality)):
-                if c > b[j]:
-                    b[j] = c
-                    o[j] = em[r]
-        for i, b in enumerate(best):
-            assert (b >= 0).all(), f"sentence {i}: a word got no window"  # cannot happen
-        return out
+        return best_window_emissions(tokens, wins, self._emissions(wins), len(self.tags))
 
     def _decode(self, ems: list[np.ndarray]) -> tuple[list[list[str]], list[list[float]]]:
         tags: list = [None] * len(ems)
@@ -352,11 +248,10 @@ class FinetuneTagger(NerStrategy):
     # -- persistence ---------------------------------------------------------------------------
 
     def to_state(self) -> State:
-        state = State(meta={"best_epoch": getattr(self, "best_epoch", None), **self.report},
+        state = State(meta={"best_epoch": getattr(self, "best_epoch", None), **self.report,
+                            "tags": self.tags},
                       tensors=dict(self.model.state_dict()))
-        with tempfile.TemporaryDirectory() as tmp:
-            self.tokenizer.save_pretrained(tmp)
-            state.add_dir("tokenizer", Path(tmp))
+        state.add_pretrained("tokenizer", self.tokenizer)
         state.files["model/config.json"] = json.dumps(
             self.model.encoder.config.to_dict(), indent=2, default=str).encode()
         return state
@@ -371,7 +266,7 @@ class FinetuneTagger(NerStrategy):
             raise BundleError(f"{reader.root}: weights do not fit the model (missing "
                               f"{missing[:5]}, unexpected {unexpected[:5]})")
         self.best_epoch = reader.meta.get("best_epoch")
-        self.report = {k: v for k, v in reader.meta.items() if k != "best_epoch"}
+        self.report = {k: v for k, v in reader.meta.items() if k not in ("best_epoch", "tags")}
         self.model.to(self.device).eval()
         return self
 
@@ -385,12 +280,7 @@ class LoraTagger(FinetuneTagger):
     def _prepare_encoder(self, encoder):
         import peft
 
-        c = self.config
-        cfg = peft.LoraConfig(r=c.r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
-                              target_modules=list(c.target_modules), bias="none",
-                              exclude_modules=["pooler.dense"],
-                              task_type=peft.TaskType.FEATURE_EXTRACTION)
-        return peft.get_peft_model(encoder, cfg)
+        return peft.get_peft_model(encoder, self.config.peft_config())
 
     def _after_fit(self) -> None:
         self.model.encoder = self.model.encoder.merge_and_unload()

@@ -5,10 +5,11 @@ per sub-folder (served under the folder's name; the newest version is served - h
 in natural order, ``v2 < v10``, or latest ``ronghe.json`` modification time). ``NAME=PATH`` sets the
 name. Hidden folders (``.v3.tmp-...``, what ``bundle.save`` writes before its rename) are ignored.
 
-Loading goes through ``LOADERS`` (text-classification and token-classification built in): task name (the manifest's ``task``) -> ``function(bundle_path)``
-returning an object with ``predict(list_of_inputs) -> list[record]`` and optionally ``accepts``
-(``("texts",)`` or ``("tokens",)`` or both; default texts) and ``warmup()``. Adding a task is one
-``register_loader(task, fn)`` call.
+Loading asks the task registry: the manifest's ``task`` -> ``ronghe.load`` and that task's
+``serving_model(estimator)`` (``tasks.base.Task``), an object with ``predict(list_of_inputs) ->
+list[record]``, ``accepts`` (``("texts",)`` or ``("tokens",)`` or both) and optionally
+``warmup()``. ``LOADERS`` holds overrides (task name -> ``function(bundle_path)`` returning such
+an object), e.g. for a model kind that is not a ronghe task; ``register_loader`` adds one.
 
 Switching is load-then-swap: the new version is loaded and warmed up in the caller's thread (the
 watcher or the reload endpoint) under the model's lock while the old one keeps serving; then one
@@ -30,6 +31,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable, Iterable
 
+from .. import tasks
 from ..bundle import MANIFEST, Manifest
 from ..errors import BundleError, ConfigError, RongheError
 
@@ -46,81 +48,12 @@ def register_loader(task: str, loader: Loader) -> None:
     LOADERS[task] = loader
 
 
-# -- text classification ------------------------------------------------------------------------
+def load_predictor(path: Path):
+    """The object that serves the bundle at ``path``, through its task's declaration."""
+    from ..estimator import load
 
-class TextClassificationModel:
-    """``predict(texts)`` -> the records ``ronghe predict`` prints (label, score, probabilities).
-
-    For strategies that run a transformer, a batch is cut into length-sorted groups of
-    ``sub_batch`` texts: a micro-batch of random requests padded to its longest text wastes most
-    of a CPU's time on padding (measured on MiniLM, 2 cores: 32 texts in groups of 4-8 run about
-    twice as fast as in one padded batch). Results come back in input order."""
-
-    accepts = ("texts",)
-    sub_batch = 8
-
-    def __init__(self, estimator):
-        self.estimator = estimator
-        self.classes = estimator.classes_
-        self.group = bool(getattr(getattr(estimator, "strategy_", None), "uses_backbone", False))
-
-    def predict(self, texts: list[str]) -> list[dict]:
-        import numpy as np
-
-        from ..tasks.text_classification import records
-
-        if not self.group or len(texts) <= self.sub_batch:
-            return records(self.classes, self.estimator.predict_proba(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        proba = np.empty((len(texts), len(self.classes)))
-        for start in range(0, len(order), self.sub_batch):
-            idx = order[start:start + self.sub_batch]
-            proba[idx] = self.estimator.predict_proba([texts[i] for i in idx])
-        return records(self.classes, proba)
-
-
-def load_text_classification(path: Path) -> TextClassificationModel:
-    from ..classifier import load
-
-    return TextClassificationModel(load(path))
-
-
-register_loader("text-classification", load_text_classification)
-
-
-# -- token classification (NER) -----------------------------------------------------------------
-
-class TokenClassificationModel:
-    """``predict(inputs)`` -> ``{"text", "entities"}`` per input, from raw texts (tokenised by the
-    model) or pre-tokenised token lists; a batch mixing both is answered kind by kind."""
-
-    accepts = ("texts", "tokens")
-
-    def __init__(self, estimator):
-        self.estimator = estimator
-
-    def predict(self, inputs: list) -> list[dict]:
-        texts = [i for i, x in enumerate(inputs) if isinstance(x, str)]
-        if len(texts) in (0, len(inputs)):
-            return list(self.estimator.predict_records(inputs))
-        tokens = [i for i, x in enumerate(inputs) if not isinstance(x, str)]
-        out: list = [None] * len(inputs)
-        for idx in (texts, tokens):
-            for i, rec in zip(idx, self.estimator.predict_records([inputs[i] for i in idx])):
-                out[i] = rec
-        return out
-
-
-def load_token_classification(path: Path) -> TokenClassificationModel:
-    try:
-        from ..ner import load
-    except ImportError as e:  # pragma: no cover - ronghe.ner ships with ronghe
-        raise ConfigError(f"{path} is a token-classification bundle, but ronghe.ner cannot be "
-                          f"imported here: {e}") from None
-    return TokenClassificationModel(load(path))
-
-
-register_loader("token-classification", load_token_classification)
+    estimator = load(path)
+    return tasks.get(estimator.task).serving_model(estimator)
 
 
 # -- sources and versions -----------------------------------------------------------------------
@@ -327,9 +260,12 @@ class Registry:
     def _load(self, slot: Slot, cand: Candidate) -> LoadedModel:
         manifest, raw = read_manifest(cand.path)
         loader = self.loaders.get(manifest.task)
+        if loader is None and manifest.task in tasks.REGISTRY:
+            loader = load_predictor
         if loader is None:
+            served = sorted({*tasks.REGISTRY, *self.loaders})
             raise ConfigError(f"{cand.path} holds a '{manifest.task}' model; this server can serve "
-                              f"{', '.join(sorted(self.loaders)) or 'no task'}")
+                              f"{', '.join(served)}")
         predictor = loader(cand.path)
         accepts = tuple(getattr(predictor, "accepts", ("texts",)))
         _warm_up(predictor, accepts)

@@ -1,9 +1,13 @@
-"""The contract every text-classification strategy implements.
+"""The contract every strategy implements, whatever its task.
 
-A strategy is constructed with its validated config, the class list and (if it uses one) the
-resolved backbone; ``fit`` learns, ``predict_proba`` returns an (n, n_classes) array in
-``classes`` order, ``to_state`` describes what to save and ``from_state`` rebuilds from a bundle.
-The user-facing estimator is ``ronghe.TextClassifier``; strategies are its interchangeable insides.
+A strategy belongs to one task (``task``) and has a name and a pydantic ``Config``. It is
+constructed with its validated config, its label list (``classes``: the class names for text
+classification, the BIO tag list for NER) and, if it uses one, the resolved backbone; ``fit``
+learns from the task's data sets, ``to_state`` describes what to save and ``from_state`` rebuilds
+from a bundle. How it predicts is the task's part of the contract: text classification's
+``predict_proba(texts)`` returns an (n, n_classes) array in ``classes`` order, NER's
+``predict(tokens)`` returns tags and confidences per token. Users hold the task's ``Estimator``
+(``TextClassifier``, ``TokenClassifier``); strategies are its interchangeable insides.
 """
 
 from __future__ import annotations
@@ -32,10 +36,12 @@ class TrainContext:
 
 class Strategy:
     name: ClassVar[str]
+    task: ClassVar[str] = "text-classification"
     Config: ClassVar[type[StrategyConfig]]
     uses_backbone: ClassVar[bool] = False  # needs a backbone to fit
     stores_backbone: ClassVar[bool] = False  # bundle holds the (trained) backbone weights itself
     uses_features: ClassVar[bool] = False  # predict_proba(texts, features) with tabular columns
+    trains_network: ClassVar[bool] = False  # runs the training loop: gets a run dir by default
 
     def __init__(self, config: StrategyConfig, classes: list, backbone: Backbone | None = None,
                  context: TrainContext | None = None):
@@ -49,7 +55,7 @@ class Strategy:
     def fit(self, train: Dataset, valid: Dataset | None) -> "Strategy":
         raise NotImplementedError
 
-    def predict_proba(self, texts: list[str]) -> np.ndarray:
+    def predict_proba(self, texts: list[str]) -> np.ndarray:  # text classification
         raise NotImplementedError
 
     def to_state(self) -> State:
@@ -59,6 +65,11 @@ class Strategy:
     def from_state(cls, config: StrategyConfig, classes: list, backbone: Backbone | None,
                    reader: BundleReader) -> "Strategy":
         raise NotImplementedError
+
+    @classmethod
+    def bundle_classes(cls, reader: BundleReader) -> list:
+        """The ``classes`` a saved strategy is rebuilt with (default: the manifest's labels)."""
+        return list(reader.manifest.labels)
 
     # helpers shared by strategies
     def label_ids(self, labels) -> np.ndarray:

@@ -88,6 +88,7 @@ class Contrastive(Strategy):
     name = "contrastive"
     Config = ContrastiveConfig
     uses_backbone = True
+    trains_network = True
     stores_backbone = True
 
     def _setup(self, encoder, tokenizer):

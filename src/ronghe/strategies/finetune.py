@@ -22,7 +22,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from .. import backbones
 from ..bundle import BundleReader, State
-from ..config import NetworkConfig
+from ..config import NetworkConfig, TrainingFields
 from ..errors import BundleError, ConfigError
 from ..log import info
 from ..modeling import run_batches, setup_network, tokenize
@@ -32,18 +32,7 @@ from ..training.tracking import run_callbacks
 from .base import Strategy
 
 
-class FinetuneConfig(NetworkConfig):
-    epochs: int = Field(3, ge=1, le=1000)
-    learning_rate: float = Field(5e-5, gt=0, lt=1)
-    head_learning_rate: float | None = Field(None, gt=0, lt=1,
-                                             description="default: 10x learning_rate, at most 1e-3")
-    layer_lr_decay: float = Field(1.0, gt=0, le=1, description="lr multiplier per layer going down")
-    weight_decay: float = Field(0.01, ge=0)
-    warmup_ratio: float = Field(0.1, ge=0, lt=1)
-    dropout: float = Field(0.1, ge=0, lt=1)
-    max_grad_norm: float = Field(1.0, ge=0, description="0 disables clipping")
-    patience: int = Field(2, ge=1, description="epochs without macro-F1 gain before stopping")
-    eval_batch_size: int = Field(128, ge=1)
+class FinetuneConfig(NetworkConfig, TrainingFields):
     freeze: Literal["none", "embeddings", "encoder"] = Field(
         "none", description="encoder = train the head only")
     freeze_layers: int = Field(0, ge=0, description="freeze the embeddings and the bottom k layers")
@@ -56,11 +45,8 @@ class FinetuneConfig(NetworkConfig):
     augment_per_example: int = Field(1, ge=1)
     augment_rate: float = Field(0.1, gt=0, le=0.5, description="share of words an operation touches")
     back_translate: str | None = Field(None, description="module:function translating a list of texts")
-    checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = each epoch")
-    report_to: list[str] = Field(["tensorboard"], description="tensorboard, mlflow (with a run dir)")
     init_from: str | None = Field(None, description="bundle whose fine-tuned encoder to start from "
                                                     "(transfer from an earlier task)")
-    log_every: int = Field(10, ge=1, description="steps between metrics.csv rows")
 
 
 def _freeze(encoder: torch.nn.Module, cfg: FinetuneConfig) -> None:
@@ -77,6 +63,7 @@ class Finetune(Strategy):
     name = "finetune"
     Config = FinetuneConfig
     uses_backbone = True
+    trains_network = True
     stores_backbone = True
 
     # -- building ------------------------------------------------------------------------------
@@ -230,9 +217,9 @@ class Finetune(Strategy):
         self = cls(config, classes, backbone)
         encoder = backbones.load_encoder(reader.path("model"), config_only=True)
         if reader.meta.get("pruned_heads"):  # structured pruning changed the attention shapes
-            from ..compression.prune import _prune_heads
+            from ..compression.surgery import prune_heads
 
-            _prune_heads(encoder, reader.meta["pruned_heads"])
+            prune_heads(encoder, reader.meta["pruned_heads"])
         self._setup(encoder, backbones.load_tokenizer(reader.path("tokenizer")))
         if reader.meta.get("weights_dtype") == "bfloat16":  # `ronghe compress --quantize bf16`
             self.model.to(torch.bfloat16)

@@ -3,9 +3,10 @@
 AdamW with decoupled weight decay (not on biases and norms), optional layer-wise learning-rate
 decay and a separate head learning rate, linear warm-up then linear decay, gradient clipping, bf16
 autocast where the hardware runs it fast, length-grouped batches with dynamic padding, optional
-adversarial training (FGM/PGD), validation after each epoch, early stopping on macro-F1 with the
-best weights restored, checkpoints that a killed run resumes from exactly. Seeds are fixed so the
-same data and config give the same model.
+adversarial training (FGM/PGD), validation after each epoch, early stopping on the task's
+validation score (``monitor``: macro-F1, entity F1) with the best weights restored, checkpoints
+that a killed run resumes from exactly. Seeds are fixed so the same data and config give the same
+model.
 
 Plain PyTorch rather than ``accelerate``: on one CPU or one GPU the loop needs only ``.to(device)``
 and ``torch.autocast``, and every step stays visible here.
@@ -53,6 +54,8 @@ class LoopConfig:
     adversarial: str = "none"  # none | fgm | pgd
     adv_epsilon: float = 1.0
     adv_steps: int = 3
+    monitor: str = "macro_f1"  # the validation score (a key of evaluate()'s dict) that early
+    # stopping and best-epoch selection maximise: the task's score (macro_f1, NER's entity f1)
 
     @classmethod
     def from_config(cls, config, **overrides) -> LoopConfig:
@@ -220,8 +223,8 @@ class Loop:
                    "seconds": round(self.elapsed(), 2)}
             self.history.append(row)
             info("epoch %d: %s", epoch, ", ".join(f"{k}={v}" for k, v in row.items() if k != "epoch"))
-            if scores["macro_f1"] > self.best_score + 1e-6:
-                self.best_score, self.best_epoch, self.stale = scores["macro_f1"], epoch, 0
+            if scores[self.cfg.monitor] > self.best_score + 1e-6:
+                self.best_score, self.best_epoch, self.stale = scores[self.cfg.monitor], epoch, 0
                 best = {k: v.detach().clone().cpu() for k, v in self.model.state_dict().items()}
             else:
                 self.stale += 1

@@ -17,14 +17,21 @@ from ..errors import ConfigError
 from ..log import warn
 from .callbacks import Callback
 
-COLUMNS = ["kind", "epoch", "step", "train_loss", "learning_rate", "valid_accuracy",
-           "valid_macro_f1", "seconds"]
+TEXT_SCORES = ("accuracy", "macro_f1")  # validation columns of text classification
+
+
+def columns(scores=TEXT_SCORES) -> list[str]:
+    """metrics.csv's columns: a fit's validation scores (``valid_<name>``) between the step
+    fields and the time."""
+    return (["kind", "epoch", "step", "train_loss", "learning_rate"]
+            + [f"valid_{k}" for k in scores] + ["seconds"])
 
 
 class Tracker(Callback):
     def __init__(self, run_dir: Path, config: dict, report_to: list[str], log_every: int = 10,
-                 resume: bool = False):
+                 resume: bool = False, scores=TEXT_SCORES):
         self.run_dir = Path(run_dir)
+        self.columns = columns(scores)
         self.config = config
         self.report_to = [r.lower() for r in report_to]
         unknown = set(self.report_to) - {"tensorboard", "mlflow", "none"}
@@ -44,12 +51,12 @@ class Tracker(Callback):
         path = self.run_dir / "metrics.csv"
         if not (self.resume and path.exists()):
             with open(path, "w", newline="") as fh:
-                csv.writer(fh).writerow(COLUMNS)
+                csv.writer(fh).writerow(self.columns)
         elif self.resume:  # drop rows logged after the checkpoint we resume from
             with open(path, newline="") as fh:
                 rows = [r for r in csv.DictReader(fh) if int(r["step"]) <= loop.global_step]
             with open(path, "w", newline="") as fh:
-                w = csv.DictWriter(fh, COLUMNS)
+                w = csv.DictWriter(fh, self.columns)
                 w.writeheader()
                 w.writerows(rows)
         if "tensorboard" in self.report_to:
@@ -73,7 +80,7 @@ class Tracker(Callback):
 
     def _write(self, row: dict) -> None:
         with open(self.run_dir / "metrics.csv", "a", newline="") as fh:
-            csv.DictWriter(fh, COLUMNS, extrasaction="ignore").writerow(row)
+            csv.DictWriter(fh, self.columns, extrasaction="ignore").writerow(row)
 
     def on_step_end(self, loop, loss):
         self._loss_sum += loss
@@ -109,11 +116,12 @@ class Tracker(Callback):
             self._mlflow.end_run()
 
 
-def run_callbacks(context, config) -> list[Callback]:
+def run_callbacks(context, config, scores=TEXT_SCORES) -> list[Callback]:
     """A fit's callbacks: the caller's (``context.callbacks``) and, when the run has a directory,
-    the ``Tracker`` that writes the resolved config, metrics.csv and TensorBoard events there."""
+    the ``Tracker`` that writes the resolved config, metrics.csv (with the validation ``scores``
+    the fit reports) and TensorBoard events there."""
     callbacks = list(context.callbacks)
     if context.run_dir is not None:
         callbacks.append(Tracker(context.run_dir, config.model_dump(mode="json"), config.report_to,
-                                 config.log_every, resume=context.resume))
+                                 config.log_every, resume=context.resume, scores=scores))
     return callbacks

