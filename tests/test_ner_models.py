@@ -119,7 +119,7 @@ def test_classic_chinese_character_level(zh, tmp_path):
 def test_classic_refuses_crf_flag_and_unknown_strategy(en):
     with pytest.raises(ConfigError, match="'classic' is a CRF already"):
         TokenClassifier(strategy="classic", crf=True).fit(en[0])
-    with pytest.raises(ConfigError, match="unknown NER strategy 'bert'"):
+    with pytest.raises(ConfigError, match="unknown strategy 'bert' for task token-classification"):
         TokenClassifier(strategy="bert").fit(en[0])
     with pytest.raises(ConfigError, match="option 'c1'"):
         TokenClassifier(strategy="classic", options={"c1": "x"}).fit(en[0])

@@ -336,10 +336,11 @@ def export(
     inputs = _bundle_reader(clf, text_col)(valid, labeled=False) if valid else None
     exported = export_mod.export(clf, merge=merge, format=format, inputs=inputs)
     check = (exported.compression_ or {}).get("parity") if format else None
-    if check:
-        diff = next(v for k, v in check.items() if k.startswith("max_abs_"))
-        _say(quiet, f"parity on {check['inputs']} inputs: max |{check['compared']} diff| "
-                    f"{diff:.2e}, agreement {check['agreement']:.4f}")
+    if check:  # e.g. max_abs_logits_diff + label_agreement, max_abs_emissions_diff + tag_agreement
+        diff = next(k for k in check if k.startswith("max_abs_"))
+        agree = next(k for k in check if k.endswith("_agreement"))
+        _say(quiet, f"parity on {check['inputs']} inputs: max |{diff[8:-5]} diff| "
+                    f"{check[diff]:.2e}, {agree.replace('_', ' ')} {check[agree]:.4f}")
     path = exported.save(out)
     size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file())
     _say(quiet, f"[green]wrote[/] {exported.strategy} bundle {path} ({size / 1e6:.1f} MB)")
