@@ -41,3 +41,16 @@ def sentiment_df() -> pd.DataFrame:
 @pytest.fixture
 def sentiment_split() -> tuple[pd.DataFrame, pd.DataFrame]:
     return make_sentiment(24, seed=0), make_sentiment(8, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_bert(tmp_path_factory):
+    """A randomly initialised 2-layer BERT (hidden size 32) with a small WordPiece vocabulary,
+    as a local model folder: network strategies train on it in a second."""
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).parent / "data" / "bundles"))
+    from make_legacy import tiny_backbone
+
+    return str(tiny_backbone(tmp_path_factory.mktemp("tiny-bert")))

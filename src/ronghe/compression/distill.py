@@ -50,6 +50,15 @@ class KDLoss(nn.Module):
         return soft
 
 
+def _check_teacher(teacher) -> None:
+    teacher._check_fitted()
+    if teacher.task != "text-classification":
+        raise ConfigError(f"distillation takes a text-classification teacher, not a '{teacher.task}' "
+                          "model: a token-level student would need the teacher's per-token "
+                          "distributions over its sub-word windows, which ronghe does not "
+                          "implement yet; compress an NER model with --quantize int8 instead")
+
+
 def distill(teacher, train: data.Dataset, *, student: str = "layers:3",
             unlabeled: list[str] | None = None, valid: data.Dataset | None = None,
             temperature: float = 2.0, alpha: float = 0.5, epochs: int = 3,
@@ -57,12 +66,7 @@ def distill(teacher, train: data.Dataset, *, student: str = "layers:3",
     """Train a student from a fitted ``TextClassifier`` teacher; returns a fitted TextClassifier."""
     from ..classifier import TextClassifier
 
-    teacher._check_fitted()
-    if teacher.task != TextClassifier.task:
-        raise ConfigError(f"distillation takes a text-classification teacher, not a '{teacher.task}' "
-                          "model: a token-level student would need the teacher's per-token "
-                          "distributions over its sub-word windows, which ronghe does not "
-                          "implement yet; compress an NER model with --quantize int8 instead")
+    _check_teacher(teacher)
     data.check_trainable(train)
     unlabeled = [t for t in (unlabeled or []) if isinstance(t, str) and t.strip()]
     if valid is None:
@@ -141,6 +145,7 @@ def run(teacher, train: data.Dataset, *, valid: data.Dataset | None = None, seed
     teacher). Returns ``(student, rows)``."""
     from ..classifier import TextClassifier
 
+    _check_teacher(teacher)
     data.check_trainable(train)
     if valid is None:
         train, valid = data.split(train, 0.1, seed)

@@ -6,6 +6,7 @@ import math
 
 from pydantic import Field
 
+from ..errors import ConfigError
 from ..training.callbacks import StepHook
 from .peft_base import PeftConfigBase, PeftStrategy
 
@@ -36,6 +37,11 @@ class AdaLora(PeftStrategy):
         import peft
 
         c, total = self.config, self._total_steps()
+        if total - int(c.tfinal * total) < 2:  # PEFT would fail with a KeyError at step 1
+            raise ConfigError(f"adalora re-allocates ranks while it trains and needs at least 2 "
+                              f"optimizer steps before its final phase; this fit has {total} "
+                              f"({c.epochs} epoch(s) of batches of {c.batch_size}). Raise epochs, "
+                              "lower batch_size, or use lora.")
         return peft.AdaLoraConfig(init_r=c.init_r, target_r=c.target_r, lora_alpha=c.lora_alpha,
                                   lora_dropout=c.lora_dropout, target_modules=list(c.target_modules),
                                   tinit=int(c.tinit * total), tfinal=int(c.tfinal * total),

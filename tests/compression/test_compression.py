@@ -68,7 +68,7 @@ def test_onnx_bundle_loads_without_torch(model, tmp_path):
         assert not any(m.split(".")[0] in ("torch", "transformers") for m in sys.modules)
     """)
     out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
-                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[1] / "src")})
+                         env={**os.environ, "PYTHONPATH": str(Path(__file__).parents[2] / "src")})
     assert out.returncode == 0, out.stderr
     np.testing.assert_allclose(json.loads(out.stdout.strip().splitlines()[-1]), expected, atol=1e-4)
 
@@ -147,7 +147,7 @@ def test_onnx_extra_in_a_venv_without_torch(model, tmp_path):
     venv = tmp_path / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True)
     py = venv / "bin" / "python"
-    repo = Path(__file__).parents[1]
+    repo = Path(__file__).parents[2]
     inst = subprocess.run([str(py), "-m", "pip", "install", "-q", f"{repo}[onnx]"],
                           capture_output=True, text=True)
     assert inst.returncode == 0, inst.stderr[-3000:]

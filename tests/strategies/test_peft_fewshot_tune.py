@@ -12,6 +12,7 @@ from typer.testing import CliRunner
 
 from ronghe import TextClassifier, load
 from ronghe.cli import app
+from ronghe.errors import ConfigError
 from ronghe.strategies.contrastive import pair_count, sample_pairs
 
 PEFT = {"epochs": 3, "batch_size": 8, "max_length": 32}
@@ -152,3 +153,13 @@ def test_tune_prunes_network_trials(tmp_path):
     assert len(states) == 5 and optuna.trial.TrialState.COMPLETE in states
     for t in study.trials:  # every trial reported per-epoch values the pruner could act on
         assert t.intermediate_values
+
+
+def test_adalora_with_too_few_steps_is_refused_clearly(tiny_bert):
+    """One optimizer step leaves AdaLoRA no steps to measure importance before pruning ranks
+    (PEFT fails with a KeyError): ronghe says what to change instead."""
+    from conftest import make_sentiment
+
+    clf = TextClassifier(strategy="adalora", model=tiny_bert, epochs=1, batch_size=64)
+    with pytest.raises(ConfigError, match="adalora .* at least 2 optimizer steps"):
+        clf.fit(make_sentiment(16, 0), make_sentiment(6, 1))

@@ -16,7 +16,7 @@ from ronghe.ner import TokenClassifier, entity_metrics, load, read
 from ronghe.ner.data import bio_entities
 from ronghe.ner.finetune import SubwordWindows
 
-DATA = Path(__file__).parent / "data" / "ner"
+DATA = Path(__file__).parents[1] / "data" / "ner"
 TEXTS = ["Angela Merkel flew to Vienna on Monday .", "Shares of Nokia fell sharply on Tuesday.",
          "Nothing to see here", ""]
 ZH_TEXTS = ["郑凯昨天去了厦门。", "招商银行总部位于福州。", "今天天气很好"]

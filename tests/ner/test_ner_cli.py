@@ -10,7 +10,7 @@ from typer.testing import CliRunner
 import ronghe
 from ronghe.cli import app
 
-DATA = Path(__file__).parent / "data" / "ner"
+DATA = Path(__file__).parents[1] / "data" / "ner"
 
 
 def test_ner_cli_round_trip(tmp_path):

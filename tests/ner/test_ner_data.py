@@ -11,7 +11,7 @@ import pytest
 from ronghe.errors import DataError
 from ronghe.ner import data as nd
 
-DATA = Path(__file__).parent / "data" / "ner"
+DATA = Path(__file__).parents[1] / "data" / "ner"
 
 
 def write(tmp_path, name: str, text: str) -> Path:
