@@ -54,19 +54,7 @@ class TextClassifier(ClassifierMixin, Estimator):
                  device: str | None = None, precision: str | None = None,
                  options: dict[str, Any] | None = None, run_dir: str | Path | None = None,
                  feature_cols: list[str] | None = None):
-        self.strategy = strategy
-        self.model = model
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.max_length = max_length
-        self.seed = seed
-        self.valid_fraction = valid_fraction
-        self.device = device
-        self.precision = precision
-        self.options = options
-        self.run_dir = run_dir
-        self.feature_cols = feature_cols
+        self._keep_params(locals())
 
     # -- the task's hooks (see ``Estimator``) -------------------------------------------------
 

@@ -37,6 +37,13 @@ class Estimator(BaseEstimator):
     # get_params() names that are not strategy config fields
     not_config: ClassVar[tuple[str, ...]] = ("strategy", "options", "run_dir")
 
+    def _keep_params(self, given: dict) -> None:
+        """What a subclass's ``__init__`` does, and all it does: store every hyper-parameter of
+        its signature as given (``self._keep_params(locals())``), unchecked, as scikit-learn
+        wants (``get_params`` reads the same signature)."""
+        for name in self._get_param_names():
+            setattr(self, name, given[name])
+
     # -- the task and the strategy ----------------------------------------------------------
 
     @classmethod

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import numpy as np
+
 from ..bundle import BundleReader
 from ..strategies.base import Strategy
 
@@ -20,6 +22,20 @@ from ..strategies.base import Strategy
 def tag_list(types: list[str]) -> list[str]:
     """``["O", "B-LOC", "I-LOC", "B-PER", ...]`` for the sorted entity types."""
     return ["O"] + [f"{p}-{t}" for t in sorted(types) for p in "BI"]
+
+
+def bio_allowed(tags: list[str]) -> tuple[np.ndarray, np.ndarray]:
+    """``(allowed[from, to], allowed_start[to])`` for BIO tags: ``I-X`` only after ``B-X``/``I-X``
+    (the moves a CRF may make when it decodes)."""
+    n = len(tags)
+    allowed = np.ones((n, n), dtype=bool)
+    start = np.ones(n, dtype=bool)
+    for j, to in enumerate(tags):
+        if to.startswith("I-"):
+            start[j] = False
+            for i, frm in enumerate(tags):
+                allowed[i, j] = frm in (f"B-{to[2:]}", f"I-{to[2:]}")
+    return allowed, start
 
 
 def tag_types(tags: list[str]) -> list[str]:

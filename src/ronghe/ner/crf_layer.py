@@ -21,20 +21,9 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .base import bio_allowed
+
 NEG = -1e4  # "forbidden" score: exp(NEG) is 0 in float32, and NEG + NEG stays finite
-
-
-def bio_allowed(tags: list[str]) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(allowed[from, to], allowed_start[to])`` for BIO tags: ``I-X`` only after ``B-X``/``I-X``."""
-    n = len(tags)
-    allowed = torch.ones(n, n, dtype=torch.bool)
-    start = torch.ones(n, dtype=torch.bool)
-    for j, to in enumerate(tags):
-        if to.startswith("I-"):
-            start[j] = False
-            for i, frm in enumerate(tags):
-                allowed[i, j] = frm in (f"B-{to[2:]}", f"I-{to[2:]}")
-    return allowed, start
 
 
 class CRF(nn.Module):
@@ -50,8 +39,8 @@ class CRF(nn.Module):
         self.start = nn.Parameter(torch.zeros(n))
         self.end = nn.Parameter(torch.zeros(n))
         allowed, allowed_start = bio_allowed(tags)
-        self.register_buffer("allowed", allowed, persistent=False)
-        self.register_buffer("allowed_start", allowed_start, persistent=False)
+        self.register_buffer("allowed", torch.from_numpy(allowed), persistent=False)
+        self.register_buffer("allowed_start", torch.from_numpy(allowed_start), persistent=False)
 
     def scores(self, constrained: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         trans = self.transitions.float() * self.lr_scale

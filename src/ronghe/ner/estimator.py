@@ -69,21 +69,7 @@ class TokenClassifier(Estimator):
                  valid_fraction: float | None = None, device: str | None = None,
                  precision: str | None = None, options: dict[str, Any] | None = None,
                  run_dir: str | Path | None = None):
-        self.strategy = strategy
-        self.model = model
-        self.crf = crf
-        self.epochs = epochs
-        self.batch_size = batch_size
-        self.learning_rate = learning_rate
-        self.max_length = max_length
-        self.stride = stride
-        self.scheme = scheme
-        self.seed = seed
-        self.valid_fraction = valid_fraction
-        self.device = device
-        self.precision = precision
-        self.options = options
-        self.run_dir = run_dir
+        self._keep_params(locals())
 
     # -- the task's hooks (see ``Estimator``) -------------------------------------------------
 

@@ -24,7 +24,8 @@ from ..bundle import BundleReader, State
 from ..config import StrategyConfig
 from ..errors import BundleError, ConfigError
 from ..log import info
-from .base import NerStrategy
+from ..runtime.onnx import Exported, session
+from .base import NerStrategy, bio_allowed
 from .crf import valid_bio
 from .subwords import SubwordWindows, best_window_emissions
 
@@ -72,19 +73,6 @@ class FastTokenizer:
 
 # --------------------------------------------------------------------------- decoding (numpy)
 
-def bio_allowed(tags: list[str]) -> tuple[np.ndarray, np.ndarray]:
-    """``(allowed[from, to], allowed_start[to])``: ``I-X`` only after ``B-X``/``I-X``."""
-    n = len(tags)
-    allowed = np.ones((n, n), dtype=bool)
-    start = np.ones(n, dtype=bool)
-    for j, to in enumerate(tags):
-        if to.startswith("I-"):
-            start[j] = False
-            for i, frm in enumerate(tags):
-                allowed[i, j] = frm in (f"B-{to[2:]}", f"I-{to[2:]}")
-    return allowed, start
-
-
 def _logsumexp(x: np.ndarray, axis: int) -> np.ndarray:
     m = x.max(axis=axis, keepdims=True)
     return (m + np.log(np.exp(x - m).sum(axis=axis, keepdims=True))).squeeze(axis)
@@ -127,13 +115,8 @@ def softmax_decode(em: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 
 # --------------------------------------------------------------------------- the strategy
 
-class OnnxTagger(NerStrategy):
-    name = "onnx"
+class OnnxTagger(Exported, NerStrategy):
     Config = OnnxTaggerConfig
-
-    def fit(self, train, valid):
-        raise ConfigError("onnx taggers are exported from fitted bundles: "
-                          "ronghe export BUNDLE --format onnx --out DIR")
 
     def emissions(self, windows) -> list[np.ndarray]:
         out: list = [None] * len(windows)
@@ -176,8 +159,6 @@ class OnnxTagger(NerStrategy):
               tokenizer_json: bytes, meta: dict, crf_arrays: dict) -> "OnnxTagger":
         from tokenizers import Tokenizer
 
-        from ..runtime.onnx import session
-
         self = cls(config, tags)
         self.onnx_bytes, self.tokenizer_json = onnx_bytes, tokenizer_json
         self.meta = {**meta, "tags": list(tags)}
@@ -192,11 +173,7 @@ class OnnxTagger(NerStrategy):
             trans = np.where(allowed, crf_arrays["crf.transitions"].astype(np.float64), NEG)
             start = np.where(allowed_start, crf_arrays["crf.start"].astype(np.float64), NEG)
             self.crf = (trans, start, crf_arrays["crf.end"].astype(np.float64))
-        with tempfile.TemporaryDirectory() as tmp:
-            path = os.path.join(tmp, "model.onnx")
-            with open(path, "wb") as fh:
-                fh.write(onnx_bytes)
-            self.session = session(path, config.threads)
+        self.session = session(onnx_bytes, config.threads)
         tokenizer = FastTokenizer(Tokenizer.from_str(tokenizer_json.decode()),
                                   meta.get("unk_token_id"))
         self.windows = SubwordWindows(tokenizer, config.max_length, config.stride)

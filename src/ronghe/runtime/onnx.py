@@ -37,7 +37,8 @@ def default_threads() -> int:
         return os.cpu_count() or 1
 
 
-def session(path: str, threads: int = 0):
+def session(model: str | bytes, threads: int = 0):
+    """An onnxruntime CPU session for a model file or the model's bytes."""
     try:
         import onnxruntime as ort
     except ImportError:
@@ -46,25 +47,31 @@ def session(path: str, threads: int = 0):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.intra_op_num_threads = threads or default_threads()
     opts.inter_op_num_threads = 1
-    return ort.InferenceSession(path, opts, providers=["CPUExecutionProvider"])
+    return ort.InferenceSession(model, opts, providers=["CPUExecutionProvider"])
 
 
-def fast_tokenizer(path: str, max_length: int):
+def fast_tokenizer(tokenizer_json: bytes, max_length: int):
     from tokenizers import Tokenizer
 
-    tok = Tokenizer.from_file(path)
+    tok = Tokenizer.from_str(tokenizer_json.decode())
     tok.no_padding()
     tok.enable_truncation(max_length)
     return tok
 
 
-class OnnxStrategy(Strategy):
+class Exported:
+    """Mixed into the strategies ``ronghe export --format onnx`` makes (one per task): they are
+    built from a fitted bundle, never fitted."""
+
     name = "onnx"
-    Config = OnnxConfig
 
     def fit(self, train, valid):
         raise ConfigError("onnx models are exported from fitted bundles: "
                           "ronghe export BUNDLE --format onnx --out DIR")
+
+
+class OnnxStrategy(Exported, Strategy):
+    Config = OnnxConfig
 
     def _ids(self, texts) -> list[list[int]]:
         return [e.ids for e in self.tokenizer.encode_batch(list(texts))]
@@ -93,17 +100,11 @@ class OnnxStrategy(Strategy):
     @classmethod
     def build(cls, config: OnnxConfig, classes, onnx_bytes: bytes, tokenizer_json: bytes,
               pad_id: int, meta: dict) -> "OnnxStrategy":
-        import tempfile
-
         self = cls(config, classes)
         self.onnx_bytes, self.tokenizer_json = onnx_bytes, tokenizer_json
         self.pad_id, self.meta = pad_id, {**meta, "pad_id": pad_id}
-        with tempfile.TemporaryDirectory() as tmp:
-            model, tj = os.path.join(tmp, "model.onnx"), os.path.join(tmp, "tokenizer.json")
-            open(model, "wb").write(onnx_bytes)
-            open(tj, "wb").write(tokenizer_json)
-            self.session = session(model, config.threads)
-            self.tokenizer = fast_tokenizer(tj, config.max_length)
+        self.session = session(onnx_bytes, config.threads)
+        self.tokenizer = fast_tokenizer(tokenizer_json, config.max_length)
         return self
 
     @classmethod
