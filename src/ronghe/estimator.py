@@ -27,11 +27,6 @@ from .config import validate
 from .errors import ConfigError, NotFittedError
 from .log import info
 
-# What a fitted estimator holds besides strategy_/config_/classes_/backbone_ (copied when it is
-# rebuilt around another strategy).
-_FITTED = ("data_", "metrics_", "train_seconds_")
-
-
 class Estimator(BaseEstimator):
     task: ClassVar[str]
     # get_params() names that are not strategy config fields
@@ -181,12 +176,9 @@ class Estimator(BaseEstimator):
         with ``strategy`` set to the new one's (or ``params``), updated by ``changes``."""
         self._check_fitted()
         params = params or {**self.get_params(), "strategy": inner.name, "options": None}
-        est = type(self).from_strategy(inner, {**params, **changes}, backbone=self.backbone_)
-        for attr in _FITTED:
-            if hasattr(self, attr):
-                setattr(est, attr, dict(getattr(self, attr)) if attr != "train_seconds_"
-                        else getattr(self, attr))
-        return est
+        return type(self).from_strategy(inner, {**params, **changes}, backbone=self.backbone_,
+                                        data=self.data_, metrics=self.metrics_,
+                                        train_seconds=getattr(self, "train_seconds_", None))
 
     # -- persistence ----------------------------------------------------------------------------
 
