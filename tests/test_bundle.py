@@ -58,6 +58,12 @@ def test_frozen_bundle_references_backbone_by_sha(tmp_path):
     assert sum(f.stat().st_size for f in path.rglob("*")) < 200_000
     m["backbone"]["sha256"] = "0" * 64
     (path / "ronghe.json").write_text(json.dumps(m))
+    with pytest.raises(Exception, match="modified after saving"):  # an edited manifest
+        load(path)
+    from ronghe.bundle import seal
+
+    m["sealed_sha256"] = seal(m)  # as if trained on other weights: sealed, but not these weights
+    (path / "ronghe.json").write_text(json.dumps(m))
     with pytest.raises(Exception, match="sha256"):
         load(path)
 

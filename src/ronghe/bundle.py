@@ -41,6 +41,17 @@ ARRAYS = "arrays.safetensors"
 TENSORS = "model.safetensors"
 
 
+class BackboneRef(BaseModel):
+    """A manifest's ``backbone``: what the model was trained on, checked by sha256 at load."""
+
+    model_config = ConfigDict(extra="allow")
+
+    ref: str
+    source: str
+    sha256: str
+    path: str
+
+
 class Manifest(BaseModel):
     """What ``ronghe.json`` holds. Extra keys written by newer minor versions are kept."""
 
@@ -51,7 +62,7 @@ class Manifest(BaseModel):
     task: str
     strategy: str
     labels: list[int | str]
-    backbone: dict[str, Any] | None = None
+    backbone: BackboneRef | None = None
     config: dict[str, Any] = {}
     metrics: dict[str, Any] = {}
     data: dict[str, Any] = {}
@@ -60,6 +71,22 @@ class Manifest(BaseModel):
     state: dict[str, Any] = {}
     compression: dict[str, Any] | None = None
     files: dict[str, str] = {}
+    sealed_sha256: str | None = None  # over SEALED; absent in bundles written before 2026-12
+
+    def backbone_json(self) -> dict | None:
+        return self.backbone.model_dump() if self.backbone else None
+
+
+# The manifest fields that decide what a bundle predicts: their sha256 is the manifest's seal, so
+# an edit of ronghe.json (labels reversed, another config) is refused like an edit of a weight file.
+SEALED = ("format_version", "task", "strategy", "labels", "backbone", "config", "params", "state",
+          "compression", "files")
+
+
+def seal(manifest: dict) -> str:
+    canonical = json.dumps({k: manifest.get(k) for k in SEALED}, sort_keys=True,
+                           ensure_ascii=False, separators=(",", ":"), default=json_default)
+    return hashlib.sha256(canonical.encode()).hexdigest()
 
 
 @dataclass
@@ -135,8 +162,33 @@ def _write_tree(root: Path, header: dict, state: State) -> None:
         "state": state.meta,
         "files": files,
     }
+    manifest = json.loads(json.dumps(manifest, ensure_ascii=False, default=json_default))
+    manifest["sealed_sha256"] = seal(manifest)
     Manifest.model_validate(manifest)
-    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False, default=json_default))
+    (root / MANIFEST).write_text(json.dumps(manifest, indent=2, ensure_ascii=False))
+
+
+def _umask() -> int:
+    try:
+        for line in open("/proc/self/status"):
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    except OSError:
+        pass
+    mask = os.umask(0o022)  # elsewhere: read it by setting it (and put it back)
+    os.umask(mask)
+    return mask
+
+
+def _normalise_modes(root: Path) -> None:
+    """Every file 0666 and folder 0777 less the umask, as ``open`` would make them: libraries
+    that write through a private temporary file (safetensors) leave 0600, and a bundle trained
+    by one user could then not be served by another."""
+    mask = _umask()
+    for dirpath, dirnames, filenames in os.walk(root):
+        os.chmod(dirpath, 0o777 & ~mask)
+        for f in filenames:
+            os.chmod(os.path.join(dirpath, f), 0o666 & ~mask)
 
 
 def _own_files(root: Path) -> list[str]:
@@ -177,9 +229,11 @@ def save(path: str | os.PathLike, header: dict, state: State) -> Path:
     check_target(path)
     target = Path(path).expanduser().resolve()
     target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.parent / f".{target.name}.tmp-{uuid.uuid4().hex[:8]}"
+    remove_stale(target)
+    tmp = target.parent / f".{target.name}.tmp-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         _write_tree(tmp, header, state)
+        _normalise_modes(tmp)
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
@@ -189,7 +243,7 @@ def save(path: str | os.PathLike, header: dict, state: State) -> Path:
 def swap_into_place(tmp: Path, target: Path) -> Path:
     """Rename a fully written folder ``tmp`` to ``target``, replacing what is there; on failure
     the previous ``target`` is put back and ``tmp`` removed, so no half state is ever visible."""
-    old = target.parent / f".{target.name}.old-{uuid.uuid4().hex[:8]}"
+    old = target.parent / f".{target.name}.old-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         if target.exists():
             os.replace(target, old)
@@ -201,6 +255,42 @@ def swap_into_place(tmp: Path, target: Path) -> Path:
         raise
     shutil.rmtree(old, ignore_errors=True)
     return target
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process
+        return True
+    return True
+
+
+def remove_stale(target: Path, older_than_s: float = 3600.0) -> list[Path]:
+    """Remove what killed saves to ``target`` left behind (``.NAME.tmp-PID-*``, ``.NAME.old-PID-*``)
+    when the process that wrote it is gone (names without a pid, from older versions: when older
+    than an hour), and say so."""
+    import re
+    import time
+
+    from .log import info
+
+    removed = []
+    pattern = re.compile(rf"^\.{re.escape(target.name)}\.(tmp|old)-(?:(\d+)-)?[0-9a-f]{{8}}$")
+    for p in target.parent.glob(f".{target.name}.*-*"):
+        m = pattern.match(p.name)
+        if not m or not p.is_dir() or p.is_symlink():
+            continue
+        pid = m.group(2)
+        stale = (not _alive(int(pid))) if pid else time.time() - p.stat().st_mtime > older_than_s
+        if stale and int(pid or 0) != os.getpid():
+            shutil.rmtree(p, ignore_errors=True)
+            removed.append(p)
+    if removed:
+        info("removed %d folder(s) left by interrupted saves to %s: %s", len(removed), target,
+             ", ".join(p.name for p in removed))
+    return removed
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:
@@ -244,18 +334,49 @@ class BundleReader:
     def arrays(self) -> dict[str, np.ndarray]:
         from safetensors.numpy import load_file
 
-        return load_file(str(self.root / ARRAYS)) if (self.root / ARRAYS).exists() else {}
+        return self._safetensors(ARRAYS, load_file)
 
     def tensors(self) -> dict:
         from safetensors.torch import load_file
 
-        return load_file(str(self.root / TENSORS)) if (self.root / TENSORS).exists() else {}
+        return self._safetensors(TENSORS, load_file)
+
+    def _safetensors(self, name: str, load_file) -> dict:
+        path = self.root / name
+        if not path.exists():
+            return {}
+        try:
+            return load_file(str(path))
+        except Exception as e:  # SafetensorError, OSError ... : a damaged or foreign file
+            raise BundleError(f"{path} is not a readable safetensors file ({type(e).__name__}: "
+                              f"{str(e)[:200]}); the bundle is damaged. Save it again from the "
+                              "original model.") from None
 
     def path(self, rel: str) -> Path:
-        return self.root / rel
+        return inside(self.root, rel, "a strategy asked for")
 
     def member(self, name: str) -> "BundleReader":
         return open_bundle(self.root / "members" / name)
+
+
+def inside(root: Path, rel: str, what: str) -> Path:
+    """``root / rel`` if it stays inside the bundle folder, else a ``BundleError``."""
+    p = Path(rel)
+    target = (root / p).resolve()
+    if p.is_absolute() or ".." in p.parts or not target.is_relative_to(root.resolve()):
+        raise BundleError(f"bundle {root}: {what} {rel!r}, which is outside the bundle folder; "
+                          "a bundle only refers to its own files. Do not use this bundle.")
+    return target
+
+
+def _refuse_links(root: Path) -> None:
+    for dirpath, dirnames, filenames in os.walk(root, followlinks=False):
+        for name in dirnames + filenames:
+            p = Path(dirpath) / name
+            if p.is_symlink():
+                raise BundleError(f"bundle {root} contains a symbolic link ({p.relative_to(root)} "
+                                  f"-> {os.readlink(p)}); a bundle holds plain files only. Do not "
+                                  "use this bundle.")
 
 
 def open_bundle(path: str | os.PathLike) -> BundleReader:
@@ -279,7 +400,18 @@ def open_bundle(path: str | os.PathLike) -> BundleReader:
     try:
         manifest = Manifest.model_validate(raw)
     except ValidationError as e:
-        raise BundleError(f"{mpath} does not describe a valid bundle: {e}") from None
+        fields = "; ".join(f"{'.'.join(str(x) for x in err['loc']) or 'manifest'}: {err['msg']}"
+                           for err in e.errors()[:5])
+        raise BundleError(f"{mpath} does not describe a valid bundle ({fields}); the bundle is "
+                          "damaged. Save it again from the original model.") from None
+    _refuse_links(root)
+    for rel in manifest.files:
+        inside(root, rel, f"{MANIFEST} lists")
+    if manifest.sealed_sha256 is not None and manifest.sealed_sha256 != seal(raw):
+        raise BundleError(f"bundle {root}: {MANIFEST} was modified after saving (its "
+                          f"{', '.join(k for k in SEALED if k != 'format_version')} no longer "
+                          "match its seal). Do not use this bundle; save it again from the "
+                          "original model.")
     unlisted = [rel for rel in _own_files(root) if rel not in manifest.files]
     if unlisted:
         raise BundleError(f"bundle {root} holds files its {MANIFEST} does not list "
@@ -292,4 +424,9 @@ def open_bundle(path: str | os.PathLike) -> BundleReader:
             raise BundleError(f"bundle {root}: {rel} does not match the sha256 in {MANIFEST}; the "
                               "file was modified or damaged after saving. Do not use this bundle; "
                               "save it again from the original model.")
+    if manifest.sealed_sha256 is None and not root.parent.name == "members":
+        from .log import warn
+
+        warn("bundle %s was written before ronghe sealed its manifest: its files are checked, "
+             "its labels and config are not. Save it again to seal it.", root)
     return BundleReader(root, manifest)

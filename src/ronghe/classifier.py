@@ -15,7 +15,7 @@ import pandas as pd
 from sklearn.base import ClassifierMixin
 
 from . import data
-from .errors import ConfigError, DataError
+from .errors import BundleError, ConfigError, DataError
 from .estimator import Estimator, label_array
 from .estimator import load as load_any
 from .tasks.text_classification import metrics, records
@@ -88,6 +88,12 @@ class TextClassifier(ClassifierMixin, Estimator):
 
     def _valid_metrics(self, valid: data.Dataset) -> dict:
         return metrics(valid.labels, self.predict(valid), list(self.classes_), brief=True)
+
+    def _check_outputs(self) -> None:
+        n = self.predict_proba(["ronghe checks a loaded model with this text"]).shape[1]
+        if n != len(self.classes_):
+            raise BundleError(f"the model has {n} outputs but its manifest's 'labels' list "
+                              f"{len(self.classes_)} classes")
 
     # -- prediction -----------------------------------------------------------------------------
 

@@ -24,7 +24,7 @@ from sklearn.base import BaseEstimator
 
 from . import backbones, bundle, strategies, tasks
 from .config import validate
-from .errors import ConfigError, NotFittedError
+from .errors import BundleError, ConfigError, NotFittedError, RongheError
 from .log import info
 
 class Estimator(BaseEstimator):
@@ -102,6 +102,11 @@ class Estimator(BaseEstimator):
                 "notes": train.notes + [n for n in valid.notes if n not in train.notes]}
 
     def _valid_metrics(self, valid) -> dict:
+        raise NotImplementedError
+
+    def _check_outputs(self) -> None:
+        """Run the rebuilt model once on a tiny input and check its outputs fit its labels (a
+        loaded bundle whose manifest and weights disagree is refused, not served)."""
         raise NotImplementedError
 
     # -- fitting --------------------------------------------------------------------------------
@@ -215,10 +220,31 @@ def load(path: str | Path, expect: type[Estimator] | None = None) -> Estimator:
     if expect is not None and not issubclass(cls, expect):
         raise ConfigError(f"{path} holds a '{m.task}' model; {expect.__name__} loads "
                           f"'{expect.task}' bundles (ronghe.load reads any)")
-    inner = strategies.from_bundle(reader)
+    try:
+        inner = strategies.from_bundle(reader)
+    except RongheError:
+        raise
+    except (KeyError, IndexError, ValueError, TypeError, AttributeError, RuntimeError) as e:
+        raise BundleError(f"bundle {reader.root}: its '{m.strategy}' model cannot be rebuilt from "
+                          f"{bundle.MANIFEST} and its files ({_reason(e)}); the bundle is damaged "
+                          "or was edited. Save it again from the original model.") from None
     est = cls.from_strategy(inner, getattr(m, "params", None) or {"strategy": m.strategy},
-                            backbone=inner.backbone or backbones.from_json(m.backbone),
+                            backbone=inner.backbone or backbones.from_json(m.backbone_json()),
                             data=m.data, metrics=m.metrics, compression=m.compression)
     est.bundle_path_ = reader.root
     est.manifest_ = m
+    try:
+        est._check_outputs()
+    except RongheError:
+        raise
+    except Exception as e:  # noqa: BLE001 - whatever a damaged model does, it is a bad bundle
+        raise BundleError(f"bundle {reader.root}: the rebuilt '{m.strategy}' model does not run "
+                          f"({_reason(e)}); {bundle.MANIFEST}'s labels, state or config do not fit "
+                          "its weights. Save it again from the original model.") from None
     return est
+
+
+def _reason(e: Exception) -> str:
+    if isinstance(e, KeyError):
+        return f"missing entry {e}"
+    return f"{type(e).__name__}: {str(e)[:300]}"

@@ -18,7 +18,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
+from ..errors import BundleError, ConfigError, DataError
 from ..estimator import Estimator
 from ..estimator import load as load_any
 from ..log import warn
@@ -122,6 +122,11 @@ class TokenClassifier(Estimator):
         m = entity_metrics(valid.tags, self.predict_tags(valid))
         return {k: (round(v, 5) if isinstance(v, float) else v)
                 for k, v in m.items() if k != "per_type"}
+
+    def _check_outputs(self) -> None:
+        tags, conf = self.strategy_.predict([["ronghe", "checks", "Paris"]])
+        if len(tags) != 1 or len(tags[0]) != 3 or not set(tags[0]) <= set(self.tags_):
+            raise BundleError("the tagger's output does not fit its tag list")
 
     # -- prediction -----------------------------------------------------------------------------
 

@@ -56,9 +56,9 @@ def from_bundle(reader: BundleReader) -> Strategy:
     m = reader.manifest
     cls = get(m.strategy, m.task)
     config = validate(cls.Config, m.config, m.strategy)
-    backbone = backbones.from_json(m.backbone)
+    backbone = backbones.from_json(m.backbone_json())
     if m.backbone and cls.uses_backbone and not cls.stores_backbone:
-        backbone = backbones.verify(m.backbone, f"bundle {reader.root}")
+        backbone = backbones.verify(m.backbone_json(), f"bundle {reader.root}")
     return cls.from_state(config, cls.bundle_classes(reader), backbone, reader)
 
 
