@@ -503,6 +503,15 @@ def serve(
     api_keys: Optional[Path] = typer.Option(None, "--api-keys", help="JSON/YAML keys file (also RONGHE_API_KEYS)"),
     workers: int = typer.Option(1, help="uvicorn processes; each loads every model"),
     insecure: bool = typer.Option(False, "--insecure", help="allow a non-loopback bind without keys"),
+    request_log: Optional[str] = typer.Option(None, "--request-log", help="JSON lines of requests: "
+                                              "a file, - (stderr, the default) or off"),
+    log_inputs: bool = typer.Option(False, "--log-inputs", help="add the (PII-masked) inputs "
+                                                                "to the request log"),
+    inference_threads: Optional[int] = typer.Option(None, "--inference-threads", min=1,
+                                                    help="torch threads for model calls "
+                                                         "[default: cores - 1]"),
+    version_order: Optional[str] = typer.Option(None, "--version-order", help="name | mtime: "
+                                                "which version folder is the newest"),
     option: list[str] = typer.Option([], "--option", help="serve option KEY=VALUE, e.g. max_batch_size=16"),
     config: Optional[Path] = typer.Option(None, help="YAML/TOML/JSON with serve options"),
     quiet: bool = QuietOpt,
@@ -512,6 +521,9 @@ def serve(
     from .serving.server import run
 
     options = read_config_file(config) if config else {}
+    flags = {"request_log": request_log, "log_inputs": log_inputs or None,
+             "inference_threads": inference_threads, "version_order": version_order}
+    options.update({k: v for k, v in flags.items() if v is not None})
     options.update(_parse_options(option))
     run(models, host=host, port=port, api_keys=api_keys, workers=workers, insecure=insecure, **options)
 

@@ -28,8 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inference-threads", type=int, default=None,
                     help="torch threads for model calls [default: CPU cores - 1, at least 1]")
     for name in ("max_batch_size", "max_wait_ms", "max_queue", "max_texts_per_request",
-                 "max_chars_per_text", "max_body_bytes", "request_timeout_s", "watch_interval_s",
-                 "shutdown_timeout_s"):
+                 "max_chars_per_text", "max_body_bytes", "request_timeout_s", "header_timeout_s",
+                 "body_timeout_s", "max_connections", "watch_interval_s", "shutdown_timeout_s"):
         f = fields[name]
         ap.add_argument("--" + name.replace("_", "-"), type=type(f.default), default=None,
                         help=f"{f.description or ''} [default: {f.default}]")
@@ -40,8 +40,6 @@ def main(argv: list[str] | None = None) -> int:
     models = args.pop("models")
     fixed = {k: args.pop(k) for k in ("host", "port", "api_keys", "workers", "insecure")}
     options = {k: v for k, v in args.items() if v is not None and v is not False}  # 0 is a value
-    if options.get("request_log") == "off":
-        options["request_log"] = None
     import logging
 
     from .server import run

@@ -190,7 +190,8 @@ def _request_model(cfg: ServeConfig) -> type[BaseModel]:
 # -- errors -------------------------------------------------------------------------------------
 
 _CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "not_found",
-          405: "method_not_allowed", 409: "conflict", 413: "body_too_large",
+          405: "method_not_allowed", 408: "request_timeout", 409: "conflict",
+          413: "body_too_large",
           415: "unsupported_media_type", 422: "invalid_request", 429: "rate_limited",
           500: "internal_error", 503: "unavailable", 504: "timeout"}
 
@@ -438,8 +439,14 @@ class _Guard:
                                                 {"Connection": "close"})
                 body = bytearray()
                 more = True
+                deadline = time.monotonic() + svc.config.body_timeout_s
                 while more:
-                    msg = await receive()
+                    try:
+                        msg = await asyncio.wait_for(receive(), deadline - time.monotonic())
+                    except (asyncio.TimeoutError, ValueError):
+                        return await refuse(408, "request_timeout", "the request body did not "
+                                            f"arrive within {svc.config.body_timeout_s:g} s",
+                                            {"Connection": "close"})
                     if msg["type"] == "http.disconnect":
                         status[0] = 499
                         return

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
 from .auth import ApiKey
@@ -40,7 +40,13 @@ class ServeConfig(BaseModel):
     max_texts_per_request: int = Field(256, ge=1)
     max_chars_per_text: int = Field(10_000, ge=1)
     max_body_bytes: int = Field(1 << 20, ge=1024)
-    request_timeout_s: float = Field(30.0, gt=0)
+    request_timeout_s: float = Field(30.0, gt=0, description="for the model's answer")
+    header_timeout_s: float = Field(10.0, gt=0, description="a connection's request line and "
+                                                             "headers must arrive within this")
+    body_timeout_s: float = Field(10.0, gt=0, description="a request's body must arrive within "
+                                                           "this; else 408 and the connection closes")
+    max_connections: int = Field(512, ge=1, description="open connections (and requests) at once; "
+                                                         "beyond: 503")
 
     # versions and reload
     watch_interval_s: float = Field(2.0, ge=0, description="poll for new versions; 0 = off")
@@ -49,9 +55,14 @@ class ServeConfig(BaseModel):
                             "latest ronghe.json modification time")
 
     # request log and shutdown
-    request_log: str | None = Field("-", description="'-' = stderr, a file path, or None")
+    request_log: str | None = Field("-", description="'-' = stderr, a file path, or off")
     log_inputs: bool = Field(False, description="add the (PII-masked) inputs to the request log")
     shutdown_timeout_s: float = Field(30.0, ge=0, description="grace period for in-flight requests")
+
+    @field_validator("request_log")
+    @classmethod
+    def _log_off(cls, v):
+        return None if v is None or str(v).strip().lower() in ("off", "none", "") else v
 
     @model_validator(mode="after")
     def _consistent(self):

@@ -87,12 +87,22 @@ def app_from_env():
     return create_app(ServeConfig.model_validate_json(raw).for_process())
 
 
+PROTOCOL = "ronghe.serving.protocol:HeaderDeadline"  # h11 with a deadline for request heads
+
+
+def _uvicorn_options(config: ServeConfig) -> dict:
+    """uvicorn settings from the serve config (one process or several)."""
+    return dict(host=config.host, port=config.port, workers=config.workers, access_log=False,
+                timeout_graceful_shutdown=config.shutdown_timeout_s, server_header=False,
+                lifespan="on", http=PROTOCOL, limit_concurrency=config.max_connections)
+
+
 def _uvicorn_config(app, config: ServeConfig, **extra):
     import uvicorn
 
-    return uvicorn.Config(app, host=config.host, port=config.port, workers=config.workers,
-                          access_log=False, timeout_graceful_shutdown=config.shutdown_timeout_s,
-                          server_header=False, lifespan="on", **extra)
+    cfg = uvicorn.Config(app, **{**_uvicorn_options(config), **extra})
+    cfg.ronghe_header_timeout_s = config.header_timeout_s  # read by the protocol
+    return cfg
 
 
 def make_server(config: ServeConfig, app=None):
@@ -123,7 +133,7 @@ def run(models: Sequence[str | os.PathLike], *, host: str = "127.0.0.1", port: i
 
     ``options`` are further ``ServeConfig`` fields: max_batch_size, max_wait_ms, max_queue,
     max_texts_per_request, max_chars_per_text, max_body_bytes, request_timeout_s,
-    watch_interval_s, version_order, request_log, log_inputs, shutdown_timeout_s.
+    header_timeout_s, body_timeout_s, max_connections, inference_threads, watch_interval_s, version_order, request_log, log_inputs, shutdown_timeout_s.
     """
     from .. import log as ronghe_log
 
@@ -135,11 +145,12 @@ def run(models: Sequence[str | os.PathLike], *, host: str = "127.0.0.1", port: i
     if config.workers > 1:
         import uvicorn
 
+        from .protocol import ENV
+
         os.environ[CONFIG_ENV] = config.model_dump_json()  # keys as sha256 digests only
-        uvicorn.run("ronghe.serving.server:app_from_env", factory=True, host=config.host,
-                    port=config.port, workers=config.workers, access_log=False,
-                    timeout_graceful_shutdown=config.shutdown_timeout_s, server_header=False,
-                    lifespan="on")
+        os.environ[ENV] = str(config.header_timeout_s)
+        uvicorn.run("ronghe.serving.server:app_from_env", factory=True,
+                    **_uvicorn_options(config))
         return
     server = make_server(config)
     try:
