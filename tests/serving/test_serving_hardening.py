@@ -126,3 +126,114 @@ def test_request_log_off_is_accepted_everywhere(bundles):
 
     cfg = build_config([bundles["sentiment"]], env={}, request_log="off")
     assert cfg.request_log is None
+
+
+# -- credentials, readiness, messages ------------------------------------------------------------
+
+def test_conflicting_credentials_are_refused(bundles, keys_file):
+    from fastapi.testclient import TestClient
+
+    from test_serving import KEY_ALL
+
+    app = app_for([bundles["sentiment"]], api_keys=_keys(keys_file))
+    with TestClient(app) as c:
+        body = {"texts": ["fine"]}
+        assert c.post("/v1/models/sentiment/predict", json=body,
+                      headers={"X-API-Key": KEY_ALL}).status_code == 200
+        both_same = {"Authorization": f"Bearer {KEY_ALL}", "X-API-Key": KEY_ALL}
+        assert c.post("/v1/models/sentiment/predict", json=body, headers=both_same).status_code == 200
+        for wrong in ({"Authorization": f"Bearer {KEY_ALL}", "X-API-Key": "wrong-key"},
+                      {"Authorization": "Bearer wrong-key", "X-API-Key": KEY_ALL}):
+            r = c.post("/v1/models/sentiment/predict", json=body, headers=wrong)
+            assert r.status_code == 401 and "conflicting credentials" in r.json()["error"]["message"]
+
+
+def _keys(keys_file):
+    from ronghe.serving.auth import load_keys
+
+    return load_keys(keys_file, env={})
+
+
+def test_readiness_without_a_key_says_only_ready_or_not(bundles, keys_file):
+    from fastapi.testclient import TestClient
+
+    from test_serving import KEY_ALL
+
+    app = app_for([bundles["sentiment"]], api_keys=_keys(keys_file))
+    with TestClient(app) as c:
+        anon = c.get("/readyz")
+        assert anon.status_code == 200 and anon.json() == {"status": "ready", "models": {},
+                                                           "error": None}
+        keyed = c.get("/readyz", headers={"X-API-Key": KEY_ALL}).json()
+        assert list(keyed["models"]) == ["sentiment"]
+    with TestClient(app_for([bundles["sentiment"]])) as c:  # no keys: an open service tells all
+        assert list(c.get("/readyz").json()["models"]) == ["sentiment"]
+
+
+def test_client_messages_hold_no_server_paths():
+    from ronghe.serving.app import public
+
+    msg = ("bundle /srv/models/sentiment/v3: arrays.safetensors does not match; see "
+           "'/home/ml/.cache/x/model.onnx' and ./rel/path/file.json")
+    out = public(msg)
+    assert "/srv" not in out and "/home" not in out and "rel/path" not in out
+    assert "v3" in out and "model.onnx" in out and "file.json" in out
+
+
+def test_reload_failure_409_names_the_version_not_the_path(bundles, tmp_path):
+    import shutil
+
+    from fastapi.testclient import TestClient
+
+    versions = tmp_path / "models" / "m"
+    shutil.copytree(bundles["sentiment"], versions / "v1")
+    app = app_for([versions])
+    with TestClient(app) as c:
+        broken = versions / "v2"
+        shutil.copytree(bundles["sentiment"], broken)
+        with open(broken / "arrays.safetensors", "ab") as fh:
+            fh.write(b"tampered")
+        r = c.post("/v1/models/m/reload")
+        assert r.status_code == 409
+        message = r.json()["error"]["message"]
+        assert "v2" in message and str(tmp_path) not in message
+        assert str(tmp_path) not in (c.get("/v1/models/m").json()["reload_error"] or "")
+
+
+def test_json_sent_as_text_plain_says_what_to_send(bundles):
+    from fastapi.testclient import TestClient
+
+    with TestClient(app_for([bundles["sentiment"]])) as c:
+        r = c.post("/v1/models/sentiment/predict", content=b'{"texts": ["fine"]}',
+                   headers={"Content-Type": "text/plain"})
+        assert r.status_code == 422
+        assert "Content-Type: application/json" in r.json()["error"]["message"]
+
+
+def test_schema_offers_tokens_only_where_a_model_takes_them(bundles, tmp_path):
+    from fastapi.testclient import TestClient
+
+    ner = Path(__file__).parents[1] / "data" / "bundles" / "legacy" / "ner-classic"
+
+    def props(app):
+        with TestClient(app) as c:
+            schema = c.get("/openapi.json").json()
+        return set(schema["components"]["schemas"]["PredictRequest"]["properties"])
+
+    assert props(app_for([bundles["sentiment"]])) == {"texts"}
+    assert props(app_for([bundles["sentiment"], ner])) == {"texts", "tokens"}
+
+
+@pytest.mark.parametrize("text,hidden", [
+    ("pay to DE89 3704 0044 0532 0130 00 today", "3704 0044"),
+    ("IBAN GB29NWBK60161331926819 please", "NWBK60161331926819"),
+    ("my passport number: X1234567, expires soon", "X1234567"),
+    ("login with password=hunter2!! now", "hunter2"),
+    ("the key sk-proj-abcdefghijklmnopqrstuv is leaked", "abcdefghijklmnop"),
+    ("token: ghp_abcdefghijklmnopqrstuvwxyz012345", "ghp_abcdef"),
+])
+def test_request_log_masks_more_personal_data_and_secrets(text, hidden):
+    from ronghe.serving.logging import mask
+
+    out = mask(text)
+    assert hidden not in out and "[" in out

@@ -40,6 +40,8 @@ def main(argv: list[str] | None = None) -> int:
     models = args.pop("models")
     fixed = {k: args.pop(k) for k in ("host", "port", "api_keys", "workers", "insecure")}
     options = {k: v for k, v in args.items() if v is not None and v is not False}  # 0 is a value
+    if options.get("request_log") == "off":
+        options["request_log"] = None
     import logging
 
     from .server import run

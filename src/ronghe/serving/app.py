@@ -42,7 +42,7 @@ from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from ..errors import RongheError
-from .auth import ApiKey, Keyring, key_from_headers, retry_after
+from .auth import ApiKey, ConflictingCredentials, Keyring, key_from_headers, retry_after
 from .batcher import Batcher, Closed, QueueFull
 from .config import ServeConfig
 from .logging import RequestLog
@@ -138,6 +138,15 @@ class Ready(BaseModel):
     error: str | None = None
 
 
+_PATH = re.compile(r"(?:~|\.{0,2})?(?:/[^/\s'\":,;()]+)+/([^/\s'\":,;()]+)")
+
+
+def public(message: str | None) -> str | None:
+    """A message for clients: file-system paths cut to their last part (where the server keeps
+    its models is not the client's business)."""
+    return _PATH.sub(r"\1", message) if message else message
+
+
 def _utf8(s: str) -> str:
     try:
         s.encode("utf-8")
@@ -150,14 +159,36 @@ def _drop_default(schema: dict) -> None:
     schema.pop("default", None)
 
 
-def _request_model(cfg: ServeConfig) -> type[BaseModel]:
-    """The predict body, with this service's limits in its schema (so OpenAPI states them)."""
+def _request_model(cfg: ServeConfig, tokens: bool = True) -> type[BaseModel]:
+    """The predict body, with this service's limits in its schema (so OpenAPI states them).
+    ``tokens``: offer pre-tokenised inputs (only when a served model takes them)."""
     Text = Annotated[str, StringConstraints(max_length=cfg.max_chars_per_text),
                      AfterValidator(_utf8)]
     Token = Annotated[str, StringConstraints(min_length=1, max_length=cfg.max_chars_per_text),
                       AfterValidator(_utf8)]
     TokenList = Annotated[list[Token], Field(min_length=1, max_length=cfg.max_chars_per_text)]
     max_chars = cfg.max_chars_per_text
+    texts_field = Field(None, min_length=1, max_length=cfg.max_texts_per_request,
+                        json_schema_extra=_drop_default,
+                        description=f"texts: 1 to {cfg.max_texts_per_request}, each at most "
+                                    f"{cfg.max_chars_per_text} characters")
+
+    if not tokens:
+        class PredictRequest(BaseModel):  # noqa: F811 - one schema name, two shapes
+            model_config = ConfigDict(
+                extra="forbid", json_schema_extra={
+                    "required": ["texts"],
+                    "examples": [{"texts": ["great service", "card never arrived"]}]})
+
+            texts: list[Text] = texts_field
+
+            @model_validator(mode="after")
+            def _given(self):
+                if self.texts is None:
+                    raise ValueError("give 'texts' (a list of strings)")
+                return self
+
+        return PredictRequest
 
     class PredictRequest(BaseModel):
         model_config = ConfigDict(
@@ -165,10 +196,7 @@ def _request_model(cfg: ServeConfig) -> type[BaseModel]:
             json_schema_extra={"oneOf": [{"required": ["texts"]}, {"required": ["tokens"]}],
                                "examples": [{"texts": ["great service", "card never arrived"]}]})
 
-        texts: list[Text] = Field(
-            None, min_length=1, max_length=cfg.max_texts_per_request, json_schema_extra=_drop_default,
-            description=f"texts to classify: 1 to {cfg.max_texts_per_request}, each at most "
-                        f"{cfg.max_chars_per_text} characters")
+        texts: list[Text] = texts_field
         tokens: list[TokenList] = Field(
             None, min_length=1, max_length=cfg.max_texts_per_request, json_schema_extra=_drop_default,
             description="pre-tokenised inputs (token-classification models): one list of tokens "
@@ -410,7 +438,12 @@ class _Guard:
                                     "on another instance", {"Retry-After": "5",
                                                             "Connection": "close"})
             if svc.keyring.enabled:
-                client = svc.keyring.authenticate(key_from_headers(scope["headers"]))
+                try:
+                    client = svc.keyring.authenticate(key_from_headers(scope["headers"]))
+                except ConflictingCredentials:
+                    return await refuse(401, "unauthorized", "conflicting credentials: the "
+                                        "Authorization and X-API-Key headers hold different "
+                                        "keys; send one key", {"WWW-Authenticate": "Bearer"})
                 if client is None:
                     return await refuse(401, "unauthorized", "a valid API key is required: send "
                                         "'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
@@ -489,7 +522,9 @@ class _Guard:
 # -- the app ------------------------------------------------------------------------------------
 
 def _doc(description: str, retry: bool = False) -> dict:
-    d: dict[str, Any] = {"model": ErrorResponse, "description": description}
+    # errors are JSON on every route (also /metrics, whose own answer is text)
+    d: dict[str, Any] = {"model": ErrorResponse, "description": description,
+                         "content": {"application/json": {}}}
     if retry:
         d["headers"] = {"Retry-After": {"description": "seconds to wait before retrying",
                                         "schema": {"type": "integer"}}}
@@ -505,7 +540,9 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
     registry = registry or Registry.from_sources(config.models, version_order=config.version_order)
     svc = Service(config, registry, log_sink)
     auth = svc.keyring.enabled
-    PredictRequest = _request_model(config)
+    loaded = [slot.current for slot in registry.slots.values()]
+    takes_tokens = not all(loaded) or any("tokens" in m.accepts for m in loaded)
+    PredictRequest = _request_model(config, tokens=takes_tokens)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -545,9 +582,27 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
     bad_param = {422: _doc("invalid parameter")}
     NameParam = Annotated[str, Path(description="the model's name (see GET /v1/models)")]
 
+    def _key_holder(request: Request) -> bool:
+        if not svc.keyring.enabled:
+            return True
+        try:
+            return svc.keyring.authenticate(key_from_headers(request.scope["headers"])) is not None
+        except ConflictingCredentials:
+            return False
+
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError):
+        ctype = request.headers.get("content-type", "")
+        if ctype and "json" not in ctype.lower():
+            return error_response(request, 422, "invalid_request", "send the body as JSON with "
+                                  f"'Content-Type: application/json' (got {ctype[:60]!r})")
         errors = exc.errors()
+        body = getattr(exc, "body", None)
+        if isinstance(body, dict) and "texts" not in body and any(
+                e.get("type") == "extra_forbidden" and tuple(e.get("loc", ()))[-1:] == ("tokens",)
+                for e in errors):  # the schema offers 'tokens' only where a model takes them
+            return error_response(request, 422, "wrong_input_kind", "the models served here take "
+                                  "'texts' (a list of strings), not 'tokens'")
         details = [{"loc": [x for x in e.get("loc", ()) if x != "body"] or ["body"],
                     "msg": _describe(e, config), "type": e.get("type", "value_error")}
                    for e in errors[:20]]
@@ -587,7 +642,7 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
                 "strategy": m.strategy if m else None, "labels": list(m.labels) if m else [],
                 "metrics": dict(m.metrics) if m else {}, "created_at": m.created_at if m else None,
                 "loaded_at": cur.loaded_at if cur else None,
-                "accepts": list(cur.accepts) if cur else [], "reload_error": slot.last_error}
+                "accepts": list(cur.accepts) if cur else [], "reload_error": public(slot.last_error)}
 
     def _visible(request: Request, name: str) -> bool:
         client: ApiKey | None = _info(request.scope).get("client")
@@ -601,7 +656,7 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
     @app.get("/readyz", response_model=Ready, tags=["health"],
              summary="every model is loaded and warm (always open)",
              responses={503: {"model": Ready, "description": "loading, failed or draining"}})
-    async def readyz():
+    async def readyz(request: Request):
         models = {n: (s.current.version if s.current else None) for n, s in registry.slots.items()}
         if svc.draining:
             status = "draining"
@@ -612,7 +667,10 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
         else:
             status = "loading"
         body = {"status": status, "models": models,
-                "error": svc.load_error or registry.load_error if status == "failed" else None}
+                "error": public(svc.load_error or registry.load_error) if status == "failed"
+                else None}
+        if not _key_holder(request):  # with keys, an anonymous probe learns ready or not, only
+            body = {"status": status, "models": {}, "error": None}
         return Response(json.dumps(body), status_code=200 if status == "ready" else 503,
                         media_type="application/json")
 
@@ -641,7 +699,8 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
         if model is None:
             return error_response(request, 503, "model_loading", f"model '{name}' is still "
                                   "loading; retry shortly", {"Retry-After": "2"})
-        kind, inputs = ("texts", body.texts) if body.texts is not None else ("tokens", body.tokens)
+        tokens = getattr(body, "tokens", None)
+        kind, inputs = ("texts", body.texts) if body.texts is not None else ("tokens", tokens)
         if kind not in model.accepts:
             return error_response(request, 422, "wrong_input_kind",
                                   f"model '{name}' ({model.task}) takes "
@@ -690,7 +749,7 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
         try:
             result = await run_in_threadpool(registry.reload, name, force)
         except ReloadError as e:
-            return error_response(request, 409, "reload_failed", str(e))
+            return error_response(request, 409, "reload_failed", public(str(e)))
         _info(request.scope)["version"] = result["version"]
         return result
 

@@ -206,18 +206,27 @@ def retry_after(seconds: float) -> str:
     return str(max(1, math.ceil(seconds)))
 
 
+class ConflictingCredentials(ValueError):
+    """A request carrying two different keys (``Authorization`` and ``X-API-Key``)."""
+
+
 def key_from_headers(headers: dict[bytes, bytes] | list[tuple[bytes, bytes]]) -> str | None:
-    """The key in ``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` (raw ASGI headers)."""
+    """The key in ``Authorization: Bearer KEY`` or ``X-API-Key: KEY`` (raw ASGI headers).
+    Different keys in one request raise ``ConflictingCredentials``: which one counts must never
+    depend on header order, and a valid key does not excuse a wrong one beside it."""
     items = headers.items() if isinstance(headers, dict) else headers
+    found = set()
     for name, value in items:
         n = name.lower()
         if n == b"authorization":
             scheme, _, token = value.decode("utf-8", "surrogateescape").partition(" ")
             if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
+                found.add(token.strip())
         elif n == b"x-api-key" and value.strip():
-            return value.decode("utf-8", "surrogateescape").strip()
-    return None
+            found.add(value.decode("utf-8", "surrogateescape").strip())
+    if len(found) > 1:
+        raise ConflictingCredentials("the request carries different API keys")
+    return next(iter(found), None)
 
 
 def _main(argv: list[str] | None = None) -> int:  # python -m ronghe.serving.auth hash

@@ -36,6 +36,14 @@ _PHONE = re.compile(r"(?<![\w+.-])(?:\(\d{1,5}\)[ .-]?)?\d+(?:[ .-]\d+)*(?![\w])
 _DATE = re.compile(r"\d{4}[./-]\d{1,2}[./-]\d{1,2}|\d{1,2}[./-]\d{1,2}[./-]\d{4}"
                    r"|(?:1[89]|20)\d{2} ?- ?(?:1[89]|20)\d{2}")  # dates, year ranges
 _DECIMAL = re.compile(r"\d+\.\d+")
+# IBAN: country code, 2 check digits, 11-30 letters/digits (optionally in groups of 4)
+_IBAN = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?: ?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
+# passport numbers: the word, then a 6-9 character document number
+_PASSPORT = re.compile(r"(?i)(passport(?:\s*(?:no\.?|number|#))?\s*[:#]?\s*)([A-Z0-9]{6,9})\b")
+# secrets: password=..., token: ..., and API keys such as sk-..., ghp_..., AKIA...
+_SECRET_KV = re.compile(r"(?i)\b(pass(?:word|wd)?|pwd|secret|token|api[_-]?key)(\s*[=:]\s*)(\S+)")
+_API_TOKEN = re.compile(r"\b(?:sk|pk|rk)-[A-Za-z0-9_-]{16,}|\bgh[pousr]_[A-Za-z0-9]{20,}"
+                        r"|\bAKIA[0-9A-Z]{16}\b|\bxox[baprs]-[A-Za-z0-9-]{10,}")
 
 
 def _phone(m: re.Match) -> str:
@@ -50,11 +58,16 @@ def _phone(m: re.Match) -> str:
 
 
 def mask(text: str) -> str:
-    """``text`` with e-mail addresses, phone, card and ID numbers replaced by placeholders."""
+    """``text`` with e-mail addresses, secrets (``password=...``, API tokens), IBANs, passport,
+    phone, card and ID numbers replaced by placeholders."""
     if not text:
         return text
     if "@" in text:
         text = _EMAIL.sub("[EMAIL]", text)
+    text = _SECRET_KV.sub(lambda m: m.group(1) + m.group(2) + "[SECRET]", text)
+    text = _API_TOKEN.sub("[SECRET]", text)
+    text = _IBAN.sub("[IBAN]", text)
+    text = _PASSPORT.sub(lambda m: m.group(1) + "[ID]", text)
     if not any(c.isdigit() for c in text):
         return text
     text = _CN_ID.sub("[ID]", text)
