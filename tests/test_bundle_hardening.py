@@ -165,3 +165,35 @@ def test_stale_temporary_folders_are_cleaned_on_the_next_save(tmp_path, caplog):
         clf.save(tmp_path / "m")
     assert not dead.exists() and not old_style.exists() and alive.exists()
     assert "interrupted saves" in caplog.text
+
+
+# -- careless data ---------------------------------------------------------------------------------
+
+def test_duplicate_column_names_are_an_error(tmp_path):
+    from ronghe import data
+    from ronghe.errors import DataError
+
+    f = tmp_path / "d.csv"
+    f.write_text("text,label,text\nhello,pos,other\nbye,neg,x\n")
+    with pytest.raises(DataError, match="'text' in columns 1, 3"):
+        data.load(f)
+    r = CliRunner().invoke(app, ["train", str(f), "--strategy", "classic", "--out",
+                                 str(tmp_path / "m")])
+    assert r.exit_code == 2 and "more than once" in r.output
+
+
+def test_a_very_long_text_is_warned_about(tmp_path, caplog):
+    import pandas as pd
+
+    from ronghe import data
+
+    df = pd.DataFrame({"text": ["short", "x" * 150_000, "fine"], "label": ["a", "b", "a"]})
+    with caplog.at_level("WARNING", logger="ronghe"):
+        ds = data.from_frame(df, source="d.csv")
+    assert any("longer than 100,000 characters" in n and "row 2" in n for n in ds.notes)
+    assert "150,000" in caplog.text
+
+
+def test_manifest_notes_are_not_repeated(classic):
+    notes = manifest(classic)["data"]["notes"]
+    assert notes and len(notes) == len(set(notes))

@@ -18,6 +18,7 @@ from . import data
 from .errors import BundleError, ConfigError, DataError
 from .estimator import Estimator, label_array
 from .estimator import load as load_any
+from .log import warn
 from .tasks.text_classification import metrics, records
 
 
@@ -111,6 +112,9 @@ class TextClassifier(ClassifierMixin, Estimator):
         if bad:
             raise DataError(f"texts must be strings; items {bad[:10]} are "
                             f"{sorted({type(texts[i]).__name__ for i in bad})}")
+        long_note = data.long_texts(texts, "the input")
+        if long_note:
+            warn("%s", long_note)
         return texts, None
 
     def predict_proba(self, X) -> np.ndarray:
