@@ -54,3 +54,23 @@ def tiny_bert(tmp_path_factory):
     from make_legacy import tiny_backbone
 
     return str(tiny_backbone(tmp_path_factory.mktemp("tiny-bert")))
+
+
+BLOCK_TORCH = """
+import sys
+class _Block:
+    def find_spec(self, name, path=None, target=None):
+        if name.split('.')[0] in ('torch', 'transformers', 'peft'):
+            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
+sys.meta_path.insert(0, _Block())
+"""
+
+
+def run_without_torch(code: str):
+    """Run ``code`` in a fresh interpreter where torch, transformers and peft cannot be imported,
+    as on a lean ``pip install 'ronghe[onnx]'``."""
+    import subprocess
+    import sys
+
+    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True,
+                          text=True)
