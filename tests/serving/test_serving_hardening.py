@@ -120,6 +120,17 @@ def test_every_flag_the_serving_readme_names_exists():
         assert flag in module_help, f"python -m ronghe.serving has no {flag}"
 
 
+def test_module_entry_point_takes_options_too(monkeypatch, bundles):
+    from ronghe.serving import __main__ as entry
+    from ronghe.serving import server
+
+    seen = {}
+    monkeypatch.setattr(server, "run", lambda models, **kw: seen.update(kw))
+    assert entry.main([str(bundles["sentiment"]), "--option", "header_timeout_s=2.5",
+                       "--max-connections", "7"]) == 0
+    assert seen["header_timeout_s"] == 2.5 and seen["max_connections"] == 7
+
+
 def test_request_log_off_is_accepted_everywhere(bundles):
     assert config([bundles["sentiment"]], request_log="off").request_log is None
     from ronghe.serving.server import build_config

@@ -36,12 +36,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--version-order", choices=["name", "mtime"], default=None)
     ap.add_argument("--request-log", default=None, help="'-' (stderr, default), a file, or 'off'")
     ap.add_argument("--log-inputs", action="store_true", help="log inputs (PII-masked)")
+    ap.add_argument("--option", action="append", default=[], metavar="KEY=VALUE",
+                    help="any other serve option, e.g. header_timeout_s=5 (repeatable)")
     args = vars(ap.parse_args(argv))
+    import yaml
+
+    extra = {}
+    for item in args.pop("option"):
+        key, sep, value = item.partition("=")
+        if not sep:
+            ap.error(f"--option {item!r} must look like KEY=VALUE")
+        extra[key.strip().replace("-", "_")] = yaml.safe_load(value)
     models = args.pop("models")
     fixed = {k: args.pop(k) for k in ("host", "port", "api_keys", "workers", "insecure")}
     options = {k: v for k, v in args.items() if v is not None and v is not False}  # 0 is a value
     if options.get("request_log") == "off":
         options["request_log"] = None
+    options.update(extra)
     import logging
 
     from .server import run
