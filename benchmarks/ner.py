@@ -6,6 +6,9 @@ Configurations (``--only`` picks some; each run adds or replaces its row in the 
 * ``classic``       CRF on hand-made features (python-crfsuite), c1 chosen on eng.testa
 * ``finetune``      MiniLM (``minilm``) + token head, early stopping on eng.testa entity F1
 * ``finetune-crf``  the same with a jointly trained CRF layer (BERT+CRF), Viterbi decoding
+* ``en-default-minilm``, ``en-default-me5``: ``finetune`` with ronghe's defaults (1 epoch, the
+  default learning rates) and MiniLM or me5-small - the first measurements for issue 22 (does
+  me5-small fine-tuning learn entities with defaults, in English too?)
 * ``zh-classic``, ``zh-finetune``: the project-made Chinese sample (``tests/data/ner``, BMES,
   character level, test names unseen in training) with the CRF and with ``me5-small``
 
@@ -57,6 +60,10 @@ CONFIGS = {
                  "params": {"model": "minilm", "epochs": 3, "learning_rate": 1e-4}},
     "finetune-crf": {"data": "conll", "strategy": "finetune",
                      "params": {"model": "minilm", "epochs": 3, "learning_rate": 1e-4, "crf": True}},
+    "en-default-minilm": {"data": "conll", "strategy": "finetune",
+                          "params": {"model": "minilm", "epochs": 1}},
+    "en-default-me5": {"data": "conll", "strategy": "finetune",
+                       "params": {"model": "me5-small", "epochs": 1}},
     "zh-classic": {"data": "zh", "strategy": "classic", "params": {}},
     "zh-finetune": {"data": "zh", "strategy": "finetune",
                     "params": {"model": "me5-small", "epochs": 15, "learning_rate": 2e-4,
@@ -210,6 +217,10 @@ Notes:
 - Rows marked "N of 14,041" trained on a seeded random subset of eng.train because a full
   transformer run does not fit the time on a busy 2-core CPU; they understate what the full data
   gives.
+- `en-default-*` rows: ronghe's own defaults for `finetune` (1 epoch, learning rate 5e-5, head
+  5e-4, batch 16, warm-up 10 %) on 3,000 CoNLL sentences, with MiniLM and with me5-small - the
+  first measurements for issue 22 (me5-small fine-tuning that learns no entity in one epoch on
+  real Chinese text): they tell a general cause from a Chinese-specific one.
 - The Chinese rows use the project-made sample in `tests/data/ner/` (template sentences,
   `make_samples.py`; 64 training / 16 selection / 40 test sentences, BMES, character level;
   test person, place and organisation names never occur in training). It checks that the
@@ -221,7 +232,8 @@ Machine: {"; ".join(machines)}.
 
 Reproduce (one at a time; each run adds its row): `python benchmarks/ner.py --only classic`,
 `python benchmarks/ner.py --only finetune --train-limit 5000`, the same with `--only
-finetune-crf`, and `python benchmarks/ner.py --only zh-classic,zh-finetune`.
+finetune-crf`, `python benchmarks/ner.py --only en-default-minilm,en-default-me5 --train-limit
+3000 --threads 2`, and `python benchmarks/ner.py --only zh-classic,zh-finetune`.
 {END}"""
 
 
