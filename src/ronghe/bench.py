@@ -143,7 +143,7 @@ def run(train, *, out: Path, task: str = "text-classification", evaluation=None,
         opts = dict((options or {}).get(name, {}))
         if model and "model" in registry.get(name, spec.name).Config.model_fields:
             opts.setdefault("model", model)
-        if spec.name == "text-classification" and name == "weighted" and {"finetune", "classic"} <= set(fitted):
+        if name == "weighted" and {"finetune", "classic"} <= set(fitted):
             from .fusion.weighted import Weighted
 
             clf = _weighted_from(fitted["finetune"], fitted["classic"], fit_valid, Weighted)

@@ -176,8 +176,8 @@ def train(
 
     values: dict[str, Any] = (_resolve_paths(read_config_file(config), config.parent)
                               if config else {})
-    spec = tasks.get(task or values.pop("task", None) or "text")
-    values.pop("task", None)
+    from_file = values.pop("task", None)  # best.yaml of `ronghe tune` names its task
+    spec = tasks.get(task or from_file or tasks.DEFAULT)
     est_cls = spec.estimator_class()
     flags = dict(data=data, out=out, valid=valid, strategy=strategy, model=model, epochs=epochs,
                  batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, seed=seed,
@@ -211,7 +211,7 @@ def train(
     clf.fit(train_ds, valid=valid_ds, resume=resume)
     path = clf.save(values["out"])
     _say(quiet, f"[green]saved[/] {path}  ({spec.cli_name}, {clf.strategy}, {len(clf.classes_)} "
-                f"{'classes' if spec.cli_name == 'text' else 'types'}, valid "
+                f"{spec.label_noun}, valid "
                 f"{spec.summary_line(clf.metrics_['valid'])}, {clf.train_seconds_:.1f}s)")
 
 
@@ -306,8 +306,7 @@ def tune(
     for key, value in (("text_col", text_col), ("label_col", label_col)):
         if value:
             paths[key] = value
-    if spec.cli_name != "text":
-        paths["task"] = spec.cli_name
+    paths["task"] = spec.cli_name
     study = run_tune(read(data), strategy=strategy or spec.default_strategy, task=spec.name,
                      study_dir=study_dir, trials=trials, timeout=timeout,
                      valid=read(valid) if valid else None, base=base, seed=seed, data_paths=paths)

@@ -108,7 +108,8 @@ def tune(train, *, strategy: str, study_dir: Path, task: str = "text-classificat
     study_dir.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{(study_dir / 'study.db').resolve()}"
     study = optuna.create_study(
-        study_name=f"ronghe-{strategy}" if spec.cli_name == "text" else
+        # text studies keep the name they had before tasks, so a study_dir can be continued
+        study_name=f"ronghe-{strategy}" if spec.name == tasks.DEFAULT else
         f"ronghe-{spec.cli_name}-{strategy}", storage=storage, load_if_exists=True, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))

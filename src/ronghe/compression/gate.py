@@ -42,10 +42,12 @@ def compress(clf, *, valid, train=None, quantize_to: str | None = None, prune: s
         raise ConfigError(f"--quantize {quantize_to!r}: choose one of {', '.join(QUANTIZE)}")
     spec = clf.task_spec()
     ex = exporter(clf)
-    if (prune or quantize_to == "bf16") and spec.name != "text-classification":
-        raise ConfigError(f"--prune and --quantize bf16 apply to text-classification models; "
-                          f"for a '{spec.name}' model use --quantize int8 or int8-static (pruning "
-                          "needs the recovery fine-tune, which the tagger's windows do not have)")
+    asked = [c for c in (quantize_to, "prune" if prune else None) if c]
+    refused = [c for c in asked if c not in spec.compressions]
+    if refused:
+        raise ConfigError(f"{', '.join(refused)} do(es) not apply to a '{spec.name}' model; use "
+                          f"--quantize {' or '.join(c for c in spec.compressions if c != 'prune')}"
+                          + (f" ({spec.compression_note})" if spec.compression_note else ""))
     if getattr(valid, "labels", getattr(valid, "tags", None)) is None:
         raise ConfigError("the accuracy gate needs labeled validation data (--valid)")
     metric = spec.gate_metric

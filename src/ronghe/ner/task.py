@@ -49,6 +49,9 @@ class TokenClassification(Task):
     cost_order = ("classic", "lora", "finetune")
     data_options = ("scheme",)
     gate_metric = "f1"
+    compression_note = ("pruning needs the recovery fine-tune, which the tagger's windows do "
+                        "not have; bf16 is not implemented for taggers")
+    label_noun = "entity types"
     exporter = "ronghe.ner.onnx"
 
     def read(self, path, *, labeled: bool = True, scheme: str | None = None, **_):

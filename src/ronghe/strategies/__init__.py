@@ -13,7 +13,7 @@ from ..config import validate
 from ..errors import ConfigError
 from .base import Strategy, TrainContext
 
-TEXT = "text-classification"
+TEXT = tasks.DEFAULT
 
 
 def table(task: str = TEXT) -> dict:

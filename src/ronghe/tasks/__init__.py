@@ -10,6 +10,7 @@ from __future__ import annotations
 from ..errors import ConfigError
 from .base import Task, import_ref
 
+DEFAULT = "text-classification"  # what --task defaults to
 REGISTRY: dict[str, str | Task] = {
     "text-classification": "ronghe.tasks.text_classification:TASK",
     "token-classification": "ronghe.ner.task:TASK",

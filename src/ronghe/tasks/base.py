@@ -50,6 +50,9 @@ class Task:
     gate_metric: ClassVar[str]  # what the compression gate protects (points of it may be lost)
     exporter: ClassVar[str | None] = None  # module with the ONNX export recipe (see
     # compression/export.py); None: the task's models cannot be exported or compressed
+    compressions: ClassVar[tuple[str, ...]] = ("int8", "int8-static")  # what `compress` applies
+    compression_note: ClassVar[str] = ""  # why the others do not apply (for the refusal)
+    label_noun: ClassVar[str] = "classes"  # what ``classes_`` holds, in messages
 
     def __init__(self):
         self.strategies = dict(type(self).strategies)  # per instance: ``register`` adds here

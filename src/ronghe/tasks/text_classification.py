@@ -161,6 +161,7 @@ class TextClassification(Task):
                   "prefix", "finetune", "weighted")
     data_options = ("text_col", "label_col", "feature_cols")
     gate_metric = "accuracy"
+    compressions = ("int8", "int8-static", "bf16", "prune")
     exporter = "ronghe.compression.export"
 
     def read(self, path, *, labeled: bool = True, text_col=None, label_col=None,
