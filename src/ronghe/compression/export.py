@@ -36,23 +36,31 @@ def network(clf):
     return inner
 
 
-def onnx_bytes(inner, opset: int = 17) -> bytes:
+def graph_bytes(model, ids: list[list[int]], pad_id: int, output: str, output_axes: dict,
+                opset: int = 17) -> bytes:
+    """``model(input_ids, attention_mask) -> output`` as ONNX bytes, traced on the padded sample
+    ``ids``, with dynamic batch and sequence axes (``output_axes`` for the output). A copy is
+    exported: the caller's model is never changed."""
     import torch
 
     from ..modeling import collate
 
-    model = copy.deepcopy(inner.model).float().cpu().eval()  # never change the caller's model
-    sample = collate([inner.tokenizer("a short example")["input_ids"],
-                      inner.tokenizer("another, slightly longer example text")["input_ids"]],
-                     inner.pad_id)
+    model = copy.deepcopy(model).float().cpu().eval()
+    sample = collate(ids, pad_id)
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "model.onnx"
         axes = {"input_ids": {0: "batch", 1: "sequence"}, "attention_mask": {0: "batch", 1: "sequence"},
-                "logits": {0: "batch"}}
+                output: output_axes}
         torch.onnx.export(model, (sample["input_ids"], sample["attention_mask"]), str(path),
-                          input_names=["input_ids", "attention_mask"], output_names=["logits"],
+                          input_names=["input_ids", "attention_mask"], output_names=[output],
                           dynamic_axes=axes, opset_version=opset, dynamo=False)
         return path.read_bytes()
+
+
+def onnx_bytes(inner, opset: int = 17) -> bytes:
+    ids = [inner.tokenizer(t)["input_ids"]
+           for t in ("a short example", "another, slightly longer example text")]
+    return graph_bytes(inner.model, ids, inner.pad_id, "logits", {0: "batch"}, opset)
 
 
 def as_onnx(clf, data: bytes | None = None, *, inner=None, note: dict | None = None):

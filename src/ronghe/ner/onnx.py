@@ -13,9 +13,6 @@ both decode.
 
 from __future__ import annotations
 
-import os
-import tempfile
-
 import numpy as np
 from pydantic import Field
 
@@ -204,26 +201,11 @@ def network(clf):
 
 
 def onnx_bytes(inner, opset: int = 17) -> bytes:
-    import copy
+    from ..compression.export import graph_bytes
 
-    import torch
-
-    from ..modeling import collate
-
-    model = copy.deepcopy(inner.model).float().cpu().eval()
-    sample = collate([w.ids for w in inner.windows.windows([["a", "short", "example"],
-                                                            ["another", "one", "."]])],
-                     inner.pad_id)
-    with tempfile.TemporaryDirectory() as tmp:
-        path = os.path.join(tmp, "model.onnx")
-        axes = {"input_ids": {0: "batch", 1: "sequence"},
-                "attention_mask": {0: "batch", 1: "sequence"},
-                "emissions": {0: "batch", 1: "sequence"}}
-        torch.onnx.export(model, (sample["input_ids"], sample["attention_mask"]), path,
-                          input_names=["input_ids", "attention_mask"], output_names=["emissions"],
-                          dynamic_axes=axes, opset_version=opset, dynamo=False)
-        with open(path, "rb") as fh:
-            return fh.read()
+    ids = [w.ids for w in inner.windows.windows([["a", "short", "example"], ["another", "one", "."]])]
+    return graph_bytes(inner.model, ids, inner.pad_id, "emissions", {0: "batch", 1: "sequence"},
+                       opset)
 
 
 def as_onnx(clf, data: bytes | None = None, *, inner=None, note: dict | None = None):
