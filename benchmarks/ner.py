@@ -64,6 +64,20 @@ CONFIGS = {
                           "params": {"model": "minilm", "epochs": 1}},
     "en-default-me5": {"data": "conll", "strategy": "finetune",
                        "params": {"model": "me5-small", "epochs": 1}},
+    "en-default-me5-3ep": {"data": "conll", "strategy": "finetune",
+                           "params": {"model": "me5-small", "epochs": 3}},
+    "en-me5-random-head": {"data": "conll", "strategy": "finetune",
+                           "params": {"model": "me5-small", "epochs": 1,
+                                      "options": {"head_init": "random"}}},
+    "en-3k-classic": {"data": "conll", "strategy": "classic", "params": {}},
+    "pd-classic": {"data": "pd", "strategy": "classic", "params": {}},
+    "pd-default-me5": {"data": "pd", "strategy": "finetune",
+                       "params": {"model": "me5-small", "epochs": 1}},
+    "pd-default-me5-3ep": {"data": "pd", "strategy": "finetune",
+                           "params": {"model": "me5-small", "epochs": 3}},
+    "pd-me5-random-head": {"data": "pd", "strategy": "finetune",
+                           "params": {"model": "me5-small", "epochs": 1,
+                                      "options": {"head_init": "random"}}},
     "zh-classic": {"data": "zh", "strategy": "classic", "params": {}},
     "zh-finetune": {"data": "zh", "strategy": "finetune",
                     "params": {"model": "me5-small", "epochs": 15, "learning_rate": 2e-4,
@@ -89,6 +103,11 @@ def load_data(kind: str, train_limit: int | None):
     if kind == "conll":
         train = ner.read(CONLL / "eng.train")
         valid, test = ner.read(CONLL / "eng.testa"), ner.read(CONLL / "eng.testb")
+    elif kind == "pd":  # People's Daily 1998 (people_daily.py); validation: fit's default split
+        from people_daily import make
+
+        folder = make(3000, 1000)
+        train, valid, test = ner.read(folder / "train.bmes"), None, ner.read(folder / "test.bmes")
     else:
         full = ner.read(ZH / "zh_train.bmes")
         n_valid = len(full) // 5  # seeded 20 % of the training sample for selection
@@ -113,7 +132,7 @@ def run(name: str, train_limit: int | None, threads: int) -> dict:
     train, valid, test, full_n = load_data(cfg["data"], train_limit)
     clf = ner.TokenClassifier(strategy=cfg["strategy"], seed=SEED, **cfg["params"])
     t0 = time.perf_counter()
-    clf.fit(train, valid)
+    clf.fit(train, valid)  # valid None: the estimator holds out its default share
     train_seconds = time.perf_counter() - t0
     t0 = time.perf_counter()
     pred = clf.predict_tags(test)
@@ -127,8 +146,9 @@ def run(name: str, train_limit: int | None, threads: int) -> dict:
     size = sum(f.stat().st_size for f in out.rglob("*") if f.is_file())
     return {
         "config": name, "strategy": cfg["strategy"], "params": cfg["params"],
-        "data": cfg["data"], "n_train": len(train), "n_train_available": full_n,
-        "n_valid": len(valid), "n_test": len(test),
+        "data": cfg["data"], "n_train": clf.data_["n_train"], "n_train_available": full_n,
+        "n_valid": clf.data_["n_valid"], "n_test": len(test),
+        "warnings": clf.metrics_.get("warnings", []),
         "test": {k: report[k] for k in ("precision", "recall", "f1", "macro_f1", "n_entities",
                                         "n_predicted")},
         "per_type_f1": {t: round(v["f1"], 4) for t, v in report["per_type"].items()},
@@ -163,7 +183,8 @@ def table(results: dict) -> str:
              "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
     for name in order:
         r = results[name]
-        data = "CoNLL-2003 eng.testb" if r["data"] == "conll" else "zh sample (test names unseen)"
+        data = {"conll": "CoNLL-2003 eng.testb", "pd": "People's Daily 1998 (zh)"}.get(
+            r["data"], "zh sample (test names unseen)")
         model = r["params"].get("model", "")
         label = f"`{name}`" + (f" ({model})" if model else "")
         n = f"{r['n_train']:,}" + ("" if r["n_train"] == r["n_train_available"]

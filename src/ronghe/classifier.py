@@ -19,7 +19,7 @@ from .errors import BundleError, ConfigError, DataError
 from .estimator import Estimator, label_array
 from .estimator import load as load_any
 from .log import warn
-from .tasks.text_classification import metrics, records
+from .tasks.text_classification import label_key, metrics, records
 
 
 def _as_dataset(X, y=None, *, role: str, require_labels: bool = True,
@@ -88,7 +88,20 @@ class TextClassifier(ClassifierMixin, Estimator):
                 f"validating on {len(valid)}")
 
     def _valid_metrics(self, valid: data.Dataset) -> dict:
-        return metrics(valid.labels, self.predict(valid), list(self.classes_), brief=True)
+        pred = self.predict(valid)
+        out = metrics(valid.labels, pred, list(self.classes_), brief=True)
+        out["predicted_classes"] = len({label_key(p) for p in pred})
+        out["gold_classes"] = len({label_key(y) for y in valid.labels})
+        return out
+
+    def _fit_warnings(self, scores: dict, inner) -> list[str]:
+        n_gold = scores.get("gold_classes", 0)
+        if scores.get("predicted_classes", 2) > 1 or n_gold < 2:
+            return []
+        return [f"the model predicts one class for every validation example ({scores['n']} "
+                f"examples of {n_gold} classes): validation macro-F1 "
+                f"{scores.get('macro_f1', 0):.3f}. "
+                + self._collapse_hints(inner, self.data_.get("n_train", 0))]
 
     def _check_outputs(self) -> None:
         if self.feature_cols:  # a prediction needs real values of the tabular columns: not run

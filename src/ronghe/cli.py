@@ -213,6 +213,11 @@ def train(
     _say(quiet, f"[green]saved[/] {path}  ({spec.cli_name}, {clf.strategy}, {len(clf.classes_)} "
                 f"{spec.label_noun}, valid "
                 f"{spec.summary_line(clf.metrics_['valid'])}, {clf.train_seconds_:.1f}s)")
+    if clf.metrics_.get("warnings"):  # each was logged as it was found; said again at the end
+        from rich.markup import escape
+
+        _console().print(f"[bold red]WARNING: this model is probably not usable[/] (see above; "
+                         f"kept in {escape(str(path))}/ronghe.json under metrics.warnings)")
 
 
 def _text_col_help(what: str) -> str:

@@ -25,7 +25,7 @@ from sklearn.base import BaseEstimator
 from . import backbones, bundle, strategies, tasks
 from .config import validate
 from .errors import BundleError, ConfigError, NotFittedError, RongheError
-from .log import info
+from .log import info, warn
 
 class Estimator(BaseEstimator):
     task: ClassVar[str]
@@ -142,10 +142,36 @@ class Estimator(BaseEstimator):
         self.train_seconds_ = time.perf_counter() - start
         self._set_fitted(inner, backbone)
         self.data_ = self._data_record(train, valid)
-        self.metrics_ = {"valid": self._valid_metrics(valid),
-                         "train_seconds": round(self.train_seconds_, 2),
+        scores = self._valid_metrics(valid)
+        self.metrics_ = {"valid": scores, "train_seconds": round(self.train_seconds_, 2),
                          "history": inner.history, **inner.report}
+        problems = self._fit_warnings(scores, inner)
+        if problems:  # kept in the manifest and said loudly; the model is still saved
+            self.metrics_["warnings"] = problems
+            for p in problems:
+                warn("%s", p)
         return self
+
+    def _fit_warnings(self, scores: dict, inner) -> list[str]:
+        """What is wrong with a fitted model that fit() must not pass over silently (a model
+        that predicts one class, or no entity, on validation); each warning names the likely
+        causes and the options to try. Tasks override."""
+        return []
+
+    @staticmethod
+    def _collapse_hints(inner, n_train: int) -> str:
+        """Likely causes and what to try, for a collapsed fit of ``inner``."""
+        c = inner.config
+        if not getattr(inner, "trains_network", False):
+            return ("Likely causes: too few examples per label, or labels the inputs do not "
+                    "predict. Try more training data, or check the labels.")
+        steps = getattr(c, "epochs", 1) * -(-n_train // max(getattr(c, "batch_size", 1), 1))
+        return (f"Likely causes: too few optimiser steps ({steps}: {getattr(c, 'epochs', '?')} "
+                f"epoch(s) x {n_train} examples / batch {getattr(c, 'batch_size', '?')}), a learning "
+                f"rate too low or too high for this backbone (encoder "
+                f"{getattr(c, 'learning_rate', '?')}), or too few examples of the rare labels. "
+                "Try: --epochs 3 or more, --learning-rate 1e-4 (or 2e-5), --option "
+                "head_learning_rate=5e-3, another --model, and compare with --strategy classic.")
 
     def _set_fitted(self, inner, backbone) -> None:
         self.strategy_ = inner

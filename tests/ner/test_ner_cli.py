@@ -34,3 +34,26 @@ def test_ner_cli_round_trip(tmp_path):
     r = runner.invoke(app, ["train", str(DATA / "en_train.conll"), "--task", "nope", "--out",
                             str(tmp_path / "x")])
     assert r.exit_code == 2 and "--task" in r.output
+
+
+def test_collapsed_finetune_is_reported_not_shipped_silently(tmp_path, tiny_bert):
+    """A fit that predicts no entity on validation (here: a learning rate that cannot move the
+    weights off all-O) ends with a loud warning on the console and in the bundle's manifest."""
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", str(DATA / "en_train.conll"), "--task", "ner", "--strategy",
+                            "finetune", "--model", tiny_bert, "--epochs", "1", "--learning-rate",
+                            "1e-9", "--option", "head_learning_rate=1e-9", "--max-length", "32",
+                            "--out", str(tmp_path / "m"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    out = " ".join(r.output.split())
+    assert "validation entity F1 is 0" in out and "--epochs" in out
+    assert "WARNING: this model is probably not usable" in out
+    manifest = json.loads((tmp_path / "m" / "ronghe.json").read_text())
+    (problem,) = manifest["metrics"]["warnings"]
+    assert "validation entity F1 is 0" in problem and "learning rate" in problem
+    assert manifest["metrics"]["valid"]["f1"] == 0
+
+
+def test_healthy_fit_has_no_warnings(tmp_path):
+    clf = ronghe.ner.TokenClassifier(strategy="classic").fit(DATA / "en_train.conll")
+    assert clf.metrics_["valid"]["f1"] > 0 and "warnings" not in clf.metrics_

@@ -123,6 +123,16 @@ class TokenClassifier(Estimator):
         return {k: (round(v, 5) if isinstance(v, float) else v)
                 for k, v in m.items() if k != "per_type"}
 
+    def _fit_warnings(self, scores: dict, inner) -> list[str]:
+        if not scores.get("n_entities") or scores.get("f1", 0) > 0:
+            return []
+        what = ("predicts no entity at all" if not scores.get("n_predicted") else
+                f"predicts {scores['n_predicted']} entities, none of them right")
+        n_train = self.data_.get("n_train", 0)
+        return [f"the model {what} on the validation data ({scores['n_entities']} gold entities "
+                f"in {scores.get('n_sentences', '?')} sentences): validation entity F1 is 0. "
+                + self._collapse_hints(inner, n_train)]
+
     def _check_outputs(self) -> None:
         tags, conf = self.strategy_.predict([["ronghe", "checks", "Paris"]])
         if len(tags) != 1 or len(tags[0]) != 3 or not set(tags[0]) <= set(self.tags_):

@@ -28,6 +28,9 @@ tokenizer (``tokenizer/``): it loads without the original backbone folder.
 from __future__ import annotations
 
 import json
+import time
+from typing import Literal
+
 import numpy as np
 import torch
 from pydantic import Field
@@ -40,6 +43,7 @@ from ..errors import BundleError
 from ..log import info, progress
 from ..modeling import autocast, autocast_dtype, collate, length_grouped_batches, pick_device
 from ..training import loop
+from ..training.probe import fit_linear_head
 from ..training.tracking import run_callbacks
 from ..strategies.lora import LoraFields
 from .base import NerStrategy
@@ -55,6 +59,9 @@ IGNORE = -100
 class FinetuneConfig(EncoderConfig, TrainingFields):
     crf: bool = Field(False, description="decode with a CRF layer trained jointly")
     crf_lr_scale: float = Field(100.0, gt=0, description="CRF transitions learn this much faster")
+    head_init: Literal["probe", "random"] = Field(
+        "probe", description="probe: start the head from a logistic regression on the frozen "
+                             "features (LP-FT); random: the usual small random init")
     stride: int | None = Field(None, ge=1, description="sub-words a window advances; default half a window")
     # token batches are longer than sentence batches: smaller defaults than text's 32 / 128
     batch_size: int = Field(16, ge=1)
@@ -162,6 +169,8 @@ class FinetuneTagger(NerStrategy):
         total = sum(p.numel() for p in self.model.parameters())
         self.report["parameters"] = {"trainable": trainable, "total": total}
         valid_windows = self.windows.windows(valid.tokens)
+        if c.head_init == "probe" and not self.context.resume:
+            self._probe_head(wins, y)
 
         def evaluate() -> dict:
             pred, _ = self._predict_windows(valid.tokens, valid_windows)
@@ -178,6 +187,34 @@ class FinetuneTagger(NerStrategy):
         self.best_epoch = result.best_epoch
         self._after_fit()
         return self
+
+    @torch.no_grad()
+    def _probe_head(self, wins: list[Window], y: np.ndarray, max_windows: int = 2000) -> None:
+        """LP-FT: fit the head on frozen features of (a seeded sample of) the training windows."""
+        t0 = time.perf_counter()
+        pick = np.random.default_rng(self.config.seed).permutation(len(wins))[:max_windows]
+        feats, labels = [], []
+        self.model.eval()
+        batches = length_grouped_batches([len(wins[i].ids) for i in pick],
+                                         self.config.eval_batch_size, None)
+        with progress("probing the head", len(pick)) as bar:
+            for idx in batches:
+                rows = [int(pick[i]) for i in idx]
+                batch = {k: v.to(self.device)
+                         for k, v in collate([wins[r].ids for r in rows], self.pad_id).items()}
+                with autocast(self.device, self.dtype):
+                    h = self.model.encoder(**batch).last_hidden_state.float().cpu().numpy()
+                for k, r in enumerate(rows):
+                    pos = wins[r].positions
+                    feats.append(h[k, pos])
+                    labels.append(y[r, pos])
+                bar.advance(len(rows))
+        weight, bias = fit_linear_head(np.concatenate(feats), np.concatenate(labels),
+                                       len(self.tags), seed=self.config.seed)
+        self.model.head.weight.copy_(torch.from_numpy(weight))
+        self.model.head.bias.copy_(torch.from_numpy(bias))
+        self.report["head_init"] = {"kind": "probe", "windows": len(pick),
+                                    "seconds": round(time.perf_counter() - t0, 1)}
 
     # -- prediction ----------------------------------------------------------------------------
 

@@ -16,16 +16,16 @@ from sklearn.metrics import accuracy_score, confusion_matrix, f1_score, precisio
 from .base import Task
 
 
-def _key(label) -> str:
+def label_key(label) -> str:
     return str(label)
 
 
 def metrics(y_true, y_pred, classes: list, brief: bool = False) -> dict:
     """accuracy, macro/weighted F1 and (unless ``brief``) per-class scores and the confusion
     matrix over ``classes`` (labels outside ``classes`` in ``y_true`` count as errors)."""
-    y_true = [_key(y) for y in y_true]
-    y_pred = [_key(y) for y in y_pred]
-    names = [_key(c) for c in classes]
+    y_true = [label_key(y) for y in y_true]
+    y_pred = [label_key(y) for y in y_pred]
+    names = [label_key(c) for c in classes]
     extra = sorted(set(y_true) - set(names))
     labels = names + extra
     out = {"accuracy": float(accuracy_score(y_true, y_pred)),

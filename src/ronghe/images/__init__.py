@@ -1,0 +1,1 @@
+"""Image classification (issue 14): reading and checking labelled images (``data.py``)."""
