@@ -1,6 +1,7 @@
 # Two commands for a fresh machine: `make demo` and `make test`.
-# Each creates .venv if missing, installs the CPU build of torch first (torch==2.13.0; an
-# unpinned torch would pull several GB of CUDA packages), then ronghe, then runs.
+# Each creates .venv if missing, installs torch and torchvision first (pinned: an unpinned torch
+# pulls the newest CUDA build; torch 2.14.1 + torchvision 0.29.1 is the pair that installs and
+# imports together here - timm, for image backbones, needs torchvision), then ronghe, then runs.
 PYTHON ?= python3.11
 VENV ?= .venv
 BIN := $(VENV)/bin
@@ -13,7 +14,7 @@ $(BIN)/python:
 	$(BIN)/python -m pip install --quiet --upgrade pip
 
 $(STAMP): $(BIN)/python pyproject.toml
-	$(BIN)/pip install --quiet torch==2.13.0
+	$(BIN)/pip install --quiet torch==2.14.1 torchvision==0.29.1
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 

@@ -74,3 +74,53 @@ def run_without_torch(code: str):
 
     return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True,
                           text=True)
+
+
+def make_shapes(root, n_per_class: int = 12, seed: int = 0, size: int = 40):
+    """An image folder of coloured shapes on dark noise: circle / square / triangle, varied in
+    position, size and colour (classic features and pretrained backbones both separate them)."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    for cls in ("circle", "square", "triangle"):
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            noise = rng.integers(0, 70, (size, size, 3), dtype=np.uint8)
+            img = Image.fromarray(noise)
+            d = ImageDraw.Draw(img)
+            s = int(rng.integers(size // 2, size - 8))
+            x, y = (int(v) for v in rng.integers(2, size - s - 2, 2))
+            col = tuple(int(v) for v in rng.integers(140, 256, 3))
+            if cls == "circle":
+                d.ellipse([x, y, x + s, y + s], fill=col)
+            elif cls == "square":
+                d.rectangle([x, y, x + s, y + s], fill=col)
+            else:
+                d.polygon([(x, y + s), (x + s, y + s), (x + s // 2, y)], fill=col)
+            img.save(root / cls / f"{seed}-{i}.png")
+    return root
+
+
+@pytest.fixture(scope="session")
+def tiny_vision(tmp_path_factory):
+    """A randomly initialised tiny timm network as a vision backbone folder (config.json with
+    architecture + pretrained_cfg, model.safetensors)."""
+    import json
+
+    import timm
+    from safetensors.torch import save_file
+
+    folder = tmp_path_factory.mktemp("tiny-vision")
+    model = timm.create_model("test_efficientnet", pretrained=False, num_classes=0)
+    save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+              str(folder / "model.safetensors"))
+    (folder / "config.json").write_text(json.dumps({
+        "architecture": "test_efficientnet", "num_classes": 0,
+        "pretrained_cfg": {"input_size": [3, 64, 64], "interpolation": "bilinear",
+                           "crop_pct": 0.9, "mean": [0.485, 0.456, 0.406],
+                           "std": [0.229, 0.224, 0.225]}}))
+    return str(folder)

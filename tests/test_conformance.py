@@ -18,6 +18,7 @@ from ronghe import strategies, tasks
 
 NER_DATA = Path(__file__).parent / "data" / "ner"
 TINY = "<tiny>"  # replaced by the tiny BERT's folder
+TINY_VISION = "<tiny-vision>"  # replaced by the tiny timm network's folder
 NET = {"model": TINY, "epochs": 1, "max_length": 32}
 # task -> strategy -> estimator kwargs for a fast fit, or "export"/"bundles" for strategies that
 # are built from fitted models rather than fitted
@@ -31,9 +32,11 @@ FIT = {
         "vote": "bundles", "onnx": "export"},
     "token-classification": {
         "classic": {}, "finetune": {**NET, "crf": True}, "lora": NET, "onnx": "export"},
+    "image-classification": {"classic": {}, "frozen": {"model": TINY_VISION}},
 }
 INPUTS = {"text-classification": ["a wonderful film, i loved it", "boring and awful", "", "ok"],
-          "token-classification": ["Angela Merkel flew to Vienna .", "", "Nothing here"]}
+          "token-classification": ["Angela Merkel flew to Vienna .", "", "Nothing here"],
+          "image-classification": None}  # test images, made by task_data
 CASES = [(t.name, s) for t in tasks.all_tasks() for s in t.strategies]
 
 
@@ -43,16 +46,23 @@ def test_every_registered_strategy_is_covered():
 
 
 @pytest.fixture(scope="module")
-def task_data():
-    from conftest import make_sentiment
+def task_data(tmp_path_factory):
+    from conftest import make_shapes, make_sentiment
 
+    root = tmp_path_factory.mktemp("shapes")
+    images = (ronghe.images.data.read(make_shapes(root / "train", 8, 0)),
+              ronghe.images.data.read(make_shapes(root / "test", 3, 1)))
+    INPUTS["image-classification"] = images[1].paths[:3]
     return {"text-classification": (make_sentiment(16, 0), make_sentiment(6, 1)),
             "token-classification": (ronghe.ner.read(NER_DATA / "en_train.conll"),
-                                     ronghe.ner.read(NER_DATA / "en_test.conll"))}
+                                     ronghe.ner.read(NER_DATA / "en_test.conll")),
+            "image-classification": images}
 
 
-def _kwargs(spec, tiny):
+def _kwargs(spec, tiny, tiny_vision=None):
     def swap(v):
+        if v == TINY_VISION:
+            return tiny_vision
         if v == TINY:
             return tiny
         if isinstance(v, dict):
@@ -62,7 +72,7 @@ def _kwargs(spec, tiny):
 
 
 @pytest.fixture(scope="module")
-def fitted(task_data, tiny_bert, tmp_path_factory):
+def fitted(task_data, tiny_bert, tiny_vision, tmp_path_factory):
     cache: dict = {}
 
     def get(task: str, name: str):
@@ -80,7 +90,7 @@ def fitted(task_data, tiny_bert, tmp_path_factory):
             paths = [str(get(task, m).save(root / m)) for m in ("classic", "frozen")]
             clf = est_cls(strategy=name, options={"bundles": paths}).fit(train, valid)
         else:
-            clf = est_cls(strategy=name, **_kwargs(how, tiny_bert))
+            clf = est_cls(strategy=name, **_kwargs(how, tiny_bert, tiny_vision))
             assert clf.fit(train, valid) is clf
         cache[(task, name)] = clf
         return clf
@@ -89,7 +99,7 @@ def fitted(task_data, tiny_bert, tmp_path_factory):
 
 
 def _same_predictions(a, b, inputs, task):
-    if task == "text-classification":
+    if task in ("text-classification", "image-classification"):
         np.testing.assert_array_equal(a.predict_proba(inputs), b.predict_proba(inputs))
     else:
         assert a.predict(inputs) == b.predict(inputs)

@@ -11,6 +11,14 @@ def __getattr__(name):
         from .ner import TokenClassifier
 
         return TokenClassifier
+    if name == "ImageClassifier":
+        from .images.estimator import ImageClassifier
+
+        return ImageClassifier
+    if name in ("ner", "images"):
+        import importlib
+
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(name)
 
 
@@ -19,4 +27,4 @@ try:
 except PackageNotFoundError:  # running from a source tree without install
     __version__ = "0.0.0"
 
-__all__ = ["TextClassifier", "TokenClassifier", "load", "__version__"]
+__all__ = ["ImageClassifier", "TextClassifier", "TokenClassifier", "load", "__version__"]

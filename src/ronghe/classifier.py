@@ -8,7 +8,7 @@ files become a ``data.Dataset``, the checks before training, probabilities and e
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import numpy as np
 import pandas as pd
@@ -38,7 +38,90 @@ def _as_dataset(X, y=None, *, role: str, require_labels: bool = True,
     return data.from_texts(list(X), None if y is None else list(y))
 
 
-class TextClassifier(ClassifierMixin, Estimator):
+class Classifier(ClassifierMixin, Estimator):
+    """What every classification task's estimator shares (text, images): one label per input,
+    ``classes_``, probabilities, the evaluation report, prediction records and the collapse
+    check. A subclass says how inputs become its data set (``_as_data``, ``_inputs``) and what
+    a record calls its input (``input_key``)."""
+
+    input_key: ClassVar[str] = "text"
+
+    def _inputs(self, X) -> tuple[list, "pd.DataFrame | None"]:
+        """The model inputs of ``X`` and its feature columns (or ``None``)."""
+        raise NotImplementedError
+
+    def _strategy_labels(self, train: Any) -> list:
+        return train.classes
+
+    def _set_labels(self, inner) -> None:
+        self.classes_ = label_array(inner.classes)
+
+    def _describe(self, train, valid) -> str:
+        return (f"{self.strategy} on {len(train)} {self.input_key}s ({len(train.classes)} "
+                f"classes), validating on {len(valid)}")
+
+    def _valid_metrics(self, valid: Any) -> dict:
+        pred = self.predict(valid)
+        out = metrics(valid.labels, pred, list(self.classes_), brief=True)
+        out["predicted_classes"] = len({label_key(p) for p in pred})
+        out["gold_classes"] = len({label_key(y) for y in valid.labels})
+        return out
+
+    def _fit_warnings(self, scores: dict, inner) -> list[str]:
+        n_gold = scores.get("gold_classes", 0)
+        if scores.get("predicted_classes", 2) > 1 or n_gold < 2:
+            return []
+        return [f"the model predicts one class for every validation example ({scores['n']} "
+                f"examples of {n_gold} classes): validation macro-F1 "
+                f"{scores.get('macro_f1', 0):.3f}. "
+                + self._collapse_hints(inner, self.data_.get("n_train", 0))]
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in ``classes_`` order. ``X``: a list of inputs (texts,
+        images), or a data set / DataFrame (which also carries feature columns when the model
+        uses them)."""
+        self._check_fitted()
+        inputs, features = self._inputs(X)
+        if not len(inputs):
+            return np.zeros((0, len(self.classes_)))
+        if self.strategy_.uses_features:
+            return self.strategy_.predict_proba(inputs, features)
+        return self.strategy_.predict_proba(inputs)
+
+    def predict(self, X) -> np.ndarray:
+        proba = self.predict_proba(X)
+        return self.classes_[proba.argmax(1)]
+
+    def evaluate(self, X, y=None) -> dict:
+        """Full report on labeled data: accuracy, macro/weighted F1, per-class scores, confusion
+        matrix. Labels the model never saw are reported and count as errors."""
+        self._check_fitted()
+        ds = self._as_data(X, y, role="evaluation data")
+        if ds.labels is None:
+            raise DataError(f"{ds.source}: evaluation needs labels, but no label column was found")
+        data.check_evaluation(list(self.classes_), ds, "evaluation", strict=False)
+        report = metrics(ds.labels, self.predict(ds), list(self.classes_))
+        report["notes"] = ds.notes
+        return report
+
+    def predict_records(self, X) -> list[dict]:
+        """One JSON-ready record per input: ``row`` (a data file's own 1-based row numbers;
+        else the position), the input (``text``, ``path`` ...), ``label``, ``score`` and all
+        class ``probabilities``."""
+        self._check_fitted()
+        inputs, _ = self._inputs(X)
+        rows = getattr(X, "rows", None)  # a data set's own row numbers
+        rows = rows if isinstance(rows, list) and rows else range(1, len(inputs) + 1)
+        recs = records(self.classes_, self.predict_proba(X))
+        return [{"row": r, self.input_key: self._shown(x), **rec}
+                for r, x, rec in zip(rows, inputs, recs)]
+
+    def _shown(self, x):
+        """An input as its prediction record shows it."""
+        return x
+
+
+class TextClassifier(Classifier):
     """Text classification with a pretrained backbone, a classic model, or both.
 
     >>> clf = TextClassifier(strategy="finetune", model="minilm", epochs=3).fit(train_df, valid_df)
@@ -77,32 +160,6 @@ class TextClassifier(ClassifierMixin, Estimator):
         data.check_evaluation(train.classes, valid, "validation" if strict else "evaluation",
                               train_texts=train.texts, strict=strict)
 
-    def _strategy_labels(self, train: data.Dataset) -> list:
-        return train.classes
-
-    def _set_labels(self, inner) -> None:
-        self.classes_ = label_array(inner.classes)
-
-    def _describe(self, train, valid) -> str:
-        return (f"{self.strategy} on {len(train)} examples ({len(train.classes)} classes), "
-                f"validating on {len(valid)}")
-
-    def _valid_metrics(self, valid: data.Dataset) -> dict:
-        pred = self.predict(valid)
-        out = metrics(valid.labels, pred, list(self.classes_), brief=True)
-        out["predicted_classes"] = len({label_key(p) for p in pred})
-        out["gold_classes"] = len({label_key(y) for y in valid.labels})
-        return out
-
-    def _fit_warnings(self, scores: dict, inner) -> list[str]:
-        n_gold = scores.get("gold_classes", 0)
-        if scores.get("predicted_classes", 2) > 1 or n_gold < 2:
-            return []
-        return [f"the model predicts one class for every validation example ({scores['n']} "
-                f"examples of {n_gold} classes): validation macro-F1 "
-                f"{scores.get('macro_f1', 0):.3f}. "
-                + self._collapse_hints(inner, self.data_.get("n_train", 0))]
-
     def _check_outputs(self) -> None:
         if self.feature_cols:  # a prediction needs real values of the tabular columns: not run
             return
@@ -132,33 +189,6 @@ class TextClassifier(ClassifierMixin, Estimator):
             warn("%s", long_note)
         return texts, None
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, columns in ``classes_`` order. ``X``: a list of texts, or a
-        DataFrame / ``Dataset`` (which also carries feature columns when the model uses them)."""
-        self._check_fitted()
-        texts, features = self._inputs(X)
-        if not texts:
-            return np.zeros((0, len(self.classes_)))
-        if self.strategy_.uses_features:
-            return self.strategy_.predict_proba(texts, features)
-        return self.strategy_.predict_proba(texts)
-
-    def predict(self, X) -> np.ndarray:
-        proba = self.predict_proba(X)
-        return self.classes_[proba.argmax(1)]
-
-    def evaluate(self, X, y=None) -> dict:
-        """Full report on labeled data: accuracy, macro/weighted F1, per-class scores, confusion
-        matrix. Labels the model never saw are reported and count as errors."""
-        self._check_fitted()
-        ds = self._as_data(X, y, role="evaluation data")
-        if ds.labels is None:
-            raise DataError(f"{ds.source}: evaluation needs labels, but no label column was found")
-        data.check_evaluation(list(self.classes_), ds, "evaluation", strict=False)
-        report = metrics(ds.labels, self.predict(ds), list(self.classes_))
-        report["notes"] = ds.notes
-        return report
-
     def merged(self) -> "TextClassifier":
         """A parameter-efficient model (lora, adalora, ia3) as a plain ``finetune`` model with
         the adapter merged into full weights (``ronghe export --merge``)."""
@@ -168,14 +198,6 @@ class TextClassifier(ClassifierMixin, Estimator):
                               f"'{self.strategy}'")
         return self.with_strategy(self.strategy_.to_finetune())
 
-    def predict_records(self, X) -> list[dict]:
-        """One JSON-ready record per input: ``row`` (a data file's own 1-based row numbers;
-        else the position), ``text``, ``label``, ``score`` and all class ``probabilities``."""
-        self._check_fitted()
-        texts, _ = self._inputs(X)
-        rows = X.rows if isinstance(X, data.Dataset) else range(1, len(texts) + 1)
-        recs = records(self.classes_, self.predict_proba(X))
-        return [{"row": r, "text": t, **rec} for r, t, rec in zip(rows, texts, recs)]
 
 
 def load(path: str | Path) -> TextClassifier:

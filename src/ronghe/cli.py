@@ -227,6 +227,8 @@ def _text_col_help(what: str) -> str:
 @command
 def predict(
     bundle: Path = typer.Argument(..., help="bundle folder"),
+    files: Optional[list[str]] = typer.Argument(None, help="image files, folders or quoted globs "
+                                                            "(image bundles)"),
     text: list[str] = typer.Option([], "--text", "-t", help="a text to predict on (repeatable)"),
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="file of inputs"),
     output: Optional[Path] = typer.Option(None, "--output", help="write JSON lines here (default stdout)"),
@@ -237,10 +239,14 @@ def predict(
     from . import load
     from .bundle import write_text_atomic
 
-    if bool(text) == bool(input):
-        raise ConfigError("give either --text (one or more) or --input FILE")
+    if sum(map(bool, (text, input, files))) != 1:
+        raise ConfigError("give one of: --text (one or more), --input FILE, or image files/"
+                          "folders/globs after the bundle")
     clf = load(bundle)
-    inputs = _bundle_reader(clf, text_col)(input, labeled=False) if input else list(text)
+    if files:
+        inputs = clf.task_spec().read_inputs(files)
+    else:
+        inputs = _bundle_reader(clf, text_col)(input, labeled=False) if input else list(text)
     lines = [json.dumps(r, ensure_ascii=False) for r in clf.predict_records(inputs)]
     if output:
         write_text_atomic(output, "\n".join(lines) + "\n")

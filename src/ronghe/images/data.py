@@ -53,6 +53,7 @@ class ImageSet:
     texts: list[str] | None = None
     features: "object | None" = None  # pandas DataFrame of numeric/categorical columns
     source: str = "<list>"
+    label_col: str | None = None
     rows: list[int] = field(default_factory=list)
     hashes: list[str] = field(default_factory=list)
     sizes: list[tuple[int, int]] = field(default_factory=list)  # (width, height) after EXIF
@@ -61,6 +62,11 @@ class ImageSet:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    @property
+    def inputs(self) -> list[str]:
+        """What a model predicts on: the image paths."""
+        return self.paths
 
     def subset(self, idx) -> "ImageSet":
         arr = np.asarray(idx)
@@ -72,7 +78,8 @@ class ImageSet:
             return None if xs is None else [xs[i] for i in idx]
         feats = None if self.features is None else self.features.iloc[idx].reset_index(drop=True)
         return ImageSet(paths=pick(self.paths), labels=pick(self.labels), texts=pick(self.texts),
-                        features=feats, source=self.source, rows=pick(self.rows) or [],
+                        features=feats, source=self.source, label_col=self.label_col,
+                        rows=pick(self.rows) or [],
                         hashes=pick(self.hashes) or [], sizes=pick(self.sizes) or [],
                         bad=list(self.bad), notes=list(self.notes))
 
@@ -251,7 +258,7 @@ def _table_items(path: Path, labeled: bool, path_col, label_col, text_col, featu
 
         feats = df[list(feature_cols)].reset_index(drop=True)
         feats = feats.apply(_numeric_if_possible)
-    return paths, labels, texts, feats, list(range(2, len(df) + 2))
+    return paths, labels, texts, feats, list(range(2, len(df) + 2)), lcol
 
 
 def read(path, *, labeled: bool | None = True, path_col: str | None = None,
@@ -268,8 +275,9 @@ def read(path, *, labeled: bool | None = True, path_col: str | None = None,
     if root.is_dir():
         files, labels = _folder_items(root, bool(labeled))
         rows = list(range(1, len(files) + 1))
+        lcol = "<class sub-folder>" if labeled else None
     else:
-        files, labels, texts, feats, rows = _table_items(root, labeled, path_col, label_col,
+        files, labels, texts, feats, rows, lcol = _table_items(root, labeled, path_col, label_col,
                                                          text_col, feature_cols)
     if not files:
         raise DataError(f"{root}: no images found (extensions: {', '.join(EXTENSIONS)})")
@@ -303,8 +311,8 @@ def read(path, *, labeled: bool | None = True, path_col: str | None = None,
         return None if xs is None else [xs[i] for i in keep]
     ds = ImageSet(paths=[str(files[i]) for i in keep], labels=pick(labels), texts=pick(texts),
                   features=None if feats is None else feats.iloc[keep].reset_index(drop=True),
-                  source=str(root), rows=[rows[i] for i in keep], hashes=hashes, sizes=sizes,
-                  bad=bad)
+                  source=str(root), label_col=lcol, rows=[rows[i] for i in keep], hashes=hashes,
+                  sizes=sizes, bad=bad)
     if bad:
         note = (f"left out {len(bad)} of {len(files)} images that cannot be used "
                 f"(--skip-bad-images), e.g. {bad[0][0]}: {bad[0][1]}")
@@ -336,3 +344,28 @@ def from_paths(paths, labels=None, *, max_pixels: int | None = None) -> ImageSet
                         + "\n  ".join(bad[:_MAX_LISTED]))
     return ImageSet(paths=[str(f) for f in files], labels=None if labels is None else list(labels),
                     rows=list(range(1, len(files) + 1)), hashes=hashes, sizes=sizes)
+
+
+def collect(patterns: list[str], max_pixels: int | None = None) -> ImageSet:
+    """Files, folders (recursively) and globs -> one ``ImageSet`` of every image they name; a
+    pattern that names nothing, or a file that does not decode, is an error naming it."""
+    import glob
+
+    files: list[Path] = []
+    for pat in patterns:
+        p = Path(pat).expanduser()
+        if p.is_dir():
+            found, _ = _folder_items(p, labeled=False)
+        elif p.is_file():
+            found = [p]
+        elif glob.has_magic(str(pat)):
+            found = sorted(Path(f) for f in glob.glob(str(p), recursive=True)
+                           if Path(f).is_file() and Path(f).suffix.lower() in EXTENSIONS)
+        else:
+            raise DataError(f"{pat}: no such file or folder")
+        if not found:
+            raise DataError(f"{pat}: no images found (extensions: {', '.join(EXTENSIONS)})")
+        files += found
+    ds = from_paths(files, max_pixels=max_pixels)
+    ds.source = ", ".join(patterns[:3]) + (" ..." if len(patterns) > 3 else "")
+    return ds

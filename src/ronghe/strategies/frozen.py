@@ -47,11 +47,11 @@ class Frozen(Strategy):
         return (self.embed(texts) - self.mean) / self.scale
 
     def fit(self, train, valid):
-        X = self.embed(train.texts)
+        X = self.embed(train.inputs)
         self.mean = X.mean(0)
         self.scale = X.std(0) + 1e-6
         X = (X - self.mean) / self.scale
-        Xv = self._scaled(valid.texts) if valid is not None else None
+        Xv = self._scaled(valid.inputs) if valid is not None else None
         yv = self.label_ids(valid.labels) if valid is not None else None
         self.model, self.history = linear.fit_logreg(
             X, self.label_ids(train.labels), Xv, yv, self.config.C_grid, self.config.seed,

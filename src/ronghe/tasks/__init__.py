@@ -14,6 +14,7 @@ DEFAULT = "text-classification"  # what --task defaults to
 REGISTRY: dict[str, str | Task] = {
     "text-classification": "ronghe.tasks.text_classification:TASK",
     "token-classification": "ronghe.ner.task:TASK",
+    "image-classification": "ronghe.images.task:TASK",
 }
 
 

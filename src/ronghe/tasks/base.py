@@ -70,6 +70,11 @@ class Task:
         """(train, held-out) parts of a data set, seeded."""
         raise NotImplementedError
 
+    def read_inputs(self, paths: list[str]):
+        """What ``ronghe predict BUNDLE PATH...`` predicts on (tasks whose inputs are files)."""
+        raise ConfigError(f"{self.cli_name} models predict on --text or --input FILE, not on "
+                          f"paths after the bundle ({', '.join(paths[:3])})")
+
     def inputs(self, data) -> list:
         """Raw inputs of a data set, as ``Estimator.predict`` takes them (latency probes)."""
         return list(data.texts)

@@ -132,7 +132,30 @@ class ServingModel:
         return records(self.classes, proba)
 
 
-class TextClassification(Task):
+class ClassificationTask(Task):
+    """What every one-label-per-input task shares (text, images): its scores, the evaluation
+    report with the confusion-matrix plot, and the split."""
+
+    score = "macro_f1"
+    summary = ("accuracy", "macro_f1")
+    gate_metric = "accuracy"
+
+    def split(self, data_set, fraction: float, seed: int):
+        from .. import data
+
+        return data.split(data_set, fraction, seed)
+
+    def markdown(self, report: dict, title: str) -> str:
+        return markdown(report, title)
+
+    def write_report(self, report: dict, out: Path, title: str) -> dict[str, Path]:
+        """``.json``, ``.md`` and the confusion matrix as ``.png``."""
+        paths = super().write_report(report, out, title)
+        paths["png"] = plot_confusion(report, Path(out).with_suffix(".png"), title)
+        return paths
+
+
+class TextClassification(ClassificationTask):
     name = "text-classification"
     cli_name = "text"
     description = "one label per text (sentiment, intent, topic ...), optionally with tabular columns"
@@ -154,13 +177,10 @@ class TextClassification(Task):
         "onnx": "ronghe.runtime.onnx:OnnxStrategy",
     }
     default_strategy = "finetune"
-    score = "macro_f1"
-    summary = ("accuracy", "macro_f1")
     portfolio = ("classic", "frozen", "concat", "stack", "finetune", "weighted")
     cost_order = ("classic", "frozen", "concat", "stack", "contrastive", "ia3", "lora", "adalora",
                   "prefix", "finetune", "weighted")
     data_options = ("text_col", "label_col", "feature_cols")
-    gate_metric = "accuracy"
     compressions = ("int8", "int8-static", "bf16", "prune")
     exporter = "ronghe.compression.export"
 
@@ -170,20 +190,6 @@ class TextClassification(Task):
 
         return data.load(path, text_col=text_col, label_col=label_col, feature_cols=feature_cols,
                          require_labels=labeled, on_empty="drop" if labeled else "keep")
-
-    def split(self, data_set, fraction: float, seed: int):
-        from .. import data
-
-        return data.split(data_set, fraction, seed)
-
-    def markdown(self, report: dict, title: str) -> str:
-        return markdown(report, title)
-
-    def write_report(self, report: dict, out: Path, title: str) -> dict[str, Path]:
-        """``.json``, ``.md`` and the confusion matrix as ``.png``."""
-        paths = super().write_report(report, out, title)
-        paths["png"] = plot_confusion(report, Path(out).with_suffix(".png"), title)
-        return paths
 
     def serving_model(self, estimator) -> ServingModel:
         return ServingModel(estimator)

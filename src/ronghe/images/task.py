@@ -1,0 +1,56 @@
+"""Image classification: the task's declaration.
+
+Its parts live beside this file: reading and checking images (``data.py``), the estimator
+(``estimator.py``) and the strategies (``classic.py``: HOG + colour histograms; ``frozen.py``:
+pooled features of a pretrained vision backbone). Scores, the evaluation report and the
+confusion-matrix plot are classification's (``tasks.text_classification.ClassificationTask``).
+"""
+
+from __future__ import annotations
+
+from ..tasks.text_classification import ClassificationTask
+
+
+class ImageClassification(ClassificationTask):
+    name = "image-classification"
+    cli_name = "image"
+    description = ("one label per image (an image folder with a sub-folder per class, or a table "
+                   "of image paths)")
+    estimator = "ronghe.images.estimator:ImageClassifier"
+    strategies = {
+        "classic": "ronghe.images.classic:Classic",
+        "frozen": "ronghe.images.frozen:Frozen",
+    }
+    default_strategy = "frozen"
+    portfolio = ("classic", "frozen")
+    cost_order = ("classic", "frozen")
+    data_options = ("label_col", "feature_cols", "skip_bad_images")
+    compressions = ()
+    compression_note = "image models cannot be exported or compressed yet"
+    label_noun = "classes"
+
+    def read(self, path, *, labeled: bool = True, label_col=None, feature_cols=None,
+             skip_bad_images: bool = False, **_):
+        from . import data
+
+        return data.read(path, labeled=labeled, label_col=label_col, feature_cols=feature_cols,
+                         skip_bad_images=skip_bad_images)
+
+    def read_inputs(self, paths: list[str]):
+        """Image files, folders (recursively) and globs (``"photos/*.jpg"``) as one ImageSet,
+        in the order given (each folder's and glob's files sorted)."""
+        from . import data
+
+        return data.collect(paths)
+
+    def inputs(self, data_set) -> list:
+        return list(data_set.paths)
+
+    def serving_model(self, estimator):
+        from ..errors import ConfigError
+
+        raise ConfigError("serving image models is not available yet: predict with "
+                          "`ronghe predict BUNDLE IMAGES...` (issue 14)")
+
+
+TASK = ImageClassification()
