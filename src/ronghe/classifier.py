@@ -44,7 +44,8 @@ class Classifier(ClassifierMixin, Estimator):
     check. A subclass says how inputs become its data set (``_as_data``, ``_inputs``) and what
     a record calls its input (``input_key``)."""
 
-    input_key: ClassVar[str] = "text"
+    input_key: ClassVar[str] = "text"  # what a prediction record calls its input
+    input_noun: ClassVar[str] = "texts"  # and what messages call the inputs
 
     def _inputs(self, X) -> tuple[list, "pd.DataFrame | None"]:
         """The model inputs of ``X`` and its feature columns (or ``None``)."""
@@ -57,7 +58,7 @@ class Classifier(ClassifierMixin, Estimator):
         self.classes_ = label_array(inner.classes)
 
     def _describe(self, train, valid) -> str:
-        return (f"{self.strategy} on {len(train)} {self.input_key}s ({len(train.classes)} "
+        return (f"{self.strategy} on {len(train)} {self.input_noun} ({len(train.classes)} "
                 f"classes), validating on {len(valid)}")
 
     def _valid_metrics(self, valid: Any) -> dict:
@@ -100,9 +101,15 @@ class Classifier(ClassifierMixin, Estimator):
         if ds.labels is None:
             raise DataError(f"{ds.source}: evaluation needs labels, but no label column was found")
         data.check_evaluation(list(self.classes_), ds, "evaluation", strict=False)
-        report = metrics(ds.labels, self.predict(ds), list(self.classes_))
+        proba = self.predict_proba(ds)
+        report = metrics(ds.labels, self.classes_[proba.argmax(1)], list(self.classes_))
+        report.update(self._report_extras(ds, proba))
         report["notes"] = ds.notes
         return report
+
+    def _report_extras(self, ds, proba: np.ndarray) -> dict:
+        """Task-specific additions to the evaluation report (images: the confident mistakes)."""
+        return {}
 
     def predict_records(self, X) -> list[dict]:
         """One JSON-ready record per input: ``row`` (a data file's own 1-based row numbers;

@@ -163,6 +163,9 @@ def train(
     config: Optional[Path] = typer.Option(None, help="YAML/TOML/JSON file with any of these options"),
     task: Optional[str] = typer.Option(None, help=_task_help() + " [default: text]"),
     crf: bool = typer.Option(False, "--crf", help="ner finetune: decode with a jointly trained CRF layer"),
+    skip_bad_images: bool = typer.Option(False, "--skip-bad-images",
+                                         help="image: leave out files that do not decode (listed "
+                                              "in the report) instead of stopping"),
     run_dir: Optional[Path] = typer.Option(None, help="checkpoints, metrics.csv, TensorBoard events "
                                                       "[default: OUT.run for network strategies]"),
     resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --run-dir"),
@@ -183,7 +186,8 @@ def train(
                  batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, seed=seed,
                  valid_fraction=valid_fraction, device=device, precision=precision,
                  text_col=text_col, label_col=label_col, run_dir=run_dir,
-                 feature_cols=feature_cols, init_from=init_from, crf=crf or None)
+                 feature_cols=feature_cols, init_from=init_from, crf=crf or None,
+                 skip_bad_images=skip_bad_images or None)
     values.update({k: v for k, v in flags.items() if v is not None})
     if isinstance(values.get("feature_cols"), str):
         values["feature_cols"] = [c.strip() for c in values["feature_cols"].split(",") if c.strip()]

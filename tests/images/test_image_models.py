@@ -76,3 +76,47 @@ def test_frozen_and_classic_learn_shapes_and_predict_on_paths(tmp_path, tiny_vis
         again = ronghe.load(path)
         probe = [str(p) for p in sorted((test / "circle").iterdir())]
         np.testing.assert_array_equal(again.predict_proba(probe), clf.predict_proba(probe))
+
+
+def test_cli_train_predict_evaluate_with_contact_sheet(tmp_path):
+    """`ronghe train --task image`, predict on a glob, and evaluate on mislabelled copies: the
+    report lists the confident mistakes and draws them as a contact sheet."""
+    import shutil
+
+    from typer.testing import CliRunner
+
+    from conftest import make_shapes
+    from ronghe.cli import app
+
+    data = make_shapes(tmp_path / "data", 10, 0)
+    (data / "circle" / "broken.png").write_bytes(b"\x89PNG not really")
+    runner = CliRunner()
+    r = runner.invoke(app, ["train", str(data), "--task", "image", "--strategy", "classic",
+                            "--out", str(tmp_path / "m"), "--quiet"])
+    assert r.exit_code == 2 and "broken.png" in r.output and "--skip-bad-images" in r.output
+    assert not (tmp_path / "m").exists()
+    r = runner.invoke(app, ["train", str(data), "--task", "image", "--strategy", "classic",
+                            "--skip-bad-images", "--out", str(tmp_path / "m"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    manifest = json.loads((tmp_path / "m" / "ronghe.json").read_text())
+    assert manifest["task"] == "image-classification"
+    assert manifest["data"]["images"]["n_bad"] == 1
+    assert manifest["data"]["images"]["bad"][0]["path"].endswith("broken.png")
+    r = runner.invoke(app, ["predict", str(tmp_path / "m"), str(data / "square" / "*.png")])
+    assert r.exit_code == 0, r.output
+    recs = [json.loads(line) for line in r.stdout.strip().splitlines()]
+    assert len(recs) == 10 and all(rec["path"].endswith(".png") for rec in recs)
+    swapped = tmp_path / "swapped"
+    shutil.copytree(data / "circle", swapped / "square")
+    shutil.copytree(data / "square", swapped / "circle")
+    (swapped / "square" / "broken.png").unlink()
+    r = runner.invoke(app, ["evaluate", str(tmp_path / "m"), str(swapped), "--out",
+                            str(tmp_path / "rep" / "r.json"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    rep = json.loads((tmp_path / "rep" / "r.json").read_text())
+    assert rep["n_mistakes"] >= 15 and rep["accuracy"] <= 0.25
+    scores = [m["score"] for m in rep["mistakes"]]
+    assert scores == sorted(scores, reverse=True)
+    sheet = Image.open(tmp_path / "rep" / "r.mistakes.png")
+    assert sheet.size[0] > 600 and sheet.size[1] > 400
+    assert "most confident" in (tmp_path / "rep" / "r.md").read_text()

@@ -41,6 +41,7 @@ class ImageClassifier(Classifier):
 
     task = "image-classification"
     input_key = "path"
+    input_noun = "images"
     not_config = ("strategy", "options", "run_dir", "feature_cols", "skip_bad_images")
 
     def __init__(self, strategy: str = "frozen", model: str | None = None, *,
@@ -111,6 +112,21 @@ class ImageClassifier(Classifier):
             raise DataError(f"images must be paths, bytes or PIL images; items {bad[:10]} are "
                             f"{sorted({type(items[i]).__name__ for i in bad})}")
         return items, None
+
+    def _report_extras(self, ds, proba: np.ndarray, n: int = 24) -> dict:
+        """The ``n`` most confident mistakes (path, true and predicted label, score), for the
+        report's contact sheet: people check a model by looking at what it gets wrong."""
+        from ..tasks.text_classification import label_key
+
+        pred = proba.argmax(1)
+        wrong = [i for i, (y, k) in enumerate(zip(ds.labels, pred))
+                 if label_key(y) != label_key(self.classes_[k])]
+        wrong.sort(key=lambda i: -proba[i, pred[i]])
+        return {"mistakes": [{"path": ds.paths[i], "row": ds.rows[i] if ds.rows else i + 1,
+                              "true": label_key(ds.labels[i]),
+                              "predicted": label_key(self.classes_[pred[i]]),
+                              "score": round(float(proba[i, pred[i]]), 4)} for i in wrong[:n]],
+                "n_mistakes": len(wrong)}
 
     def _shown(self, x):
         return str(x) if isinstance(x, (str, Path)) else f"<{type(x).__name__}>"

@@ -36,6 +36,32 @@ class ImageClassification(ClassificationTask):
         return data.read(path, labeled=labeled, label_col=label_col, feature_cols=feature_cols,
                          skip_bad_images=skip_bad_images)
 
+    def markdown(self, report: dict, title: str) -> str:
+        from ..tasks.text_classification import markdown
+
+        text = markdown(report, title)
+        if report.get("mistakes"):
+            text += (f"\n{report['n_mistakes']} mistakes; the most confident "
+                     f"{len(report['mistakes'])} are in the contact sheet (`.mistakes.png`):\n\n"
+                     "| image | true | predicted | score |\n|---|---|---|---:|\n")
+            text += "".join(f"| {m['path']} | {m['true']} | {m['predicted']} | {m['score']:.3f} |\n"
+                            for m in report["mistakes"])
+        return text
+
+    def write_report(self, report: dict, out, title: str) -> dict:
+        """``.json``, ``.md``, the confusion matrix ``.png`` and the contact sheet of the most
+        confident mistakes ``.mistakes.png``."""
+        from pathlib import Path
+
+        from .report import contact_sheet
+
+        paths = super().write_report(report, out, title)
+        if report.get("mistakes"):
+            paths["mistakes"] = contact_sheet(report["mistakes"],
+                                              Path(out).with_suffix(".mistakes.png"),
+                                              f"{title}: most confident mistakes")
+        return paths
+
     def read_inputs(self, paths: list[str]):
         """Image files, folders (recursively) and globs (``"photos/*.jpg"``) as one ImageSet,
         in the order given (each folder's and glob's files sorted)."""
