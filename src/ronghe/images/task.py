@@ -2,7 +2,8 @@
 
 Its parts live beside this file: reading and checking images (``data.py``), the estimator
 (``estimator.py``) and the strategies (``classic.py``: HOG + colour histograms; ``frozen.py``:
-pooled features of a pretrained vision backbone). Scores, the evaluation report and the
+pooled features of a pretrained vision backbone; ``finetune.py``: the backbone trained end to
+end). Scores, the evaluation report and the
 confusion-matrix plot are classification's (``tasks.text_classification.ClassificationTask``).
 """
 
@@ -20,10 +21,11 @@ class ImageClassification(ClassificationTask):
     strategies = {
         "classic": "ronghe.images.classic:Classic",
         "frozen": "ronghe.images.frozen:Frozen",
+        "finetune": "ronghe.images.finetune:Finetune",
     }
     default_strategy = "frozen"
-    portfolio = ("classic", "frozen")
-    cost_order = ("classic", "frozen")
+    portfolio = ("classic", "frozen", "finetune")
+    cost_order = ("classic", "frozen", "finetune")
     data_options = ("label_col", "feature_cols", "skip_bad_images")
     compressions = ()
     compression_note = "image models cannot be exported or compressed yet"

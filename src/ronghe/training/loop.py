@@ -65,7 +65,7 @@ class LoopConfig:
         return cls(**{**values, **overrides})
 
 
-_LAYER = re.compile(r"\.layers?\.(\d+)\.")
+_LAYER = re.compile(r"\.(?:layers?|blocks|stages)\.(\d+)\.")  # BERT layers, timm blocks/stages
 
 
 def default_head_lr(learning_rate: float) -> float:
@@ -102,6 +102,26 @@ def param_groups(model: nn.Module, cfg: LoopConfig) -> list[dict]:
     return [{"params": ps, "lr": lr, "weight_decay": wd} for (lr, wd), ps in groups.items()]
 
 
+class TokenBatcher:
+    """How the loop batches token-id sequences: length-grouped shuffled batches (little
+    padding), padded to each batch's longest. Other inputs (images) bring their own batcher:
+    ``order(batch_size, rng) -> list of index lists`` and ``batch(idx) -> the model's kwargs``;
+    the order must come from ``rng`` alone, so that a resumed run replays it exactly."""
+
+    def __init__(self, ids: list[list[int]], pad_id: int):
+        self.ids, self.pad_id = ids, pad_id
+        self.lengths = [len(s) for s in ids]
+
+    def order(self, batch_size: int, rng: np.random.Generator) -> list[list[int]]:
+        return length_grouped_batches(self.lengths, batch_size, rng)
+
+    def batch(self, idx: list[int]) -> dict:
+        return collate([self.ids[i] for i in idx], self.pad_id)
+
+
+Batcher = TokenBatcher  # the protocol, by example
+
+
 class Loop:
     """One training run. ``run()`` is the loop; the attributes are what callbacks may read."""
 
@@ -109,8 +129,10 @@ class Loop:
                  evaluate: Callable[[], dict], cfg: LoopConfig, device: torch.device,
                  dtype: torch.dtype | None, loss_fn: nn.Module | None = None,
                  callbacks: list[Callback] | None = None, run_dir: Path | None = None,
-                 resume: bool = False, extra_loss: Callable[[], torch.Tensor] | None = None):
+                 resume: bool = False, extra_loss: Callable[[], torch.Tensor] | None = None,
+                 batcher: "Batcher | None" = None):
         self.model, self.ids, self.pad_id, self.cfg = model, ids, pad_id, cfg
+        self.batcher = batcher or TokenBatcher(ids, pad_id)
         self.labels = torch.as_tensor(labels, dtype=torch.long)
         self.evaluate, self.device, self.dtype = evaluate, device, dtype
         self.loss_fn = loss_fn or nn.CrossEntropyLoss()
@@ -128,7 +150,7 @@ class Loop:
 
     def _loss(self, batch, y) -> torch.Tensor:
         with autocast(self.device, self.dtype):
-            logits = self.model(batch["input_ids"], batch["attention_mask"])
+            logits = self.model(**batch)
         loss = self.loss_fn(logits.float(), y)
         if self.extra_loss is not None:
             loss = loss + self.extra_loss()
@@ -153,7 +175,7 @@ class Loop:
         set_seed(cfg.seed)
         rng = np.random.default_rng(cfg.seed)
         self.optimizer = adamw(param_groups(self.model, cfg), cfg.learning_rate, self.device)
-        per_epoch = steps_per_epoch(len(self.ids), cfg.batch_size)
+        per_epoch = steps_per_epoch(len(self.labels), cfg.batch_size)
         total = cfg.epochs * per_epoch
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer,
                                                          int(cfg.warmup_ratio * total), total)
@@ -178,22 +200,20 @@ class Loop:
                 rng.bit_generator.state = epoch_rng["before"]
                 resumed_running = tuple(pos.get("running", (0.0, 0)))
             info("resuming from %s: epoch %d, step %d", self.run_dir, start_epoch, self.global_step)
-        lengths = [len(s) for s in self.ids]
         for cb in self.callbacks:
             cb.on_train_begin(self)
         for epoch in range(start_epoch, cfg.epochs + 1):
             self.epoch = epoch
             self.model.train()
             epoch_rng = {"before": rng.bit_generator.state}
-            batches = length_grouped_batches(lengths, cfg.batch_size, rng)
+            batches = self.batcher.order(cfg.batch_size, rng)
             epoch_rng["after"] = rng.bit_generator.state
             running, seen = resumed_running if skip else (0.0, 0)
-            with progress(f"epoch {epoch}/{cfg.epochs}", len(self.ids)) as bar:
+            with progress(f"epoch {epoch}/{cfg.epochs}", len(self.labels)) as bar:
                 for step, idx in enumerate(batches):
                     if step < skip:
                         continue
-                    batch = {k: v.to(self.device)
-                             for k, v in collate([self.ids[i] for i in idx], self.pad_id).items()}
+                    batch = {k: v.to(self.device) for k, v in self.batcher.batch(idx).items()}
                     y = self.labels[idx].to(self.device)
                     if adversary is None:
                         loss = self._loss(batch, y)
@@ -229,7 +249,7 @@ class Loop:
             else:
                 self.stale += 1
                 if self.stale >= cfg.patience:
-                    info("early stopping: no macro-F1 gain for %d epochs", self.stale)
+                    info("early stopping: no %s gain for %d epochs", cfg.monitor, self.stale)
                     self.should_stop = True
             for cb in self.callbacks:
                 cb.on_epoch_end(self, row)
