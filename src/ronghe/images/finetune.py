@@ -53,6 +53,9 @@ class FinetuneConfig(StrategyConfig, TrainingFields):
                                                               "fine-tune at higher rates than "
                                                               "transformers")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:0 ...")
+    image_size: int | None = Field(None, ge=16, le=1024, description="input side; default: the "
+                                                                     "backbone's (224 for "
+                                                                     "efficientnet-lite0)")
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     freeze: Literal["none", "backbone"] = Field("none", description="backbone = train the head only")
     freeze_blocks: int = Field(0, ge=0, description="freeze the stem and the first k blocks")
@@ -137,7 +140,7 @@ class Finetune(Strategy):
         c = self.config
         loop.set_seed(c.seed)
         self._setup(load_vision(self.backbone.path),
-                    Preprocess.from_config(preprocess_config(self.backbone.path)))
+                    Preprocess.from_config(preprocess_config(self.backbone.path), c.image_size))
         self.config_json = (self.backbone.path / "config.json").read_text()
         images = decode(train.inputs)
         valid_images = decode(valid.inputs)

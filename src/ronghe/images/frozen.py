@@ -28,6 +28,9 @@ class FrozenConfig(StrategyConfig):
                                                          "folder or hub id")
     batch_size: int = Field(32, ge=1)
     device: str = Field("auto", description="auto, cpu, cuda, cuda:0 ...")
+    image_size: int | None = Field(None, ge=16, le=1024, description="input side; default: the "
+                                                                     "backbone's (224 for "
+                                                                     "efficientnet-lite0)")
     C_grid: list[float] = Field([0.03, 0.1, 0.3, 1.0, 3.0], min_length=1,
                                 description="C values tried; the best on validation is kept")
     max_iter: int = 2000
@@ -36,18 +39,19 @@ class FrozenConfig(StrategyConfig):
 class VisionEmbedder:
     """Pooled backbone features of RGB images, batched, cached per image content."""
 
-    def __init__(self, path, sha256: str, batch_size: int = 32, device: str = "auto"):
+    def __init__(self, path, sha256: str, batch_size: int = 32, device: str = "auto",
+                 image_size: int | None = None):
         import torch
 
         from ..backbones.vision import load_vision, preprocess_config
         from ..modeling import pick_device
         from .preprocess import Preprocess
 
-        self.sha256 = sha256
         self.batch_size = batch_size
         self.device = pick_device(device)
         self.model = load_vision(path).to(self.device).eval()
-        self.preprocess = Preprocess.from_config(preprocess_config(path))
+        self.preprocess = Preprocess.from_config(preprocess_config(path), image_size)
+        self.sha256 = f"{sha256}:{self.preprocess.size}"  # the cache key: weights and size
         self._torch = torch
 
     def __call__(self, images) -> np.ndarray:
@@ -91,5 +95,5 @@ class Frozen(TextFrozen):
         if getattr(self, "_emb", None) is None:
             c = self.config
             self._emb = VisionEmbedder(self.backbone.path, self.backbone.sha256, c.batch_size,
-                                       c.device)
+                                       c.device, c.image_size)
         return self._emb

@@ -29,9 +29,12 @@ class Preprocess:
     std: tuple[float, float, float]
 
     @classmethod
-    def from_config(cls, cfg: dict) -> "Preprocess":
-        size = cfg["input_size"]
-        size = int(size[-1] if isinstance(size, (list, tuple)) else size)
+    def from_config(cls, cfg: dict, size: int | None = None) -> "Preprocess":
+        """From a ``pretrained_cfg``; ``size`` overrides its input side (e.g. 112 for
+        28-pixel scans: convolutional backbones accept any size, and smaller is faster)."""
+        if size is None:
+            size = cfg["input_size"]
+            size = int(size[-1] if isinstance(size, (list, tuple)) else size)
         return cls(size, float(cfg.get("crop_pct") or 1.0), str(cfg.get("interpolation", "bicubic")),
                    tuple(float(x) for x in cfg["mean"]), tuple(float(x) for x in cfg["std"]))
 
