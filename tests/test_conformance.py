@@ -33,7 +33,7 @@ FIT = {
     "token-classification": {
         "classic": {}, "finetune": {**NET, "crf": True}, "lora": NET, "onnx": "export"},
     "image-classification": {"classic": {}, "frozen": {"model": TINY_VISION},
-                             "finetune": {"model": TINY_VISION, "epochs": 1}},
+                             "finetune": {"model": TINY_VISION, "epochs": 1}, "onnx": "export"},
 }
 INPUTS = {"text-classification": ["a wonderful film, i loved it", "boring and awful", "", "ok"],
           "token-classification": ["Angela Merkel flew to Vienna .", "", "Nothing here"],

@@ -141,3 +141,34 @@ def test_finetune_efficientnet_lite0_learns_and_round_trips(tmp_path, monkeypatc
     again = ronghe.load(path)
     probe = [str(p) for p in sorted((test / "triangle").iterdir())]
     np.testing.assert_allclose(again.predict_proba(probe), clf.predict_proba(probe), atol=1e-6)
+
+
+def test_onnx_export_predicts_without_torch_and_matches(tmp_path, tiny_vision):
+    """`export --format onnx` of a fine-tuned image model: parity with the torch model on real
+    files, and the bundle predicts in a process where torch cannot be imported."""
+    from conftest import make_shapes, run_without_torch
+    from ronghe.compression.export import export
+    from ronghe.errors import ConfigError
+
+    train = make_shapes(tmp_path / "train", 6, 0)
+    clf = ronghe.ImageClassifier(strategy="finetune", model=tiny_vision, epochs=1).fit(train)
+    probe = ronghe.images.data.read(make_shapes(tmp_path / "probe", 2, 1))
+    onnx_clf = export(clf, format="onnx", inputs=probe)
+    check = onnx_clf.compression_["parity"]
+    assert check["inputs"] == 6 and check["max_abs_logits_diff"] < 1e-4
+    assert check["label_agreement"] == 1.0
+    path = onnx_clf.save(tmp_path / "onnx")
+    ref = clf.predict_proba(probe.paths)
+    r = run_without_torch(
+        "import json, sys, ronghe\n"
+        f"m = ronghe.load({str(path)!r})\n"
+        f"print(json.dumps(m.predict_proba({probe.paths!r}).tolist()))\n")
+    assert r.returncode == 0, r.stderr
+    np.testing.assert_allclose(np.array(json.loads(r.stdout.strip().splitlines()[-1])), ref,
+                               atol=1e-5)
+    with pytest.raises(ConfigError, match="only fine-tuned image models"):
+        export(ronghe.ImageClassifier(strategy="classic").fit(train), format="onnx")
+    from ronghe.compression.gate import compress
+
+    with pytest.raises(ConfigError, match="no compression applies"):
+        compress(clf, quantize_to="int8", valid=probe)

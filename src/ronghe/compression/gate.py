@@ -44,6 +44,9 @@ def compress(clf, *, valid, train=None, quantize_to: str | None = None, prune: s
     ex = exporter(clf)
     asked = [c for c in (quantize_to, "prune" if prune else None) if c]
     refused = [c for c in asked if c not in spec.compressions]
+    if refused and not spec.compressions:
+        raise ConfigError(f"no compression applies to '{spec.name}' models yet"
+                          + (f": {spec.compression_note}" if spec.compression_note else ""))
     if refused:
         raise ConfigError(f"{', '.join(refused)} do(es) not apply to a '{spec.name}' model; use "
                           f"--quantize {' or '.join(c for c in spec.compressions if c != 'prune')}"

@@ -3,7 +3,7 @@
 Its parts live beside this file: reading and checking images (``data.py``), the estimator
 (``estimator.py``) and the strategies (``classic.py``: HOG + colour histograms; ``frozen.py``:
 pooled features of a pretrained vision backbone; ``finetune.py``: the backbone trained end to
-end). Scores, the evaluation report and the
+end; ``onnx.py``: an exported model run by onnxruntime without torch). Scores, the evaluation report and the
 confusion-matrix plot are classification's (``tasks.text_classification.ClassificationTask``).
 """
 
@@ -22,13 +22,16 @@ class ImageClassification(ClassificationTask):
         "classic": "ronghe.images.classic:Classic",
         "frozen": "ronghe.images.frozen:Frozen",
         "finetune": "ronghe.images.finetune:Finetune",
+        "onnx": "ronghe.images.onnx:OnnxImageClassifier",
     }
     default_strategy = "frozen"
     portfolio = ("classic", "frozen", "finetune")
     cost_order = ("classic", "frozen", "finetune")
     data_options = ("label_col", "feature_cols", "skip_bad_images")
+    exporter = "ronghe.images.onnx"
     compressions = ()
-    compression_note = "image models cannot be exported or compressed yet"
+    compression_note = ("int8 quantisation, pruning and bf16 are not implemented for image models "
+                        "yet; `ronghe export --format onnx` is")
     label_noun = "classes"
 
     def read(self, path, *, labeled: bool = True, label_col=None, feature_cols=None,
