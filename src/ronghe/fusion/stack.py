@@ -47,20 +47,21 @@ class Stack(Strategy):
             info("stack: fold %d/%d", k + 1, folds)
             part, held = train.subset(tr), train.subset(te)
             for j, name in enumerate(c.members):
-                m = M.build(name, c, self.classes).fit(part, valid)
-                oof[j][te] = M.predict(m, held.texts, held.features)
+                m = M.build(name, c, self.classes, task=self.task).fit(part, valid)
+                oof[j][te] = M.predict(m, held.inputs, held.features)
         self.tabular = Tabular().fit(train.features)
-        self.members = [M.build(n, c, self.classes, self.context).fit(train, valid) for n in c.members]
+        self.members = [M.build(n, c, self.classes, self.context, self.task).fit(train, valid)
+                        for n in c.members]
         X = self._meta_features(oof, train.features, len(train))
-        Xv = self._meta_features(M.probas(self.members, valid.texts, valid.features),
+        Xv = self._meta_features(M.probas(self.members, valid.inputs, valid.features),
                                  valid.features, len(valid))
         self.meta, self.history = linear.fit_logreg(X, y, Xv, self.label_ids(valid.labels),
                                                     c.C_grid, c.seed, 2000)
         self.report["folds"] = folds
         return self
 
-    def predict_proba(self, texts, features=None):
-        X = self._meta_features(M.probas(self.members, texts, features), features, len(texts))
+    def predict_proba(self, inputs, features=None):
+        X = self._meta_features(M.probas(self.members, inputs, features), features, len(inputs))
         return linear.proba_full(self.meta, X, len(self.classes))
 
     def to_state(self):

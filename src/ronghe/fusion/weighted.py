@@ -25,7 +25,7 @@ class Weighted(Strategy):
     uses_features = True  # passes feature columns on to members that use them
 
     def fit(self, train, valid):
-        self.members = [M.build(n, self.config, self.classes, self.context)
+        self.members = [M.build(n, self.config, self.classes, self.context, self.task)
                         for n in self.config.members]
         for m in self.members:
             m.fit(train, valid)
@@ -34,14 +34,14 @@ class Weighted(Strategy):
     @classmethod
     def from_members(cls, members: list, valid) -> "Weighted":
         """Fuse two already fitted strategies (e.g. from a leaderboard run) without retraining."""
-        cfg = WeightedConfig(members=[m.name for m in members], model=getattr(
-            members[0].config, "model", "minilm"))
+        cfg = cls.Config(members=[m.name for m in members], model=getattr(
+            members[0].config, "model", cls.Config.model_fields["model"].default))
         self = cls(cfg, members[0].classes)
         self.members = list(members)
         return self.choose_alpha(valid)
 
     def choose_alpha(self, valid) -> "Weighted":
-        p1, p2 = M.probas(self.members, valid.texts, valid.features)
+        p1, p2 = M.probas(self.members, valid.inputs, valid.features)
         y = self.label_ids(valid.labels)
         best = (-1.0, 0.0, 0.5)
         for a in np.linspace(0, 1, self.config.grid_points):
@@ -54,8 +54,8 @@ class Weighted(Strategy):
         self.report["alpha"] = self.alpha
         return self
 
-    def predict_proba(self, texts, features=None):
-        p1, p2 = M.probas(self.members, texts, features)
+    def predict_proba(self, inputs, features=None):
+        p1, p2 = M.probas(self.members, inputs, features)
         return self.alpha * p1 + (1 - self.alpha) * p2
 
     def to_state(self):

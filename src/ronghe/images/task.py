@@ -3,7 +3,8 @@
 Its parts live beside this file: reading and checking images (``data.py``), the estimator
 (``estimator.py``) and the strategies (``classic.py``: HOG + colour histograms; ``frozen.py``:
 pooled features of a pretrained vision backbone; ``finetune.py``: the backbone trained end to
-end; ``onnx.py``: an exported model run by onnxruntime without torch). Scores, the evaluation report and the
+end; ``fusion.py``: weighted, stack and vote over them; ``onnx.py``: an exported model run by
+onnxruntime without torch). Scores, the evaluation report and the
 confusion-matrix plot are classification's (``tasks.text_classification.ClassificationTask``).
 """
 
@@ -22,11 +23,14 @@ class ImageClassification(ClassificationTask):
         "classic": "ronghe.images.classic:Classic",
         "frozen": "ronghe.images.frozen:Frozen",
         "finetune": "ronghe.images.finetune:Finetune",
+        "weighted": "ronghe.images.fusion:Weighted",
+        "stack": "ronghe.images.fusion:Stack",
+        "vote": "ronghe.images.fusion:Vote",
         "onnx": "ronghe.images.onnx:OnnxImageClassifier",
     }
     default_strategy = "frozen"
-    portfolio = ("classic", "frozen", "finetune")
-    cost_order = ("classic", "frozen", "finetune")
+    portfolio = ("classic", "frozen", "stack", "finetune", "weighted")
+    cost_order = ("classic", "frozen", "stack", "finetune", "weighted", "vote")
     data_options = ("label_col", "feature_cols", "skip_bad_images")
     exporter = "ronghe.images.onnx"
     compressions = ()
