@@ -78,8 +78,8 @@ def test_stack_uses_out_of_fold_predictions(sentiment_split, monkeypatch):
     fitted_on = {}
     real_build = M.build
 
-    def build(name, cfg, classes, context=None):
-        m = real_build(name, cfg, classes, context)
+    def build(name, cfg, classes, context=None, task="text-classification"):
+        m = real_build(name, cfg, classes, context, task)
         orig = m.fit
 
         def fit(tr, va):
