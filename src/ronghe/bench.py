@@ -46,13 +46,11 @@ def probe(bundle: Path, texts: list[str], repeats: int = 50) -> dict:
 
     clf = load(bundle)
     load_s = time.perf_counter() - t0
-    clf.predict([f"warm-up sentence number {i}" for i in range(32)])
     n32 = max(3, repeats // 10)
-    # every measured text is distinct and unseen, so no per-text cache can flatter a model
-    pool, k = [], 0
-    while len(pool) < repeats + 32 * n32:
-        pool.extend(t if k == 0 else f"{t} ({k})" for t in texts)
-        k += 1
+    # every measured input is distinct and unseen, so no per-input cache can flatter a model
+    pool = clf.task_spec().probe_pool(texts, 32 + repeats + 32 * n32)
+    clf.predict(pool[:32])  # warm-up
+    pool = pool[32:]
     b1 = []
     for i in range(repeats):
         t = time.perf_counter()

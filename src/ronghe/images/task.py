@@ -78,6 +78,21 @@ class ImageClassification(ClassificationTask):
 
         return data.collect(paths)
 
+    def probe_pool(self, inputs: list, n: int) -> list:
+        """Decoded sample images, each copy with one pixel changed (distinct content, same
+        size and look), so the frozen strategy's content cache cannot answer from memory."""
+        from .estimator import decode
+
+        base = decode(list(inputs)[:64])
+        pool = []
+        for k in range(n):
+            img = base[k % len(base)].copy()
+            x, y = k // len(base) % img.size[0], k // len(base) // img.size[0] % img.size[1]
+            r, g, b = img.getpixel((x, y))
+            img.putpixel((x, y), ((r + 1 + k) % 256, g, b))
+            pool.append(img)
+        return pool
+
     def inputs(self, data_set) -> list:
         return list(data_set.paths)
 

@@ -75,6 +75,15 @@ class Task:
         raise ConfigError(f"{self.cli_name} models predict on --text or --input FILE, not on "
                           f"paths after the bundle ({', '.join(paths[:3])})")
 
+    def probe_pool(self, inputs: list, n: int) -> list:
+        """``n`` distinct inputs made from a sample of real ones, for latency probes (no
+        per-input cache may recognise them): texts get a numbered suffix."""
+        pool, k = [], 0
+        while len(pool) < n:
+            pool.extend(t if k == 0 else f"{t} ({k})" for t in inputs)
+            k += 1
+        return pool[:n]
+
     def inputs(self, data) -> list:
         """Raw inputs of a data set, as ``Estimator.predict`` takes them (latency probes)."""
         return list(data.texts)
