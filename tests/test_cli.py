@@ -316,9 +316,9 @@ def test_predict_input_with_partly_blank_label_column(tmp_path, classic_bundle):
 
 
 def test_predict_needs_exactly_one_source(tmp_path, classic_bundle, train_csv):
-    assert_user_error(invoke("predict", classic_bundle), "give either --text")
+    assert_user_error(invoke("predict", classic_bundle), "give one of: --text")
     assert_user_error(invoke("predict", classic_bundle, "--text", "x", "--input", train_csv),
-                      "give either --text")
+                      "give one of: --text")
 
 
 def test_predict_output_into_new_folder(tmp_path, classic_bundle):

@@ -37,12 +37,13 @@ def test_ner_cli_round_trip(tmp_path):
 
 
 def test_collapsed_finetune_is_reported_not_shipped_silently(tmp_path, tiny_bert):
-    """A fit that predicts no entity on validation (here: a learning rate that cannot move the
-    weights off all-O) ends with a loud warning on the console and in the bundle's manifest."""
+    """A fit that predicts no entity on validation (here: a random head and a learning rate that
+    cannot move it) ends with a loud warning on the console and in the bundle's manifest."""
     runner = CliRunner()
     r = runner.invoke(app, ["train", str(DATA / "en_train.conll"), "--task", "ner", "--strategy",
                             "finetune", "--model", tiny_bert, "--epochs", "1", "--learning-rate",
-                            "1e-9", "--option", "head_learning_rate=1e-9", "--max-length", "32",
+                            "1e-9", "--option", "head_learning_rate=1e-9", "--option",
+                            "head_init=random", "--max-length", "32",
                             "--out", str(tmp_path / "m"), "--quiet"])
     assert r.exit_code == 0, r.output
     out = " ".join(r.output.split())

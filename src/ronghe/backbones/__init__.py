@@ -10,7 +10,6 @@ is refused, and nothing is loaded with ``trust_remote_code``.
 
 from __future__ import annotations
 
-import hashlib
 import importlib
 import importlib.metadata
 import importlib.util
@@ -21,6 +20,7 @@ from pathlib import Path
 from typing import Callable
 
 from ..errors import BackboneError
+from .files import weight_files, weights_sha256
 
 
 @dataclass(frozen=True)
@@ -90,37 +90,6 @@ class Backbone:
     def to_json(self) -> dict:
         return {"ref": self.ref, "source": self.source, "sha256": self.sha256,
                 "path": str(self.path)}
-
-
-def weight_files(folder: Path) -> list[Path]:
-    files = sorted(folder.glob("*.safetensors"))
-    if not files:
-        if any(folder.glob("pytorch_model*.bin")) or any(folder.glob("*.pt")):
-            raise BackboneError(
-                f"model folder {folder} has only pickle weights (pytorch_model.bin); ronghe loads "
-                "safetensors only, because unpickling can run arbitrary code. Convert it once in a "
-                "trusted environment: AutoModel.from_pretrained(folder).save_pretrained(folder, "
-                "safe_serialization=True).")
-        raise BackboneError(f"model folder {folder} has no *.safetensors weights file")
-    return files
-
-
-_SHA_CACHE: dict[tuple, str] = {}
-
-
-def weights_sha256(folder: Path) -> str:
-    """sha256 over the folder's safetensors files (name + bytes), cached per size/mtime."""
-    files = weight_files(folder)
-    key = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
-    if key not in _SHA_CACHE:
-        h = hashlib.sha256()
-        for f in files:
-            h.update(f.name.encode())
-            with open(f, "rb") as fh:
-                for chunk in iter(lambda: fh.read(1 << 20), b""):
-                    h.update(chunk)
-        _SHA_CACHE[key] = h.hexdigest()
-    return _SHA_CACHE[key]
 
 
 def _alias_path(alias: Alias) -> Path | None:

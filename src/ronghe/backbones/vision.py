@@ -150,7 +150,7 @@ def load_vision(path: Path, *, weights: bool = True):
     ``weights=False``: the architecture only (the caller loads a state dict)."""
     from safetensors.torch import load_file
 
-    from . import weight_files
+    from .files import weight_files
 
     timm = _timm()
     cfg = json.loads((Path(path) / "config.json").read_text())
