@@ -172,3 +172,17 @@ def test_onnx_export_predicts_without_torch_and_matches(tmp_path, tiny_vision):
 
     with pytest.raises(ConfigError, match="no compression applies"):
         compress(clf, quantize_to="int8", valid=probe)
+
+
+def test_latency_probe_images_are_distinct(tmp_path):
+    """bench times predictions on inputs no content cache has seen: each probe image differs."""
+    import hashlib
+
+    from conftest import make_shapes
+    from ronghe import tasks
+
+    ds = ronghe.images.data.read(make_shapes(tmp_path / "d", 2, 0))
+    pool = tasks.get("image").probe_pool(ds.paths, 50)
+    assert len(pool) == 50
+    assert len({hashlib.sha256(im.tobytes()).hexdigest() for im in pool}) == 50
+    assert {im.size for im in pool} == {(40, 40)}
