@@ -344,7 +344,9 @@ def md_table(headers: list[str], rows: list[list]) -> str:
 def machine_line(info: dict) -> str:
     v = info.get("versions", {})
     isa = info.get("cpu_details", {}).get("isa", [])
-    amx = "AMX" if any(f.startswith("amx") for f in isa) else "AVX-512, no AMX exposed"
+    amx = ("AMX" if any(f.startswith("amx") for f in isa) else
+           "AVX-512, no AMX exposed" if any(f.startswith("avx512") for f in isa) else
+           "AVX2, no AVX-512" if "avx2" in isa else "no AVX2")
     return (f"{info['cpu']} ({amx}), {info['cores']} cores ({info['threads_used']} threads pinned), "
             f"torch {v.get('torch')}, transformers {v.get('transformers')}, {info['date'][:10]}")
 
@@ -371,5 +373,4 @@ def quick_note(quick: bool, full_cmd: str) -> str:
     if not quick:
         return ""
     return (f"**Smoke run only (`--quick`): tiny sizes, numbers not meaningful.** The full run "
-            f"(`{full_cmd}`) did not fit in the time available on the shared 2-core machine "
-            "(load average 7-12 from other jobs during this session).\n\n")
+            f"(`{full_cmd}`) did not fit in the time available on the shared 2-core machine.\n\n")

@@ -140,8 +140,8 @@ def readme(result: dict, quick: bool) -> str:
         "## Image classification (`benchmarks/images.py`)", "",
         common.quick_note(quick, "python benchmarks/images.py"),
         "Fashion-MNIST (Debian `dataset-fashion-mnist`), seeded samples of 100 and 1,000 training "
-        "images per class, ronghe's own 10 % validation split, scored on the full 10,000 test "
-        "images. EfficientNet-Lite0 (ImageNet) at 112 px for `frozen` and `finetune` (3 epochs, "
+        "images per class (`--quick`: 20), ronghe's own 10 % validation split, scored on the full "
+        "10,000 test images (`--quick`: a seeded 1,100). EfficientNet-Lite0 (ImageNet) at 112 px for `frozen` and `finetune` (3 epochs, "
         "LP-FT head, augmentation: random resized crop 35-100 %, flip, colour jitter 0.2). Batch 1:"
         " median of 30 single-image calls (decode + preprocess + model); batch 32: 1,024 test "
         f"images in calls of 32. {PUBLISHED}.", "",
