@@ -20,12 +20,13 @@ from ..log import warn
 from . import data
 
 
-def _as_imageset(X, y=None, *, role: str, labeled: bool = True,
-                 feature_cols=None) -> data.ImageSet:
+def _as_imageset(X, y=None, *, role: str, labeled: bool = True, feature_cols=None,
+                 skip_bad_images: bool = False) -> data.ImageSet:
     if isinstance(X, data.ImageSet):
         return X
     if isinstance(X, (str, Path)):
-        return data.read(X, labeled=labeled, feature_cols=feature_cols)
+        return data.read(X, labeled=labeled, feature_cols=feature_cols,
+                         skip_bad_images=skip_bad_images)
     if y is None and labeled:
         raise DataError(f"{role}: a list of images needs its labels (y), or give an image folder "
                         "(one sub-folder per class) or a table with a path and a label column")
@@ -55,10 +56,8 @@ class ImageClassifier(Classifier):
     # -- the task's hooks (see ``Estimator``) -------------------------------------------------
 
     def _as_data(self, X, y=None, *, role: str, labeled: bool = True) -> data.ImageSet:
-        if isinstance(X, (str, Path)):
-            return data.read(X, labeled=labeled, feature_cols=self.feature_cols,
-                             skip_bad_images=self.skip_bad_images)
-        return _as_imageset(X, y, role=role, labeled=labeled, feature_cols=self.feature_cols)
+        return _as_imageset(X, y, role=role, labeled=labeled, feature_cols=self.feature_cols,
+                            skip_bad_images=self.skip_bad_images)
 
     def _valid_from_y(self, y, valid):
         if valid is None and isinstance(y, (data.ImageSet, str, Path)):
