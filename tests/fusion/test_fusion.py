@@ -76,10 +76,12 @@ def test_stack_uses_out_of_fold_predictions(sentiment_split, monkeypatch):
 
     monkeypatch.setattr(M, "predict", spy)
     fitted_on = {}
+    built = []  # kept alive: an id() of a freed fold member can be reused by the next one
     real_build = M.build
 
     def build(name, cfg, classes, context=None, task="text-classification"):
         m = real_build(name, cfg, classes, context, task)
+        built.append(m)
         orig = m.fit
 
         def fit(tr, va):

@@ -123,15 +123,22 @@ class TokenClassifier(Estimator):
         return {k: (round(v, 5) if isinstance(v, float) else v)
                 for k, v in m.items() if k != "per_type"}
 
+    #: below this validation entity F1 a tagger is reported as unusable: 0 is the usual collapse
+    #: (no entity predicted), a few hundredths is what an untrained, random head scores
+    COLLAPSED_F1 = 0.05
+
     def _fit_warnings(self, scores: dict, inner) -> list[str]:
-        if not scores.get("n_entities") or scores.get("f1", 0) > 0:
+        f1 = scores.get("f1", 0)
+        if not scores.get("n_entities") or f1 >= self.COLLAPSED_F1:
             return []
-        what = ("predicts no entity at all" if not scores.get("n_predicted") else
-                f"predicts {scores['n_predicted']} entities, none of them right")
+        n_pred = scores.get("n_predicted", 0)
+        what = ("predicts no entity at all" if not n_pred else
+                f"predicts {n_pred} entities, none of them right" if f1 == 0 else
+                f"predicts {n_pred} entities, almost none of them right")
         n_train = self.data_.get("n_train", 0)
         return [f"the model {what} on the validation data ({scores['n_entities']} gold entities "
-                f"in {scores.get('n_sentences', '?')} sentences): validation entity F1 is 0. "
-                + self._collapse_hints(inner, n_train)]
+                f"in {scores.get('n_sentences', '?')} sentences): validation entity F1 is "
+                f"{f1:.3g}. " + self._collapse_hints(inner, n_train)]
 
     def _check_outputs(self) -> None:
         tags, conf = self.strategy_.predict([["ronghe", "checks", "Paris"]])
