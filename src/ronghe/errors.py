@@ -32,3 +32,13 @@ class BundleError(RongheError):
 
 class NotFittedError(RongheError):
     """A model was used before ``fit`` (or ``load``)."""
+
+
+class InputRejected(DataError):
+    """One input of a request cannot be used; ``status`` and ``code`` are what a service answers
+    (413 too large, 415 not a supported type, 422 not decodable), ``index`` which input."""
+
+    def __init__(self, message: str, *, status: int = 422, code: str = "invalid_input",
+                 index: int | None = None):
+        super().__init__(message)
+        self.status, self.code, self.index = status, code, index

@@ -144,9 +144,14 @@ def to_rgb(img):
     return img.convert("RGB") if img.mode != "RGB" else img
 
 
-def load_image(source, max_pixels: int | None = None):
+class TooLarge(DataError):
+    """An image over the pixel limit, or a decompression bomb: refused before it is decoded."""
+
+
+def load_image(source, max_pixels: int | None = None, formats: tuple[str, ...] | None = None):
     """Decode a path, bytes or file object into an RGB ``PIL.Image``; ``DataError`` with the
-    reason if it cannot be (the caller adds where it came from)."""
+    reason if it cannot be (the caller adds where it came from), ``TooLarge`` over
+    ``max_pixels``. ``formats``: Pillow format names to accept (default: any it reads)."""
     import io
 
     from PIL import Image, UnidentifiedImageError
@@ -161,10 +166,10 @@ def load_image(source, max_pixels: int | None = None):
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(source) as img:
+            with Image.open(source, formats=list(formats) if formats else None) as img:
                 w, h = img.size
                 if limit and w * h > limit:
-                    raise DataError(f"{w}x{h} = {w * h:,} pixels is more than the limit of "
+                    raise TooLarge(f"{w}x{h} = {w * h:,} pixels is more than the limit of "
                                     f"{limit:,} (a decompression bomb, or a scan far larger "
                                     f"than a model needs): downscale it, or raise max_pixels")
                 img.load()
@@ -172,10 +177,12 @@ def load_image(source, max_pixels: int | None = None):
     except DataError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
-        raise DataError(f"refused as a decompression bomb: {e}") from None
+        raise TooLarge(f"refused as a decompression bomb: {e}") from None
     except UnidentifiedImageError:
-        raise DataError("not an image Pillow can read (supported: PNG, JPEG, BMP, TIFF, WebP, "
-                        "GIF)") from None
+        raise DataError("not an image "
+                        + (f"in one of the accepted formats ({', '.join(formats)})" if formats
+                           else "Pillow can read (supported: PNG, JPEG, BMP, TIFF, WebP, GIF)")
+                        ) from None
     except (OSError, SyntaxError, ValueError) as e:  # truncated, corrupt
         raise DataError(f"cannot be decoded ({e}): the file is truncated or corrupt") from None
 

@@ -96,11 +96,63 @@ class ImageClassification(ClassificationTask):
     def inputs(self, data_set) -> list:
         return list(data_set.paths)
 
-    def serving_model(self, estimator):
+    def serving_model(self, estimator) -> "ServingModel":
+        return ServingModel(estimator)
+
+
+#: what ``ronghe serve`` decodes (Pillow format names); anything else is refused with 415
+SERVED_FORMATS = ("PNG", "JPEG", "BMP", "TIFF", "WEBP", "GIF")
+
+
+class ServingModel:
+    """``prepare(raw_bytes_list, max_pixels)`` -> RGB images (run per request, before queueing,
+    so a bad upload is that request's error: 413 over the pixel limit or a decompression bomb,
+    415 not one of ``SERVED_FORMATS``, 422 truncated or corrupt); ``predict(images)`` -> the
+    records ``ronghe predict`` prints (label, score, probabilities)."""
+
+    accepts = ("images",)
+
+    def __init__(self, estimator):
         from ..errors import ConfigError
 
-        raise ConfigError("serving image models is not available yet: predict with "
-                          "`ronghe predict BUNDLE IMAGES...` (issue 14)")
+        if getattr(estimator, "feature_cols", None):
+            raise ConfigError("this image model also needs the feature columns "
+                              f"{list(estimator.feature_cols)}, which the service cannot take; "
+                              "serve a model trained on the images alone")
+        self.estimator = estimator
+        self.classes = estimator.classes_
+
+    def prepare(self, raw: list[bytes], max_pixels: int | None = None) -> list:
+        from ..errors import DataError, InputRejected
+        from . import data
+
+        out = []
+        for i, b in enumerate(raw):
+            try:
+                out.append(data.load_image(b, max_pixels, formats=SERVED_FORMATS))
+            except data.TooLarge as e:
+                raise InputRejected(f"image {i}: {e}", status=413, code="image_too_large",
+                                    index=i) from None
+            except DataError as e:
+                unsupported = "accepted formats" in str(e)
+                raise InputRejected(f"image {i}: {e}", status=415 if unsupported else 422,
+                                    code="unsupported_image" if unsupported else "invalid_image",
+                                    index=i) from None
+        return out
+
+    def predict(self, images: list) -> list[dict]:
+        from ..tasks.text_classification import records
+
+        return records(self.classes, self.estimator.predict_proba(images))
+
+    def warmup(self) -> None:
+        from PIL import Image
+
+        out = self.predict([Image.new("RGB", (64, 64), (128, 128, 128))])
+        if len(out) != 1:
+            from ..errors import RongheError
+
+            raise RongheError(f"the model returned {len(out)} results for 1 warm-up image")
 
 
 TASK = ImageClassification()

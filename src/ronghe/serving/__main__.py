@@ -28,7 +28,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--inference-threads", type=int, default=None,
                     help="torch threads for model calls [default: CPU cores - 1, at least 1]")
     for name in ("max_batch_size", "max_wait_ms", "max_queue", "max_texts_per_request",
-                 "max_chars_per_text", "max_body_bytes", "request_timeout_s", "header_timeout_s",
+                 "max_chars_per_text", "max_body_bytes", "max_images_per_request",
+                 "max_image_bytes", "max_image_pixels", "max_image_body_bytes",
+                 "request_timeout_s", "header_timeout_s",
                  "body_timeout_s", "max_connections", "watch_interval_s", "shutdown_timeout_s"):
         f = fields[name]
         ap.add_argument("--" + name.replace("_", "-"), type=type(f.default), default=None,

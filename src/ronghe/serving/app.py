@@ -9,6 +9,9 @@ Endpoints::
     POST /v1/models/{name}/predict     {"texts": [...]} (or {"tokens": [[...], ...]} for models
                                        that take pre-tokenised input) -> one record per input,
                                        as ``ronghe predict`` prints them
+    POST /v1/models/{name}/predict/files  multipart/form-data image files (field 'images',
+                                       repeatable) -> one record per file, for image models
+                                       (which also take {"images": [base64, ...]} on /predict)
     POST /v1/models/{name}/reload      switch to the newest version on disk (?force=true: reload
                                        even if unchanged)
     GET  /metrics                      Prometheus text format
@@ -37,11 +40,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import PlainTextResponse, Response
 from fastapi.security import APIKeyHeader, HTTPBearer
 from pydantic import (AfterValidator, BaseModel, ConfigDict, Field, StringConstraints,
-                      model_validator)
+                      create_model, model_validator)
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from ..errors import RongheError
+from ..errors import InputRejected, RongheError
 from .auth import ApiKey, ConflictingCredentials, Keyring, key_from_headers, retry_after
 from .batcher import Batcher, Closed, QueueFull
 from .config import ServeConfig
@@ -51,7 +54,7 @@ from .registry import Registry, ReloadError
 log = logging.getLogger("ronghe.serving")
 
 OPEN_ENDPOINTS = {"healthz", "readyz"}
-_MODEL_PATH = re.compile(r"^/v1/models/(?P<name>[^/]+)(?:/(?P<action>predict|reload))?/?$")
+_MODEL_PATH = re.compile(r"^/v1/models/(?P<name>[^/]+)(?:/(?P<action>predict/files|predict|reload))?/?$")
 _FIXED = {"/v1/models": "models", "/v1/models/": "models", "/metrics": "metrics",
           "/healthz": "healthz", "/readyz": "readyz", "/openapi.json": "docs", "/docs": "docs",
           "/docs/oauth2-redirect": "docs", "/redoc": "docs"}
@@ -64,7 +67,7 @@ def classify(path: str) -> tuple[str, str | None]:
         return endpoint, None
     m = _MODEL_PATH.match(path)
     if m:
-        return (m["action"] or "model"), m["name"]
+        return (m["action"] or "model").replace("/", "_"), m["name"]
     return "other", None
 
 
@@ -159,60 +162,80 @@ def _drop_default(schema: dict) -> None:
     schema.pop("default", None)
 
 
-def _request_model(cfg: ServeConfig, tokens: bool = True) -> type[BaseModel]:
+KINDS = ("texts", "tokens", "images")  # what a predict body can carry, one kind per request
+_KIND_HELP = {"texts": "'texts' (a list of strings)", "tokens": "'tokens' (a list of token lists)",
+              "images": "'images' (a list of base64-encoded image files)"}
+
+
+def _b64_limit(cfg: ServeConfig) -> int:
+    return 4 * -(-cfg.max_image_bytes // 3) + 100  # base64 of the largest file, a data: prefix
+
+
+def _request_model(cfg: ServeConfig, kinds: tuple[str, ...] = KINDS) -> type[BaseModel]:
     """The predict body, with this service's limits in its schema (so OpenAPI states them).
-    ``tokens``: offer pre-tokenised inputs (only when a served model takes them)."""
+    ``kinds``: the inputs offered (tokens and images only when a served model takes them)."""
     Text = Annotated[str, StringConstraints(max_length=cfg.max_chars_per_text),
                      AfterValidator(_utf8)]
     Token = Annotated[str, StringConstraints(min_length=1, max_length=cfg.max_chars_per_text),
                       AfterValidator(_utf8)]
     TokenList = Annotated[list[Token], Field(min_length=1, max_length=cfg.max_chars_per_text)]
+    Image64 = Annotated[str, StringConstraints(min_length=1, max_length=_b64_limit(cfg))]
     max_chars = cfg.max_chars_per_text
-    texts_field = Field(None, min_length=1, max_length=cfg.max_texts_per_request,
-                        json_schema_extra=_drop_default,
-                        description=f"texts: 1 to {cfg.max_texts_per_request}, each at most "
-                                    f"{cfg.max_chars_per_text} characters")
-
-    if not tokens:
-        class PredictRequest(BaseModel):  # noqa: F811 - one schema name, two shapes
-            model_config = ConfigDict(
-                extra="forbid", json_schema_extra={
-                    "required": ["texts"],
-                    "examples": [{"texts": ["great service", "card never arrived"]}]})
-
-            texts: list[Text] = texts_field
-
-            @model_validator(mode="after")
-            def _given(self):
-                if self.texts is None:
-                    raise ValueError("give 'texts' (a list of strings)")
-                return self
-
-        return PredictRequest
-
-    class PredictRequest(BaseModel):
-        model_config = ConfigDict(
-            extra="forbid",
-            json_schema_extra={"oneOf": [{"required": ["texts"]}, {"required": ["tokens"]}],
-                               "examples": [{"texts": ["great service", "card never arrived"]}]})
-
-        texts: list[Text] = texts_field
-        tokens: list[TokenList] = Field(
-            None, min_length=1, max_length=cfg.max_texts_per_request, json_schema_extra=_drop_default,
+    fields: dict[str, Any] = {"texts": (list[Text], Field(
+        None, min_length=1, max_length=cfg.max_texts_per_request, json_schema_extra=_drop_default,
+        description=f"texts: 1 to {cfg.max_texts_per_request}, each at most "
+                    f"{cfg.max_chars_per_text} characters"))}
+    if "tokens" in kinds:
+        fields["tokens"] = (list[TokenList], Field(
+            None, min_length=1, max_length=cfg.max_texts_per_request,
+            json_schema_extra=_drop_default,
             description="pre-tokenised inputs (token-classification models): one list of tokens "
-                        f"per input, at most {cfg.max_chars_per_text} characters per input")
+                        f"per input, at most {cfg.max_chars_per_text} characters per input"))
+    if "images" in kinds:
+        fields["images"] = (list[Image64], Field(
+            None, min_length=1, max_length=cfg.max_images_per_request,
+            json_schema_extra=_drop_default,
+            description=f"image files (PNG, JPEG, BMP, TIFF, WebP, GIF), base64-encoded (a "
+                        f"'data:image/...;base64,' prefix is allowed): 1 to "
+                        f"{cfg.max_images_per_request}, each at most {cfg.max_image_bytes} bytes "
+                        f"and {cfg.max_image_pixels} pixels (image models; multipart uploads: "
+                        "POST .../predict/files)"))
+    offered = [k for k in KINDS if k in fields]
 
-        @model_validator(mode="after")
-        def _exactly_one(self):
-            if (self.texts is None) == (self.tokens is None):
-                raise ValueError("give exactly one of 'texts' (a list of strings) or 'tokens' "
-                                 "(a list of token lists)")
-            for i, toks in enumerate(self.tokens or []):
-                if sum(len(t) for t in toks) > max_chars:
-                    raise ValueError(f"tokens[{i}] has more than {max_chars} characters")
-            return self
+    def _exactly_one(self):
+        given = [k for k in offered if getattr(self, k) is not None]
+        if len(given) != 1:
+            raise ValueError("give exactly one of " + " or ".join(_KIND_HELP[k] for k in offered))
+        for i, toks in enumerate(getattr(self, "tokens", None) or []):
+            if sum(len(t) for t in toks) > max_chars:
+                raise ValueError(f"tokens[{i}] has more than {max_chars} characters")
+        return self
 
-    return PredictRequest
+    extra = ({"oneOf": [{"required": [k]} for k in offered]} if len(offered) > 1
+             else {"required": offered})
+    return create_model(
+        "PredictRequest", __config__=ConfigDict(extra="forbid", json_schema_extra={
+            **extra, "examples": [{"texts": ["great service", "card never arrived"]}]}),
+        __validators__={"_exactly_one": model_validator(mode="after")(_exactly_one)}, **fields)
+
+
+def decode_images(items: list[str]) -> list[bytes]:
+    """Base64 strings (optionally data: URLs) -> bytes; ``InputRejected`` names the bad one."""
+    import base64
+    import binascii
+
+    out = []
+    for i, s in enumerate(items):
+        if s.startswith("data:"):
+            head, _, s = s.partition(",")
+            if not head.endswith(";base64"):
+                raise InputRejected(f"images[{i}] is a data: URL without ';base64'", index=i)
+        try:
+            out.append(base64.b64decode(s, validate=True))
+        except (binascii.Error, ValueError):
+            raise InputRejected(f"images[{i}] is not valid base64 (send each image file as "
+                                "standard base64, e.g. `base64 -w0 photo.jpg`)", index=i) from None
+    return out
 
 
 # -- errors -------------------------------------------------------------------------------------
@@ -244,7 +267,7 @@ def _info(scope) -> dict:
     return state.setdefault("ronghe", {})
 
 
-def _describe(err: dict, cfg: ServeConfig) -> str:
+def _describe(err: dict, cfg: ServeConfig, offered: tuple[str, ...] = ("texts",)) -> str:
     loc = [x for x in err.get("loc", ()) if x != "body"]
     where = ".".join(str(x) if not isinstance(x, int) else f"[{x}]" for x in loc).replace(".[", "[")
     t = err.get("type", "")
@@ -253,13 +276,19 @@ def _describe(err: dict, cfg: ServeConfig) -> str:
         return f"the request body is not valid JSON ({ctx.get('error', 'parse error')})"
     if t == "missing" and not loc:
         return 'a JSON body is required, e.g. {"texts": ["some text"]}'
+    if t == "too_long" and loc and loc[-1] == "images":
+        return (f"too many images: at most {cfg.max_images_per_request} per request, got "
+                f"{ctx.get('actual_length', 'more')}; split the request")
     if t == "too_long" and loc and loc[-1] in ("texts", "tokens"):
         return (f"too many inputs: at most {cfg.max_texts_per_request} per request, got "
                 f"{ctx.get('actual_length', 'more')}; split the request")
+    if t == "string_too_long" and loc and loc[0] == "images":
+        return f"{where} is larger than the limit of {cfg.max_image_bytes} bytes per image"
     if t == "string_too_long":
         return f"{where} is longer than the limit of {cfg.max_chars_per_text} characters"
     if t == "extra_forbidden":
-        return f"unknown field '{where}'; the body takes 'texts' or 'tokens'"
+        return (f"unknown field '{where}'; the body takes "
+                + " or ".join(repr(k) for k in offered))
     if t == "model_attributes_type" or (t == "dict_type" and not loc):
         return 'the body must be a JSON object, e.g. {"texts": ["some text"]}'
     msg = err.get("msg", "invalid value")
@@ -458,9 +487,13 @@ class _Guard:
                                         f"{client.rate_per_minute:g} requests per minute exceeded",
                                         {"Retry-After": retry_after(wait)})
             if scope["method"] in ("POST", "PUT", "PATCH"):
-                limit = svc.config.max_body_bytes
+                slot = svc.registry.slots.get(model) if model else None
+                images = slot is not None and slot.current is not None and \
+                    "images" in slot.current.accepts
+                limit = svc.config.max_image_body_bytes if images else svc.config.max_body_bytes
                 too_big = (f"the request body is larger than the limit of {limit} bytes; send "
-                           "fewer or shorter texts per request")
+                           + ("fewer or smaller images" if images else "fewer or shorter texts")
+                           + " per request")
                 for k, v in scope["headers"]:
                     if k == b"content-length":
                         try:
@@ -519,6 +552,11 @@ class _Guard:
                 svc.request_log.write(record)
 
 
+def _unrouted(*_args, **_kwargs):
+    """``app.post``'s stand-in for a route this service does not offer."""
+    return lambda fn: fn
+
+
 # -- the app ------------------------------------------------------------------------------------
 
 def _doc(description: str, retry: bool = False) -> dict:
@@ -541,8 +579,9 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
     svc = Service(config, registry, log_sink)
     auth = svc.keyring.enabled
     loaded = [slot.current for slot in registry.slots.values()]
-    takes_tokens = not all(loaded) or any("tokens" in m.accepts for m in loaded)
-    PredictRequest = _request_model(config, tokens=takes_tokens)
+    offered = KINDS if not all(loaded) else tuple(  # not loaded yet: offer every kind
+        k for k in KINDS if k == "texts" or any(k in m.accepts for m in loaded))
+    PredictRequest = _request_model(config, offered)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -598,13 +637,15 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
                                   f"'Content-Type: application/json' (got {ctype[:60]!r})")
         errors = exc.errors()
         body = getattr(exc, "body", None)
-        if isinstance(body, dict) and "texts" not in body and any(
-                e.get("type") == "extra_forbidden" and tuple(e.get("loc", ()))[-1:] == ("tokens",)
-                for e in errors):  # the schema offers 'tokens' only where a model takes them
+        wrong = [tuple(e.get("loc", ()))[-1] for e in errors if e.get("type") == "extra_forbidden"
+                 and tuple(e.get("loc", ()))[-1:] in [(k,) for k in KINDS]]
+        if isinstance(body, dict) and wrong and not any(k in body for k in offered):
+            # the schema offers 'tokens' and 'images' only where a served model takes them
             return error_response(request, 422, "wrong_input_kind", "the models served here take "
-                                  "'texts' (a list of strings), not 'tokens'")
+                                  + " or ".join(_KIND_HELP[k] for k in offered)
+                                  + f", not '{wrong[0]}'")
         details = [{"loc": [x for x in e.get("loc", ()) if x != "body"] or ["body"],
-                    "msg": _describe(e, config), "type": e.get("type", "value_error")}
+                    "msg": _describe(e, config, offered), "type": e.get("type", "value_error")}
                    for e in errors[:20]]
         message = "; ".join(d["msg"] for d in details[:5]) or "invalid request"
         return error_response(request, 422, "invalid_request", message, details=details)
@@ -687,28 +728,41 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
         slot, err = _slot(request, name)
         return err or _model_info(slot)
 
-    @app.post("/v1/models/{name}/predict", response_model=PredictResponse, tags=["models"],
-              dependencies=security, summary="predict: one record per input",
-              responses={**closed, **forbidden, **not_found, **body_errors, **unavailable,
-                         504: _doc("not answered within the request timeout")})
-    async def predict(request: Request, name: NameParam, body: PredictRequest):
+    def _current(request: Request, name: str):
         slot, err = _slot(request, name)
         if err:
-            return err
-        model = slot.current
-        if model is None:
-            return error_response(request, 503, "model_loading", f"model '{name}' is still "
-                                  "loading; retry shortly", {"Retry-After": "2"})
-        tokens = getattr(body, "tokens", None)
-        kind, inputs = ("texts", body.texts) if body.texts is not None else ("tokens", tokens)
-        if kind not in model.accepts:
-            return error_response(request, 422, "wrong_input_kind",
-                                  f"model '{name}' ({model.task}) takes "
-                                  f"{' or '.join(repr(a) for a in model.accepts)}, not '{kind}'")
+            return None, err
+        if slot.current is None:
+            return None, error_response(request, 503, "model_loading", f"model '{name}' is still "
+                                        "loading; retry shortly", {"Retry-After": "2"})
+        return slot.current, None
+
+    def _wrong_kind(request: Request, name: str, model, kind: str):
+        return error_response(request, 422, "wrong_input_kind",
+                              f"model '{name}' ({model.task}) takes "
+                              f"{' or '.join(repr(a) for a in model.accepts)}, not '{kind}'")
+
+    def _rejected(request: Request, e: InputRejected, kind: str = "images"):
+        details = ([{"loc": [kind, e.index], "msg": str(e), "type": e.code}]
+                   if e.index is not None else None)
+        return error_response(request, e.status, e.code, public(str(e)), details=details)
+
+    async def _images(model, raw: list[bytes]) -> list:
+        """Uploaded image files -> the model's inputs (decoded off the event loop); per-file
+        byte limit here, pixel limit and format in the model's ``prepare``."""
+        for i, b in enumerate(raw):
+            if len(b) > config.max_image_bytes:
+                raise InputRejected(f"image {i} is {len(b)} bytes, more than the limit of "
+                                    f"{config.max_image_bytes}; send a smaller file",
+                                    status=413, code="image_too_large", index=i)
+        return await run_in_threadpool(model.predictor.prepare, raw, config.max_image_pixels)
+
+    async def _answer(request: Request, name: str, model, inputs: list, logged: list):
+        """Queue ``inputs`` for ``model`` and answer with its records (or the error)."""
         info = _info(request.scope)
         info["n_inputs"] = len(inputs)
         if config.log_inputs:
-            info["inputs"] = inputs
+            info["inputs"] = logged
         try:
             async with asyncio.timeout(config.request_timeout_s):
                 results, batch_size = await svc.batcher(name).submit(model, inputs)
@@ -734,6 +788,91 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
         return Response(json.dumps(payload, ensure_ascii=False, allow_nan=False,
                                    separators=(",", ":")).encode("utf-8"),
                         media_type="application/json")
+
+    def _digests(raw: list[bytes]) -> list[dict]:  # what the request log keeps of an image
+        import hashlib
+
+        return [{"sha256": hashlib.sha256(b).hexdigest(), "bytes": len(b)} for b in raw]
+
+    @app.post("/v1/models/{name}/predict", response_model=PredictResponse, tags=["models"],
+              dependencies=security, summary="predict: one record per input",
+              responses={**closed, **forbidden, **not_found, **body_errors, **unavailable,
+                         504: _doc("not answered within the request timeout")})
+    async def predict(request: Request, name: NameParam, body: PredictRequest):
+        model, err = _current(request, name)
+        if err:
+            return err
+        kind = next(k for k in offered if getattr(body, k, None) is not None)
+        inputs = getattr(body, kind)
+        if kind not in model.accepts:
+            return _wrong_kind(request, name, model, kind)
+        logged = inputs
+        if kind == "images":
+            try:
+                raw = decode_images(inputs)
+                logged = _digests(raw)
+                inputs = await _images(model, raw)
+            except InputRejected as e:
+                return _rejected(request, e)
+        return await _answer(request, name, model, inputs, logged)
+
+    upload_schema = {"requestBody": {"required": True, "content": {"multipart/form-data": {
+        "schema": {"type": "object", "required": ["images"], "properties": {"images": {
+            "type": "array", "maxItems": config.max_images_per_request,
+            "items": {"type": "string", "format": "binary"},
+            "description": f"image files (PNG, JPEG, BMP, TIFF, WebP, GIF), each at most "
+                           f"{config.max_image_bytes} bytes and {config.max_image_pixels} "
+                           "pixels"}}}}}}}
+
+    @(app.post if "images" in offered else _unrouted)(  # only where a model takes images
+        "/v1/models/{name}/predict/files", response_model=PredictResponse, tags=["models"],
+        dependencies=security, openapi_extra=upload_schema,
+        summary="predict on uploaded image files (multipart/form-data): one record each",
+        responses={**closed, **forbidden, **not_found, **unavailable,
+                   413: _doc("request body, one file or one image's pixels too large"),
+                   415: _doc("not multipart/form-data, or a file that is not an image"),
+                   422: _doc("no file, unknown field, too many files, corrupt image"),
+                   504: _doc("not answered within the request timeout")})
+    async def predict_files(request: Request, name: NameParam):
+        model, err = _current(request, name)
+        if err:
+            return err
+        if "images" not in model.accepts:
+            return _wrong_kind(request, name, model, "images")
+        ctype = request.headers.get("content-type", "")
+        if not ctype.lower().startswith("multipart/form-data"):
+            return error_response(request, 415, "unsupported_media_type", "send the images as "
+                                  "multipart/form-data, e.g. curl -F images=@photo.jpg (got "
+                                  f"{ctype[:60]!r}); or POST base64 JSON to .../predict")
+        try:
+            form = await request.form(max_files=config.max_images_per_request, max_fields=0,
+                                      max_part_size=1024)
+        except StarletteHTTPException as e:
+            return error_response(request, 422, "invalid_request", f"the multipart body cannot "
+                                  f"be used: {e.detail} (at most "
+                                  f"{config.max_images_per_request} files, no other fields)")
+        try:
+            files = []
+            for field, value in form.multi_items():
+                if field not in ("images", "image") or isinstance(value, str):
+                    return error_response(request, 422, "invalid_request", f"unknown field "
+                                          f"'{field[:60]}': send each image as a file part named "
+                                          "'images'")
+                part_type = (value.content_type or "application/octet-stream").lower()
+                if not (part_type.startswith("image/") or part_type == "application/octet-stream"):
+                    return error_response(request, 415, "unsupported_image", f"file {len(files)} "
+                                          f"is sent as {part_type[:60]!r}, not as an image/* type")
+                files.append(await value.read())
+            if not files:
+                return error_response(request, 422, "invalid_request", "no image in the request: "
+                                      "send one or more file parts named 'images'")
+            try:
+                inputs = await _images(model, files)
+            except InputRejected as e:
+                return _rejected(request, e)
+            return await _answer(request, name, model, inputs, _digests(files))
+        finally:
+            await form.close()
 
     @app.post("/v1/models/{name}/reload", response_model=ReloadResponse, tags=["models"],
               dependencies=security, summary="switch to the newest version on disk",

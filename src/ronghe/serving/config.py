@@ -39,7 +39,15 @@ class ServeConfig(BaseModel):
     # limits
     max_texts_per_request: int = Field(256, ge=1)
     max_chars_per_text: int = Field(10_000, ge=1)
-    max_body_bytes: int = Field(1 << 20, ge=1024)
+    max_body_bytes: int = Field(1 << 20, ge=1024, description="JSON bodies for text models")
+    # image models (base64 JSON or multipart upload)
+    max_images_per_request: int = Field(32, ge=1)
+    max_image_bytes: int = Field(10 << 20, ge=1024, description="one encoded image file")
+    max_image_pixels: int = Field(40_000_000, ge=1, description=(
+        "width x height of one image; larger ones (and decompression bombs) are refused before "
+        "they are decoded"))
+    max_image_body_bytes: int = Field(64 << 20, ge=1024, description=(
+        "a request to a model that takes images (base64 adds a third to the files' size)"))
     request_timeout_s: float = Field(30.0, gt=0, description="for the model's answer")
     header_timeout_s: float = Field(10.0, gt=0, description="a connection's request line and "
                                                              "headers must arrive within this")
@@ -69,6 +77,11 @@ class ServeConfig(BaseModel):
         if self.max_texts_per_request > self.max_queue:
             raise ValueError(f"max_texts_per_request ({self.max_texts_per_request}) must not exceed "
                              f"max_queue ({self.max_queue}): such a request could never be queued")
+        if self.max_images_per_request > self.max_queue:
+            if "max_images_per_request" in self.model_fields_set:
+                raise ValueError(f"max_images_per_request ({self.max_images_per_request}) must "
+                                 f"not exceed max_queue ({self.max_queue})")
+            self.max_images_per_request = self.max_queue  # the default, under a small queue
         return self
 
     @property

@@ -132,8 +132,10 @@ def run(models: Sequence[str | os.PathLike], *, host: str = "127.0.0.1", port: i
     """Serve ``models`` (bundle folders, folders of versions, or NAME=PATH) until stopped.
 
     ``options`` are further ``ServeConfig`` fields: max_batch_size, max_wait_ms, max_queue,
-    max_texts_per_request, max_chars_per_text, max_body_bytes, request_timeout_s,
-    header_timeout_s, body_timeout_s, max_connections, inference_threads, watch_interval_s, version_order, request_log, log_inputs, shutdown_timeout_s.
+    max_texts_per_request, max_chars_per_text, max_body_bytes, max_images_per_request,
+    max_image_bytes, max_image_pixels, max_image_body_bytes, request_timeout_s, header_timeout_s,
+    body_timeout_s, max_connections, inference_threads, watch_interval_s, version_order,
+    request_log, log_inputs, shutdown_timeout_s.
     """
     from .. import log as ronghe_log
 
