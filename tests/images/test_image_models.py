@@ -170,8 +170,18 @@ def test_onnx_export_predicts_without_torch_and_matches(tmp_path, tiny_vision):
         export(ronghe.ImageClassifier(strategy="classic").fit(train), format="onnx")
     from ronghe.compression.gate import compress
 
-    with pytest.raises(ConfigError, match="no compression applies"):
+    with pytest.raises(ConfigError, match="int8-static"):  # dynamic int8 does not fit a CNN
         compress(clf, quantize_to="int8", valid=probe)
+    small, desc = compress(clf, quantize_to="int8-static", valid=probe, max_drop=100)
+    step = desc["steps"][0]
+    assert step["calibration_images"] == 6 and "Conv" in step["ops"]
+    import onnx
+
+    ops = [n.op_type for n in onnx.load_from_string(small.strategy_.onnx_bytes).graph.node]
+    assert ops.count("QuantizeLinear") > 5 and "Conv" in ops
+    p = small.predict_proba(probe.paths)
+    assert p.shape == ref.shape and np.allclose(p.sum(1), 1)
+    assert ronghe.load(small.save(tmp_path / "int8")).strategy == "onnx"
 
 
 def test_latency_probe_images_are_distinct(tmp_path):

@@ -5,8 +5,9 @@ adapter into the weights, ``--format onnx`` exports through the task's exporter 
 ``Task.exporter`` module: this one for text classification, ``ner/onnx.py`` for NER), checks the
 export against the original on real inputs and records both in the bundle's ``compression``. An
 exporter module provides ``network(clf)``, ``onnx_bytes(inner)``, ``as_onnx(clf, data, inner=,
-note=)``, ``parity(reference, candidate, inputs)``, ``calibration(inner, inputs)`` and
-``sample_inputs()``.
+note=)``, ``parity(reference, candidate, inputs)``, ``calibration(inner, inputs)`` (the graph's
+input batches made from real inputs, for static int8), ``sample_inputs()`` and optionally
+``QUANTIZE_OPS`` (what static int8 quantises; default MatMul and Gemm) and ``CALIBRATION_UNIT``.
 """
 
 from __future__ import annotations
@@ -124,11 +125,12 @@ def sample_inputs() -> list[str]:
     return data.load(sample_paths()[1]).texts
 
 
-def calibration(inner, texts: list[str]) -> list[list[int]]:
-    """Token id sequences for static int8 calibration."""
+def calibration(inner, texts: list[str]) -> list[dict]:
+    """Padded token batches of real texts, the graph's inputs for static int8 calibration."""
     from ..modeling import tokenize
+    from .quantize import token_feeds
 
-    return tokenize(inner.tokenizer, texts, inner.config.max_length)
+    return token_feeds(tokenize(inner.tokenizer, texts, inner.config.max_length), inner.pad_id)
 
 
 def parity(reference, candidate, texts: list[str]) -> dict:

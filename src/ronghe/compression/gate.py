@@ -71,8 +71,9 @@ def compress(clf, *, valid, train=None, quantize_to: str | None = None, prune: s
         else:
             pool = spec.inputs(train or valid)  # a seeded sample: files are often sorted by label
             pick = np.random.default_rng(0).permutation(len(pool))[:512]
-            calib = ex.calibration(inner, [pool[i] for i in sorted(pick)])
-            model, note = quantize.int8_static(model, calib, inner.pad_id)
+            feeds = ex.calibration(inner, [pool[i] for i in sorted(pick)])
+            model, note = quantize.int8_static(model, feeds, getattr(ex, "QUANTIZE_OPS", (
+                "MatMul", "Gemm")), getattr(ex, "CALIBRATION_UNIT", "texts"))
         steps.append({"step": "quantize", **note})
         current = ex.as_onnx(clf, model, inner=inner, note={"compression": steps})
     after = current.evaluate(valid)

@@ -34,42 +34,49 @@ def int8_dynamic(model: bytes) -> tuple[bytes, dict]:
                                   "reduce_range": not vnni, "vnni": vnni}
 
 
-def int8_static(model: bytes, calibration: list[list[int]], pad_id: int,
-                batch_size: int = 16) -> tuple[bytes, dict]:
-    """Static int8 (QDQ) with activation ranges calibrated on real token sequences."""
+def token_feeds(seqs: list[list[int]], pad_id: int, batch_size: int = 16) -> list[dict]:
+    """Padded ``input_ids``/``attention_mask`` batches of token sequences, for calibration."""
+    from ..batching import pad
+
+    feeds = []
+    for i in range(0, len(seqs), batch_size):
+        ids, mask = pad(seqs[i:i + batch_size], pad_id)
+        feeds.append({"input_ids": ids, "attention_mask": mask})
+    return feeds
+
+
+def int8_static(model: bytes, feeds: list[dict], op_types: tuple[str, ...] = ("MatMul", "Gemm"),
+                what: str = "texts") -> tuple[bytes, dict]:
+    """Static int8 (QDQ) with activation ranges calibrated on real inputs: ``feeds`` are the
+    graph's input batches (the exporter's ``calibration``), ``op_types`` what is quantised."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
                                           QuantType, quantize_static)
     from onnxruntime.quantization.shape_inference import quant_pre_process
 
-    from ..batching import pad
-
-    if not calibration:
-        raise ConfigError("static int8 needs calibration texts: pass --valid or --train")
+    if not feeds:
+        raise ConfigError(f"static int8 needs calibration {what}: pass --valid or --train")
 
     class Reader(CalibrationDataReader):
         def __init__(self):
-            self.batches = iter([calibration[i:i + batch_size]
-                                 for i in range(0, min(len(calibration), 512), batch_size)])
+            self.batches = iter(feeds)
 
         def get_next(self):
-            batch = next(self.batches, None)
-            if batch is None:
-                return None
-            ids, mask = pad(batch, pad_id)
-            return {"input_ids": ids, "attention_mask": mask}
+            return next(self.batches, None)
 
     vnni = cpu_has_vnni()
+    n = sum(len(next(iter(f.values()))) for f in feeds)
     with tempfile.TemporaryDirectory() as tmp:
-        src, pre, dst = (Path(tmp) / n for n in ("in.onnx", "pre.onnx", "out.onnx"))
+        src, pre, dst = (Path(tmp) / n_ for n_ in ("in.onnx", "pre.onnx", "out.onnx"))
         src.write_bytes(model)
         quant_pre_process(str(src), str(pre), skip_symbolic_shape=True)
         quantize_static(str(pre), str(dst), Reader(), quant_format=QuantFormat.QDQ,
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         per_channel=True, reduce_range=not vnni,
                         calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=["MatMul", "Gemm"])
-        return dst.read_bytes(), {"method": "int8-static", "format": "QDQ", "calibration_texts":
-                                  min(len(calibration), 512), "reduce_range": not vnni}
+                        op_types_to_quantize=list(op_types))
+        return dst.read_bytes(), {"method": "int8-static", "format": "QDQ",
+                                  f"calibration_{what}": n, "ops": list(op_types),
+                                  "reduce_range": not vnni}
 
 
 def bf16(clf):

@@ -62,6 +62,10 @@ class FinetuneConfig(StrategyConfig, TrainingFields):
     head_init: Literal["probe", "random"] = Field(
         "probe", description="probe: start the head from a logistic regression on the frozen "
                              "features (LP-FT); random: the usual small random init")
+    batch_norm: Literal["train", "frozen"] = Field(
+        "train", description="train: batch-norm statistics follow the training batches; frozen: "
+                             "keep the pretrained statistics (the layers' scale and shift still "
+                             "train)")
     augment: bool = Field(True, description="random resized crop, flip and colour jitter")
     crop_scale: tuple[float, float] = Field((0.35, 1.0), description="area share of the random crop")
     hflip: float = Field(0.5, ge=0, le=1)
@@ -78,6 +82,16 @@ class ImageModel(nn.Module):
         self.head = nn.Linear(backbone.num_features, n_classes)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
+
+    frozen_norm = False  # keep batch-norm layers in eval mode while training
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        if mode and self.frozen_norm:
+            for m in self.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.eval()
+        return self
 
     def forward(self, pixel_values):
         return self.head(self.dropout(self.encoder(pixel_values)))
@@ -149,6 +163,7 @@ class Finetune(Strategy):
         if c.head_init == "probe" and not self.context.resume:
             self._probe_head(images, y)
         _freeze(self.model, c)
+        self.model.frozen_norm = c.batch_norm == "frozen"
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.report["parameters"] = {"trainable": trainable,
                                      "total": sum(p.numel() for p in self.model.parameters())}

@@ -3,7 +3,8 @@ with the torch-free preprocessing of ``preprocess.py`` (Pillow + numpy) - the sa
 model was validated with, so an exported bundle predicts without torch, torchvision or timm.
 
 Made by ``ronghe export BUNDLE --format onnx`` (``compression/export.py`` calls this module as the
-image task's exporter: ``network``, ``onnx_bytes``, ``as_onnx``, ``parity``, ``sample_inputs``),
+image task's exporter: ``network``, ``onnx_bytes``, ``as_onnx``, ``parity``, ``sample_inputs``,
+``calibration`` for ``ronghe compress --quantize int8-static``),
 never by ``fit``. The graph takes ``pixel_values`` ``(batch, 3, size, size)`` (batch dynamic) and
 returns ``logits``; the bundle holds ``model.onnx`` and the preprocessing in its metadata.
 """
@@ -109,6 +110,20 @@ def as_onnx(clf, data: bytes | None = None, *, inner=None, note: dict | None = N
                                          inner.preprocess.to_json(),
                                          {"source_strategy": clf.strategy, **(note or {})})
     return clf.with_strategy(strategy, {"strategy": "onnx", "seed": clf.seed})
+
+
+QUANTIZE_OPS = ("Conv", "MatMul", "Gemm")  # a CNN's weights are mostly in its convolutions
+CALIBRATION_UNIT = "images"
+
+
+def calibration(inner, images, batch_size: int = 16) -> list[dict]:
+    """Preprocessed batches of real images (as the model sees them at prediction), for static
+    int8 calibration of the activation ranges."""
+    from .estimator import decode
+
+    items = list(images)
+    return [{"pixel_values": inner.preprocess(decode(items[i:i + batch_size]))}
+            for i in range(0, len(items), batch_size)]
 
 
 def sample_inputs() -> list:

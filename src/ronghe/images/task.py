@@ -33,9 +33,11 @@ class ImageClassification(ClassificationTask):
     cost_order = ("classic", "frozen", "stack", "finetune", "weighted", "vote")
     data_options = ("label_col", "feature_cols", "skip_bad_images")
     exporter = "ronghe.images.onnx"
-    compressions = ()
-    compression_note = ("int8 quantisation, pruning and bf16 are not implemented for image models "
-                        "yet; `ronghe export --format onnx` is")
+    compressions = ("int8-static",)
+    compression_note = ("a convolutional network is quantised statically, its activation ranges "
+                        "calibrated on real images (dynamic int8 quantises MatMul weights, "
+                        "which a CNN has few of); pruning and bf16 are not implemented for image "
+                        "models")
     label_noun = "classes"
 
     def read(self, path, *, labeled: bool = True, label_col=None, feature_cols=None,

@@ -240,9 +240,11 @@ def _tokens(texts) -> list[list[str]]:
     return from_texts(list(texts)).tokens
 
 
-def calibration(inner, texts: list[str]) -> list[list[int]]:
-    """Sub-word windows of real sentences, for static int8 calibration."""
-    return [w.ids for w in inner.windows.windows(_tokens(texts))]
+def calibration(inner, texts: list[str]) -> list[dict]:
+    """Padded batches of sub-word windows of real sentences, for static int8 calibration."""
+    from ..compression.quantize import token_feeds
+
+    return token_feeds([w.ids for w in inner.windows.windows(_tokens(texts))], inner.pad_id)
 
 
 def parity(reference, candidate, texts: list[str]) -> dict:
