@@ -143,6 +143,31 @@ def test_finetune_efficientnet_lite0_learns_and_round_trips(tmp_path, monkeypatc
     np.testing.assert_allclose(again.predict_proba(probe), clf.predict_proba(probe), atol=1e-6)
 
 
+def test_finetune_keeps_pretrained_batch_norm_statistics_unless_told(tmp_path, tiny_vision):
+    """Default: the running statistics stay the pretrained ones (the probe head was fitted on
+    features made with them) while the rest trains; batch_norm=train lets them move."""
+    from safetensors.numpy import load_file
+
+    from conftest import make_shapes
+
+    train = make_shapes(tmp_path / "train", 6, 0)
+    start = load_file(f"{tiny_vision}/model.safetensors")
+    stats = [k for k in start if k.endswith("running_mean")]
+    weights = [k for k in start if k.endswith("conv_stem.weight")]
+    assert stats and weights
+    moved = {}
+    for mode in ("frozen", "train"):
+        opts = {} if mode == "frozen" else {"batch_norm": "train"}
+        clf = ronghe.ImageClassifier(strategy="finetune", model=tiny_vision, epochs=1,
+                                     options=opts).fit(train)
+        sd = {k.removeprefix("encoder."): v.detach().numpy()
+              for k, v in clf.strategy_.model.state_dict().items()}
+        moved[mode] = (max(float(np.abs(sd[k] - start[k]).max()) for k in stats),
+                       max(float(np.abs(sd[k] - start[k]).max()) for k in weights))
+    assert moved["frozen"][0] == 0.0 and moved["frozen"][1] > 0  # statistics fixed, weights train
+    assert moved["train"][0] > 0
+
+
 def test_onnx_export_predicts_without_torch_and_matches(tmp_path, tiny_vision):
     """`export --format onnx` of a fine-tuned image model: parity with the torch model on real
     files, and the bundle predicts in a process where torch cannot be imported."""

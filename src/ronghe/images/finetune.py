@@ -13,6 +13,11 @@ the best epoch restored, checkpoints and resume, TensorBoard/MLflow).
   the first k blocks (stages); ``layer_lr_decay`` < 1 gives lower blocks smaller rates.
 * Head initialisation: ``head_init="probe"`` (default) fits a logistic regression on the frozen
   features first and starts from it (LP-FT, ``training/probe.py``), as NER's finetune does.
+* Batch norm: ``batch_norm="frozen"`` (default) keeps the pretrained running statistics while
+  training. Measured on Fashion-MNIST, 900 training images, EfficientNet-Lite0 at 112 px, 3
+  epochs: batch statistics from 28 px grey scans moved the features away from the ones the
+  probe head was fitted on (first-epoch loss 5.6, test accuracy 0.703); frozen statistics gave
+  loss 1.0 and 0.825 on 2,000 test images. ``batch_norm="train"`` is the other choice.
 * Images are decoded once per fit and kept in memory (RGB), so epochs do not re-read files.
 
 The bundle holds every weight (``model.safetensors``) and the backbone's ``config.json``
@@ -63,9 +68,9 @@ class FinetuneConfig(StrategyConfig, TrainingFields):
         "probe", description="probe: start the head from a logistic regression on the frozen "
                              "features (LP-FT); random: the usual small random init")
     batch_norm: Literal["train", "frozen"] = Field(
-        "train", description="train: batch-norm statistics follow the training batches; frozen: "
-                             "keep the pretrained statistics (the layers' scale and shift still "
-                             "train)")
+        "frozen", description="frozen: keep the pretrained batch-norm statistics (the layers' "
+                              "scale and shift still train), so the LP-FT head still fits the "
+                              "features it was fitted on; train: statistics follow the batches")
     augment: bool = Field(True, description="random resized crop, flip and colour jitter")
     crop_scale: tuple[float, float] = Field((0.35, 1.0), description="area share of the random crop")
     hflip: float = Field(0.5, ge=0, le=1)
