@@ -168,6 +168,32 @@ def test_finetune_keeps_pretrained_batch_norm_statistics_unless_told(tmp_path, t
     assert moved["train"][0] > 0
 
 
+def test_lora_adapts_pointwise_convolutions_and_merges(tmp_path, tiny_vision):
+    """lora trains PEFT adapters on the 1x1 convolutions plus the head (a fraction of the
+    weights), then merges them: the bundle is a plain network that reloads exactly."""
+    from safetensors import safe_open
+
+    from conftest import make_shapes
+    from ronghe.images.finetune import adaptable_modules
+
+    train = make_shapes(tmp_path / "train", 8, 0)
+    clf = ronghe.ImageClassifier(strategy="lora", model=tiny_vision, epochs=2).fit(train)
+    n = clf.metrics_["parameters"]
+    assert 0 < n["trainable"] < 0.25 * n["total"]
+    assert clf.metrics_["lora"]["modules"] == len(adaptable_modules(clf.strategy_.model.encoder))
+    assert clf.metrics_["merged"] is True
+    path = clf.save(tmp_path / "b")
+    tensors = next(path.rglob("*.safetensors"))
+    with safe_open(str(tensors), "np") as f:
+        assert not [k for k in f.keys() if "lora_" in k]
+    probe = [str(p) for p in sorted((train / "square").iterdir())[:4]]
+    np.testing.assert_allclose(ronghe.load(path).predict_proba(probe), clf.predict_proba(probe),
+                               atol=1e-6)
+    with pytest.raises(ronghe.errors.ConfigError, match="lora"):
+        ronghe.ImageClassifier(strategy="lora", model=tiny_vision, epochs=1,
+                               options={"target_modules": ["no_such_layer"]}).fit(train)
+
+
 def test_onnx_export_predicts_without_torch_and_matches(tmp_path, tiny_vision):
     """`export --format onnx` of a fine-tuned image model: parity with the torch model on real
     files, and the bundle predicts in a process where torch cannot be imported."""

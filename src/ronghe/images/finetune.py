@@ -37,7 +37,7 @@ from torch import nn
 
 from ..bundle import BundleReader, State
 from ..config import StrategyConfig, TrainingFields
-from ..errors import BundleError
+from ..errors import BundleError, ConfigError
 from ..log import progress
 from ..modeling import autocast, autocast_dtype, pick_device
 from ..strategies.base import Strategy
@@ -168,6 +168,7 @@ class Finetune(Strategy):
         if c.head_init == "probe" and not self.context.resume:
             self._probe_head(images, y)
         _freeze(self.model, c)
+        self._adapt()
         self.model.frozen_norm = c.batch_norm == "frozen"
         trainable = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
         self.report["parameters"] = {"trainable": trainable,
@@ -187,7 +188,14 @@ class Finetune(Strategy):
                            callbacks=callbacks, run_dir=ctx.run_dir, resume=ctx.resume,
                            batcher=ImageBatcher(images, self._train_transform())).run()
         self.history, self.best_epoch = result.history, result.best_epoch
+        self._after_fit()
         return self
+
+    def _adapt(self) -> None:
+        """Change what trains, after the head is initialised (``Lora`` adds adapters)."""
+
+    def _after_fit(self) -> None:
+        """Undo ``_adapt`` for prediction and the bundle (``Lora`` merges the adapters)."""
 
     @torch.no_grad()
     def _features(self, images) -> np.ndarray:
@@ -259,4 +267,56 @@ class Finetune(Strategy):
                        if k not in ("best_epoch", "preprocess")}
         self.model.to(self.device).eval()
         return self
+
+
+def adaptable_modules(encoder: nn.Module) -> list[str]:
+    """Names of a vision backbone's 1x1 convolutions (groups 1) and linear layers: where most of
+    a CNN's weights are (EfficientNet's expand/project convolutions) and all of a ViT's."""
+    out = []
+    for name, m in encoder.named_modules():
+        if isinstance(m, nn.Linear) or (isinstance(m, nn.Conv2d) and m.kernel_size == (1, 1)
+                                        and m.groups == 1):
+            out.append(name)
+    return out
+
+
+class LoraConfig(FinetuneConfig):
+    learning_rate: float = Field(1e-3, gt=0, lt=1, description="adapters train best at higher "
+                                                               "rates")
+    r: int = Field(8, ge=1, description="rank of the update")
+    lora_alpha: int = Field(16, ge=1, description="scaling = lora_alpha / r")
+    lora_dropout: float = Field(0.0, ge=0, lt=1)
+    target_modules: list[str] | None = Field(
+        None, description="module names (or name suffixes) to adapt; default: every 1x1 "
+                          "convolution and linear layer of the backbone")
+
+
+class Lora(Finetune):
+    """LoRA adapters (PEFT; Conv2d and Linear) on the vision backbone while training, merged into
+    the weights afterwards, so the bundle, ONNX export and serving are finetune's. The head
+    (LP-FT initialised) trains in full; the backbone's own weights and batch-norm layers stay."""
+
+    name = "lora"
+    Config = LoraConfig
+
+    def _adapt(self) -> None:
+        import peft
+
+        c = self.config
+        targets = list(c.target_modules or adaptable_modules(self.model.encoder))
+        if not targets:
+            raise ConfigError("lora: the backbone has no 1x1 convolution or linear layer to "
+                              "adapt; give target_modules, or use finetune")
+        cfg = peft.LoraConfig(r=c.r, lora_alpha=c.lora_alpha, lora_dropout=c.lora_dropout,
+                              target_modules=targets, bias="none")
+        try:
+            self.model.encoder = peft.get_peft_model(self.model.encoder, cfg)
+        except ValueError as e:  # no module matched the names given
+            raise ConfigError(f"lora: {e}") from None
+        self.report["lora"] = {"r": c.r, "modules": len(targets)}
+
+    def _after_fit(self) -> None:
+        self.model.encoder = self.model.encoder.merge_and_unload()
+        self.report["merged"] = True
+        self.model.eval()
 

@@ -23,6 +23,7 @@ class ImageClassification(ClassificationTask):
         "classic": "ronghe.images.classic:Classic",
         "frozen": "ronghe.images.frozen:Frozen",
         "finetune": "ronghe.images.finetune:Finetune",
+        "lora": "ronghe.images.finetune:Lora",
         "weighted": "ronghe.images.fusion:Weighted",
         "stack": "ronghe.images.fusion:Stack",
         "vote": "ronghe.images.fusion:Vote",
@@ -30,7 +31,7 @@ class ImageClassification(ClassificationTask):
     }
     default_strategy = "frozen"
     portfolio = ("classic", "frozen", "stack", "finetune", "weighted")
-    cost_order = ("classic", "frozen", "stack", "finetune", "weighted", "vote")
+    cost_order = ("classic", "frozen", "stack", "lora", "finetune", "weighted", "vote")
     data_options = ("label_col", "feature_cols", "skip_bad_images")
     exporter = "ronghe.images.onnx"
     compressions = ("int8-static",)
