@@ -34,6 +34,8 @@ FIT = {
         "classic": {}, "finetune": {**NET, "crf": True}, "lora": NET, "onnx": "export"},
     "image-classification": {"classic": {}, "frozen": {"model": TINY_VISION},
                              "finetune": {"model": TINY_VISION, "epochs": 1}, "onnx": "export",
+                             "lora": {"model": TINY_VISION, "epochs": 1},
+                             "concat": {"model": TINY_VISION},
                              "weighted": {"options": {"model": TINY_VISION, "member_options": {
                                  "finetune": {"epochs": 1}}}},
                              "stack": {"options": {"model": TINY_VISION, "folds": 2}},

@@ -247,3 +247,43 @@ def test_latency_probe_images_are_distinct(tmp_path):
     assert len(pool) == 50
     assert len({hashlib.sha256(im.tobytes()).hexdigest() for im in pool}) == 50
     assert {im.size for im in pool} == {(40, 40)}
+
+
+def test_multimodal_concat_reads_photo_title_and_price(tmp_path, tiny_vision, tiny_bert):
+    """concat over image features + the table's title (text backbone) + a numeric and a
+    categorical column: the label here follows the price and the title, not the picture, so
+    only a model that reads the columns beside the image gets it right."""
+    import pandas as pd
+
+    from conftest import make_shapes
+    from ronghe.errors import DataError
+
+    shapes = make_shapes(tmp_path / "img", 10, 0)
+    files = sorted(str(p.relative_to(tmp_path)) for p in shapes.rglob("*.png"))
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, f in enumerate(files):
+        premium = i % 2 == 0
+        rows.append({"path": f, "title": ("deluxe edition" if premium else "basic pack")
+                     + f" {rng.integers(100)}", "price": float(rng.uniform(60, 90) if premium
+                                                               else rng.uniform(5, 30)),
+                     "shop": "north" if rng.random() < 0.5 else "south",
+                     "label": "premium" if premium else "budget"})
+    table = tmp_path / "products.csv"
+    pd.DataFrame(rows).to_csv(table, index=False)
+    clf = ronghe.ImageClassifier(strategy="concat", model=tiny_vision,
+                                 feature_cols=["price", "shop"],
+                                 options={"text_model": tiny_bert}).fit(table)
+    assert clf.metrics_["inputs"]["text"] is True
+    assert clf.metrics_["inputs"]["feature_columns"] == ["price", "shop"]
+    assert clf.evaluate(table)["accuracy"] >= 0.95
+    path = clf.save(tmp_path / "b")
+    again = ronghe.load(path)
+    np.testing.assert_allclose(again.predict_proba(table), clf.predict_proba(table), atol=1e-9)
+    with pytest.raises(DataError, match="text"):
+        again.predict_proba([str(tmp_path / files[0])])
+    from ronghe.errors import ConfigError
+    from ronghe.images.task import ServingModel
+
+    with pytest.raises(ConfigError, match="images alone"):
+        ServingModel(again)

@@ -40,6 +40,7 @@ EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".gif")
 PATH_COLUMNS = ("path", "image", "image_path", "file", "filename", "filepath")
 LABEL_COLUMNS = ("label", "class", "category", "target")
 TEXT_COLUMNS = ("text", "title", "caption", "description")
+TEXT_FEATURE = "__text__"  # the text column's name among the features a strategy predicts with
 _MAX_LISTED = 10
 
 
@@ -67,6 +68,19 @@ class ImageSet:
     def inputs(self) -> list[str]:
         """What a model predicts on: the image paths."""
         return self.paths
+
+    @property
+    def model_features(self):
+        """What travels beside the images to a strategy's ``predict_proba``: the feature columns
+        and, when the table has a text column, the texts as column ``TEXT_FEATURE``."""
+        if self.texts is None:
+            return self.features
+        import pandas as pd
+
+        frame = (self.features.copy() if self.features is not None
+                 else pd.DataFrame(index=range(len(self.paths))))
+        frame[TEXT_FEATURE] = list(self.texts)
+        return frame
 
     def subset(self, idx) -> "ImageSet":
         arr = np.asarray(idx)

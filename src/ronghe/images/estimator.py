@@ -21,12 +21,12 @@ from . import data
 
 
 def _as_imageset(X, y=None, *, role: str, labeled: bool = True, feature_cols=None,
-                 skip_bad_images: bool = False) -> data.ImageSet:
+                 skip_bad_images: bool = False, text_col=None) -> data.ImageSet:
     if isinstance(X, data.ImageSet):
         return X
     if isinstance(X, (str, Path)):
         return data.read(X, labeled=labeled, feature_cols=feature_cols,
-                         skip_bad_images=skip_bad_images)
+                         skip_bad_images=skip_bad_images, text_col=text_col)
     if y is None and labeled:
         raise DataError(f"{role}: a list of images needs its labels (y), or give an image folder "
                         "(one sub-folder per class) or a table with a path and a label column")
@@ -43,21 +43,22 @@ class ImageClassifier(Classifier):
     task = "image-classification"
     input_key = "path"
     input_noun = "images"
-    not_config = ("strategy", "options", "run_dir", "feature_cols", "skip_bad_images")
+    not_config = ("strategy", "options", "run_dir", "feature_cols", "skip_bad_images", "text_col")
 
     def __init__(self, strategy: str = "frozen", model: str | None = None, *,
                  epochs: int | None = None, batch_size: int | None = None,
                  learning_rate: float | None = None, seed: int | None = None,
                  valid_fraction: float | None = None, device: str | None = None,
                  options: dict[str, Any] | None = None, run_dir: str | Path | None = None,
-                 feature_cols: list[str] | None = None, skip_bad_images: bool = False):
+                 feature_cols: list[str] | None = None, skip_bad_images: bool = False,
+                 text_col: str | None = None):
         self._keep_params(locals())
 
     # -- the task's hooks (see ``Estimator``) -------------------------------------------------
 
     def _as_data(self, X, y=None, *, role: str, labeled: bool = True) -> data.ImageSet:
         return _as_imageset(X, y, role=role, labeled=labeled, feature_cols=self.feature_cols,
-                            skip_bad_images=self.skip_bad_images)
+                            skip_bad_images=self.skip_bad_images, text_col=self.text_col)
 
     def _valid_from_y(self, y, valid):
         if valid is None and isinstance(y, (data.ImageSet, str, Path)):
@@ -86,8 +87,8 @@ class ImageClassifier(Classifier):
                 "valid_images": valid.stats()}
 
     def _check_outputs(self) -> None:
-        if self.feature_cols:
-            return
+        if self.feature_cols or getattr(self.strategy_, "text_backbone", None):
+            return  # needs columns beside the images; checked when it predicts on a table
         from PIL import Image
 
         probe = Image.new("RGB", (32, 32), (127, 127, 127))
@@ -100,11 +101,11 @@ class ImageClassifier(Classifier):
 
     def _inputs(self, X):
         if isinstance(X, data.ImageSet):
-            return X.paths, X.features
+            return X.paths, X.model_features
         if isinstance(X, (str, Path)):
             ds = data.read(X, labeled=None if Path(X).is_file() else False,
-                           feature_cols=self.feature_cols)
-            return ds.paths, ds.features
+                           feature_cols=self.feature_cols, text_col=self.text_col)
+            return ds.paths, ds.model_features
         items = list(X)
         bad = [i for i, x in enumerate(items) if not _is_image_source(x)]
         if bad:

@@ -24,6 +24,7 @@ class ImageClassification(ClassificationTask):
         "frozen": "ronghe.images.frozen:Frozen",
         "finetune": "ronghe.images.finetune:Finetune",
         "lora": "ronghe.images.finetune:Lora",
+        "concat": "ronghe.images.concat:Concat",
         "weighted": "ronghe.images.fusion:Weighted",
         "stack": "ronghe.images.fusion:Stack",
         "vote": "ronghe.images.fusion:Vote",
@@ -31,8 +32,8 @@ class ImageClassification(ClassificationTask):
     }
     default_strategy = "frozen"
     portfolio = ("classic", "frozen", "stack", "finetune", "weighted")
-    cost_order = ("classic", "frozen", "stack", "lora", "finetune", "weighted", "vote")
-    data_options = ("label_col", "feature_cols", "skip_bad_images")
+    cost_order = ("classic", "frozen", "concat", "stack", "lora", "finetune", "weighted", "vote")
+    data_options = ("label_col", "feature_cols", "skip_bad_images", "text_col")
     exporter = "ronghe.images.onnx"
     compressions = ("int8-static",)
     compression_note = ("a convolutional network is quantised statically, its activation ranges "
@@ -42,11 +43,11 @@ class ImageClassification(ClassificationTask):
     label_noun = "classes"
 
     def read(self, path, *, labeled: bool = True, label_col=None, feature_cols=None,
-             skip_bad_images: bool = False, **_):
+             skip_bad_images: bool = False, text_col=None, **_):
         from . import data
 
         return data.read(path, labeled=labeled, label_col=label_col, feature_cols=feature_cols,
-                         skip_bad_images=skip_bad_images)
+                         skip_bad_images=skip_bad_images, text_col=text_col)
 
     def markdown(self, report: dict, title: str) -> str:
         from ..tasks.text_classification import markdown
@@ -118,10 +119,11 @@ class ServingModel:
     def __init__(self, estimator):
         from ..errors import ConfigError
 
-        if getattr(estimator, "feature_cols", None):
-            raise ConfigError("this image model also needs the feature columns "
-                              f"{list(estimator.feature_cols)}, which the service cannot take; "
-                              "serve a model trained on the images alone")
+        if getattr(estimator, "feature_cols", None) or getattr(
+                getattr(estimator, "strategy_", None), "text_backbone", None):
+            raise ConfigError("this image model also needs each image's text or feature columns "
+                              f"{list(estimator.feature_cols or [])}, which the service cannot "
+                              "take; serve a model trained on the images alone")
         self.estimator = estimator
         self.classes = estimator.classes_
 
