@@ -3,8 +3,10 @@
 Its parts live beside this file: reading and checking images (``data.py``), the estimator
 (``estimator.py``) and the strategies (``classic.py``: HOG + colour histograms; ``frozen.py``:
 pooled features of a pretrained vision backbone; ``finetune.py``: the backbone trained end to
-end; ``fusion.py``: weighted, stack and vote over them; ``onnx.py``: an exported model run by
-onnxruntime without torch). Scores, the evaluation report and the
+end, and ``lora`` adapters on it; ``concat.py``: image features + a text column + tabular columns
+in one classic learner; ``fusion.py``: weighted, stack and vote over them; ``onnx.py``: an
+exported model run by onnxruntime without torch, also int8). Serving (``ServingModel`` below)
+decodes uploads with the same conversion as training. Scores, the evaluation report and the
 confusion-matrix plot are classification's (``tasks.text_classification.ClassificationTask``).
 """
 
