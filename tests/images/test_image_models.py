@@ -287,3 +287,29 @@ def test_multimodal_concat_reads_photo_title_and_price(tmp_path, tiny_vision, ti
 
     with pytest.raises(ConfigError, match="images alone"):
         ServingModel(again)
+
+
+def test_mixup_and_cutmix_mix_images_and_targets(tmp_path, tiny_vision):
+    """With mixup/cutmix on, training batches carry soft targets (rows sum to 1, some not
+    one-hot) and the loop trains on them; an odd last batch stays unmixed."""
+    import torch
+
+    from conftest import make_shapes
+    from ronghe.images.finetune import ImageBatcher
+
+    train = make_shapes(tmp_path / "train", 7, 0)  # 21 images: batches of 4 leave one of 1
+    clf = ronghe.ImageClassifier(strategy="finetune", model=tiny_vision, epochs=1, batch_size=4,
+                                 options={"mixup": 0.4, "cutmix": 1.0}).fit(train)
+    assert clf.metrics_["mix"] == {"mixup": 0.4, "cutmix": 1.0, "prob": 1.0}
+    assert np.isfinite(clf.metrics_["history"][0]["train_loss"])
+    inner = clf.strategy_
+    images = ronghe.images.estimator.decode(ronghe.images.data.read(train).paths[:5])
+    b = ImageBatcher(images, inner._train_transform(), np.array([0, 1, 2, 0, 1]), inner._mixup(), 3)
+    torch.manual_seed(0)
+    np.random.seed(0)
+    even = b.batch([0, 1, 2, 3])
+    assert even["target"].shape == (4, 3)
+    assert torch.allclose(even["target"].sum(1), torch.ones(4))
+    assert (even["target"].max(1).values < 1).any()  # mixed
+    odd = b.batch([0, 1, 4])
+    assert torch.equal(odd["target"], torch.eye(3)[[0, 1, 1]])

@@ -6,6 +6,7 @@ the best epoch restored, checkpoints and resume, TensorBoard/MLflow).
 * Training augmentation: timm's training transform (``timm.data.create_transform``,
   torchvision underneath) for the backbone's pretrained config - random resized crop
   (``crop_scale`` of the area), horizontal flip (``hflip``), colour jitter (``color_jitter``);
+  optionally mixup / cutmix (timm's ``Mixup``; soft targets, off by default);
   ``augment=False`` trains on the evaluation preprocessing only. Evaluation and prediction use the
   torch-free preprocessing of ``preprocess.py`` (tested equal to timm's eval transform), the same
   one an exported model runs.
@@ -72,6 +73,11 @@ class FinetuneConfig(StrategyConfig, TrainingFields):
                               "scale and shift still train), so the LP-FT head still fits the "
                               "features it was fitted on; train: statistics follow the batches")
     augment: bool = Field(True, description="random resized crop, flip and colour jitter")
+    mixup: float = Field(0.0, ge=0, description="mixup alpha (0 = off; 0.2 is usual): blend "
+                                                "pairs of images and their labels")
+    cutmix: float = Field(0.0, ge=0, description="cutmix alpha (0 = off; 1.0 is usual): paste a "
+                                                 "patch of one image into another")
+    mix_prob: float = Field(1.0, ge=0, le=1, description="share of batches mixed (mixup/cutmix)")
     crop_scale: tuple[float, float] = Field((0.35, 1.0), description="area share of the random crop")
     hflip: float = Field(0.5, ge=0, le=1)
     color_jitter: float = Field(0.2, ge=0, le=1)
@@ -103,17 +109,27 @@ class ImageModel(nn.Module):
 
 
 class ImageBatcher:
-    """The loop's batches for images: shuffled index chunks, each image transformed anew."""
+    """The loop's batches for images: shuffled index chunks, each image transformed anew; with
+    ``mixup`` (timm's ``Mixup``) the batch is mixed and carries its soft targets."""
 
-    def __init__(self, images: list, transform):
+    def __init__(self, images: list, transform, labels=None, mixup=None, n_classes: int = 0):
         self.images, self.transform = images, transform
+        self.labels, self.mixup, self.n_classes = labels, mixup, n_classes
 
     def order(self, batch_size: int, rng: np.random.Generator) -> list[list[int]]:
         perm = rng.permutation(len(self.images)).tolist()
         return [perm[i:i + batch_size] for i in range(0, len(perm), batch_size)]
 
     def batch(self, idx: list[int]) -> dict:
-        return {"pixel_values": torch.stack([self.transform(self.images[i]) for i in idx])}
+        x = torch.stack([self.transform(self.images[i]) for i in idx])
+        if self.mixup is None:
+            return {"pixel_values": x}
+        y = torch.as_tensor(np.asarray(self.labels)[idx], dtype=torch.long)
+        if len(idx) % 2:  # timm mixes pairs; an odd (last) batch stays unmixed
+            return {"pixel_values": x,
+                    "target": nn.functional.one_hot(y, self.n_classes).float()}
+        x, soft = self.mixup(x, y)
+        return {"pixel_values": x, "target": soft}
 
 
 def _freeze(model: ImageModel, c: FinetuneConfig) -> None:
@@ -186,10 +202,21 @@ class Finetune(Strategy):
         cfg = loop.LoopConfig.from_config(c, monitor="macro_f1")
         result = loop.Loop(self.model, [], y, 0, evaluate, cfg, self.device, self.dtype,
                            callbacks=callbacks, run_dir=ctx.run_dir, resume=ctx.resume,
-                           batcher=ImageBatcher(images, self._train_transform())).run()
+                           batcher=ImageBatcher(images, self._train_transform(), y,
+                                                self._mixup(), len(self.classes))).run()
         self.history, self.best_epoch = result.history, result.best_epoch
         self._after_fit()
         return self
+
+    def _mixup(self):
+        c = self.config
+        if not (c.mixup or c.cutmix):
+            return None
+        from timm.data import Mixup
+
+        self.report["mix"] = {"mixup": c.mixup, "cutmix": c.cutmix, "prob": c.mix_prob}
+        return Mixup(mixup_alpha=c.mixup, cutmix_alpha=c.cutmix, prob=c.mix_prob,
+                     label_smoothing=0.0, num_classes=len(self.classes))
 
     def _adapt(self) -> None:
         """Change what trains, after the head is initialised (``Lora`` adds adapters)."""
@@ -298,6 +325,16 @@ class Lora(Finetune):
 
     name = "lora"
     Config = LoraConfig
+
+    def _mixup(self):
+        c = self.config
+        if not (c.mixup or c.cutmix):
+            return None
+        from timm.data import Mixup
+
+        self.report["mix"] = {"mixup": c.mixup, "cutmix": c.cutmix, "prob": c.mix_prob}
+        return Mixup(mixup_alpha=c.mixup, cutmix_alpha=c.cutmix, prob=c.mix_prob,
+                     label_smoothing=0.0, num_classes=len(self.classes))
 
     def _adapt(self) -> None:
         import peft

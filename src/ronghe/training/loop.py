@@ -105,7 +105,8 @@ def param_groups(model: nn.Module, cfg: LoopConfig) -> list[dict]:
 class TokenBatcher:
     """How the loop batches token-id sequences: length-grouped shuffled batches (little
     padding), padded to each batch's longest. Other inputs (images) bring their own batcher:
-    ``order(batch_size, rng) -> list of index lists`` and ``batch(idx) -> the model's kwargs``;
+    ``order(batch_size, rng) -> list of index lists`` and ``batch(idx) -> the model's kwargs``
+    (plus, optionally, ``target``: the batch's own - e.g. mixed, soft - targets for the loss);
     the order must come from ``rng`` alone, so that a resumed run replays it exactly."""
 
     def __init__(self, ids: list[list[int]], pad_id: int):
@@ -214,7 +215,8 @@ class Loop:
                     if step < skip:
                         continue
                     batch = {k: v.to(self.device) for k, v in self.batcher.batch(idx).items()}
-                    y = self.labels[idx].to(self.device)
+                    y = batch.pop("target", None)  # a batcher may mix inputs and targets
+                    y = self.labels[idx].to(self.device) if y is None else y
                     if adversary is None:
                         loss = self._loss(batch, y)
                         loss.backward()
