@@ -410,24 +410,27 @@ def compress(
 
 @command
 def distill(
-    teacher: Path = typer.Argument(..., help="teacher bundle (text classification)"),
+    teacher: Path = typer.Argument(..., help="teacher bundle (text or image classification)"),
     data: Path = typer.Argument(..., help="labeled training data"),
     out: Path = typer.Option(..., "--out", "-o", help="student bundle folder"),
     student: str = typer.Option("layers:3", help="layers:K (transformer with K of the teacher's "
-                                                 "layers) or classic (TF-IDF + LR)"),
-    unlabeled: Optional[Path] = typer.Option(None, help="extra unlabeled texts (teacher labels them)"),
+                                                 "layers), model:REF (image teachers: a smaller "
+                                                 "vision backbone) or classic"),
+    unlabeled: Optional[Path] = typer.Option(None, help="extra unlabeled texts or images (the "
+                                                        "teacher labels them)"),
     valid: Optional[Path] = typer.Option(None, help="validation data (default: split from DATA)"),
     temperature: float = typer.Option(2.0, min=0.1),
     alpha: float = typer.Option(0.5, min=0.0, max=1.0, help="weight of the teacher's soft targets"),
     epochs: int = typer.Option(3, min=1),
-    learning_rate: float = typer.Option(1e-4),
+    learning_rate: Optional[float] = typer.Option(None, help="default: 1e-4 (transformer "
+                                                             "student), 3e-4 (image student)"),
     batch_size: int = typer.Option(32, min=1),
     seed: int = typer.Option(0),
     text_col: Optional[str] = typer.Option(None),
     label_col: Optional[str] = typer.Option(None),
     quiet: bool = QuietOpt,
 ):
-    """Distill a teacher bundle into a smaller transformer or a classic model."""
+    """Distill a teacher bundle into a smaller network or a classic model."""
     from rich.table import Table
 
     from . import bundle as bundle_mod
@@ -437,13 +440,13 @@ def distill(
     bundle_mod.check_target(out)
     teacher_clf = load(teacher)
     read = _bundle_reader(teacher_clf, text_col, label_col)
-    extra = read(unlabeled, labeled=False).texts if unlabeled else None
+    extra = read(unlabeled, labeled=False).inputs if unlabeled else None
     student_clf, rows = run(teacher_clf, read(data), valid=read(valid) if valid else None,
                             student=student, unlabeled=extra, temperature=temperature, alpha=alpha,
                             epochs=epochs, learning_rate=learning_rate, batch_size=batch_size,
                             seed=seed)
     path = student_clf.save(out)
-    table = Table("model", "valid accuracy", "valid macro-F1", "ms / text", "speed-up",
+    table = Table("model", "valid accuracy", "valid macro-F1", "ms / input", "speed-up",
                   title=f"distillation ({student})")
     for r in rows:
         table.add_row(r["model"], f"{r['accuracy']:.4f}", f"{r['macro_f1']:.4f}",

@@ -313,3 +313,34 @@ def test_mixup_and_cutmix_mix_images_and_targets(tmp_path, tiny_vision):
     assert (even["target"].max(1).values < 1).any()  # mixed
     odd = b.batch([0, 1, 4])
     assert torch.equal(odd["target"], torch.eye(3)[[0, 1, 1]])
+
+
+def test_distill_an_image_teacher_into_classic_and_a_smaller_backbone(tmp_path, tiny_vision):
+    """`ronghe distill` for images: a classic student trained on the teacher's labels over the
+    labeled and unlabeled images, and a backbone student trained on its probabilities; both
+    are ordinary image bundles, compared with the teacher on validation."""
+    from typer.testing import CliRunner
+
+    from conftest import make_shapes
+    from ronghe.cli import app
+    from ronghe.compression.distill import run
+
+    train = ronghe.images.data.read(make_shapes(tmp_path / "train", 10, 0))
+    extra = make_shapes(tmp_path / "extra", 4, 3)
+    teacher = ronghe.ImageClassifier(strategy="frozen", model=tiny_vision).fit(train)
+    student, rows = run(teacher, train, student="classic",
+                        unlabeled=ronghe.images.data.read(extra, labeled=False).inputs)
+    assert student.strategy == "classic" and student.task == "image-classification"
+    assert student.metrics_["distillation"]["unlabeled"] == 12
+    assert [r["model"] for r in rows] == ["teacher", "student", "classic on gold labels"]
+    small, rows = run(teacher, train, student=f"model:{tiny_vision}", epochs=1)
+    assert small.strategy == "finetune" and small.metrics_["distilled_from"] == "frozen"
+    assert ronghe.load(small.save(tmp_path / "s")).predict(train.paths[:2]).shape == (2,)
+    with pytest.raises(ronghe.errors.ConfigError, match="model:REF"):
+        run(teacher, train, student="layers:2")
+    teacher.save(tmp_path / "t")
+    r = CliRunner().invoke(app, ["distill", str(tmp_path / "t"), str(tmp_path / "train"),
+                                 "--student", "classic", "--unlabeled", str(extra),
+                                 "--out", str(tmp_path / "c"), "--quiet"])
+    assert r.exit_code == 0, r.output
+    assert ronghe.load(tmp_path / "c").strategy == "classic"
