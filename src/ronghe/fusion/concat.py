@@ -81,6 +81,11 @@ class Concat(Strategy):
             self.svd.components_ = self.svd.components_.astype(np.float32)  # as stored
         X, cats = self._features(train.texts, train.features, len(train))
         Xv, _ = self._features(valid.texts, valid.features, len(valid))
+        return self._fit_learner(X, Xv, cats, train, valid)
+
+    def _fit_learner(self, X, Xv, cats, train, valid) -> "Concat":
+        """The learner on the concatenated features (C or the rounds chosen on validation)."""
+        c = self.config
         y, yv = self.label_ids(train.labels), self.label_ids(valid.labels)
         if c.learner == "logreg":
             self.mean, self.scale = X.mean(0), X.std(0) + 1e-6

@@ -84,20 +84,10 @@ class Concat(concat.Concat):
         self.tfidf = self.svd = None
         X, cats = self._features(train.inputs, train.model_features, len(train))
         Xv, _ = self._features(valid.inputs, valid.model_features, len(valid))
-        y, yv = self.label_ids(train.labels), self.label_ids(valid.labels)
         self.report["inputs"] = {"image_features": bool(c.embeddings), "text": uses_text,
                                  "feature_columns": [col["name"] for col in self.tabular.columns],
                                  "width": int(X.shape[1])}
-        if c.learner == "logreg":
-            from .. import linear
-
-            self.mean, self.scale = X.mean(0), X.std(0) + 1e-6
-            self.model, self.history = linear.fit_logreg((X - self.mean) / self.scale, y,
-                                                         (Xv - self.mean) / self.scale, yv,
-                                                         c.C_grid, c.seed, 2000)
-        else:
-            self._fit_lightgbm(X, y, Xv, yv, cats)
-        return self
+        return self._fit_learner(X, Xv, cats, train, valid)
 
     def to_state(self):
         state = super().to_state()

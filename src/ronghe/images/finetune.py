@@ -326,16 +326,6 @@ class Lora(Finetune):
     name = "lora"
     Config = LoraConfig
 
-    def _mixup(self):
-        c = self.config
-        if not (c.mixup or c.cutmix):
-            return None
-        from timm.data import Mixup
-
-        self.report["mix"] = {"mixup": c.mixup, "cutmix": c.cutmix, "prob": c.mix_prob}
-        return Mixup(mixup_alpha=c.mixup, cutmix_alpha=c.cutmix, prob=c.mix_prob,
-                     label_smoothing=0.0, num_classes=len(self.classes))
-
     def _adapt(self) -> None:
         import peft
 
