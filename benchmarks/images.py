@@ -9,8 +9,12 @@ written as an image folder (one sub-folder per class, PNG) and trained on throug
 every model is scored on the full 10,000 test images.
 
 Strategies: ``classic`` (HOG + colour histogram + logistic regression, C on validation),
-``frozen`` (EfficientNet-Lite0 ImageNet features + logistic regression), ``finetune``
-(EfficientNet-Lite0 end to end, LP-FT head, augmentation, 3 epochs, early stopping). The
+``frozen`` (EfficientNet-Lite0 ImageNet features + logistic regression; ``frozen@224`` at the
+backbone's own input size), ``finetune`` (EfficientNet-Lite0 end to end, LP-FT head, augmentation,
+3 epochs, early stopping); ``fusion``: ``weighted`` late fusion of every pair of the fitted models
+(weight chosen on the shared validation split, the pair chosen by validation macro-F1);
+``onnx``: the fine-tuned model exported (fp32) and statically quantised to int8 behind the
+accuracy gate. All models share one seeded validation split. The
 backbone runs at 112 px (``image_size=112``) rather than its 224: the scans are 28 px, and a
 convolutional network accepts any size - four times fewer pixels. Measured per run: train
 seconds (the whole fit: decoding, features, training, validation), test accuracy and macro-F1,
@@ -19,8 +23,8 @@ chunks of 32), bundle size. Threads pinned (``--threads``).
 
 Usage::
 
-    python benchmarks/images.py                    # 100 and 1000 per class, all strategies
-    python benchmarks/images.py --per-class 100 --only classic,frozen
+    python benchmarks/images.py                    # 100 and 1000 per class, all of them
+    python benchmarks/images.py --per-class 100 --only classic,frozen,frozen@224,fusion
     python benchmarks/images.py --rewrite-readme
 """
 
