@@ -131,3 +131,28 @@ def test_table_layout_with_text_and_features(tmp_path, folder):
     pd.DataFrame(rows).to_csv(tmp_path / "bad.csv", index=False)
     with pytest.raises(DataError, match="missing.png: no such file"):
         read(tmp_path / "bad.csv")
+
+
+def test_large_images_get_a_bounded_working_copy_everywhere(tmp_path):
+    """A 5000 x 1200 scan is box-downscaled by an integer factor (3) when decoded - the same in
+    reading, prediction and serving - while the report keeps its real size."""
+    from PIL import Image
+
+    from ronghe.images import data
+    from ronghe.images.estimator import decode
+    from ronghe.images.task import ServingModel
+
+    big = Image.new("RGB", (5000, 1200), (200, 10, 10))
+    (tmp_path / "a").mkdir()
+    big.save(tmp_path / "a" / "scan.png")
+    small = Image.new("RGB", (300, 200), (1, 2, 3))
+    small.save(tmp_path / "a" / "small.png")
+    ds = data.read(tmp_path)
+    assert sorted(ds.sizes) == [(300, 200), (5000, 1200)]
+    path = str(tmp_path / "a" / "scan.png")
+    a = decode([path])[0]
+    assert a.size == (1667, 400) and max(a.size) <= data.MAX_SIDE
+    assert decode([big])[0].size == a.size  # a PIL image given directly: the same copy
+    raw = (tmp_path / "a" / "scan.png").read_bytes()
+    assert ServingModel.prepare([raw])[0].size == a.size
+    assert decode([str(tmp_path / "a" / "small.png")])[0].size == (300, 200)

@@ -19,7 +19,7 @@ with ``skip_bad_images=True`` they are left out and listed in ``bad`` (and the t
 never silently. Decoding converts every mode to RGB the same way at training and prediction:
 EXIF orientation applied (``ImageOps.exif_transpose``), 16-bit and 32-bit greyscale scaled to
 8 bits by their full range, palette and transparent images composited on white, CMYK and
-YCbCr converted by Pillow. The read also records each file's SHA-256 (features are cached by
+YCbCr converted by Pillow, images over ``MAX_SIDE`` (2048) pixels box-downscaled. The read also records each file's SHA-256 (features are cached by
 content, not by name), the class counts and the image sizes (``stats``).
 """
 
@@ -142,8 +142,25 @@ def _scale_to_8bit(img):
     return Image.fromarray(np.round(a).astype(np.uint8), mode="L")
 
 
+#: longer side of the working copy of an image: larger ones are box-downscaled by an integer
+#: factor when decoded (at training, prediction and serving alike). Models look at a few hundred
+#: pixels; this bounds the memory a queued image holds (2048 x 2048 RGB: 12.6 MB).
+MAX_SIDE = 2048
+
+
+def _cap(img):
+    side = max(img.size)
+    if side <= MAX_SIDE:
+        return img
+    size = img.size
+    out = img.reduce(-(-side // MAX_SIDE))
+    out.info["original_size"] = size
+    return out
+
+
 def to_rgb(img):
-    """Any Pillow image -> RGB, the same way everywhere (training, prediction, serving)."""
+    """Any Pillow image -> RGB, the same way everywhere (training, prediction, serving); the
+    longer side at most ``MAX_SIDE`` (``info["original_size"]`` keeps the size it had)."""
     from PIL import Image, ImageOps
 
     img = ImageOps.exif_transpose(img)
@@ -155,7 +172,7 @@ def to_rgb(img):
         rgba = img.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
         img = Image.alpha_composite(white, rgba)
-    return img.convert("RGB") if img.mode != "RGB" else img
+    return _cap(img.convert("RGB") if img.mode != "RGB" else img)
 
 
 class TooLarge(DataError):
@@ -317,7 +334,7 @@ def read(path, *, labeled: bool | None = True, path_col: str | None = None,
             else:
                 keep.append(i)
                 hashes.append(hashlib.sha256(raw).hexdigest())
-                sizes.append(img.size)
+                sizes.append(img.info.get("original_size", img.size))
             bar.advance(1)
     if bad and not skip_bad_images:
         shown = "\n  ".join(f"{p}: {r}" for p, r in bad[:_MAX_LISTED])
@@ -359,7 +376,7 @@ def from_paths(paths, labels=None, *, max_pixels: int | None = None) -> ImageSet
             bad.append(f"{f}: cannot be read: {e.strerror or e}")
             continue
         hashes.append(hashlib.sha256(raw).hexdigest())
-        sizes.append(img.size)
+        sizes.append(img.info.get("original_size", img.size))
     if bad:
         raise DataError(f"{len(bad)} of {len(files)} images cannot be used:\n  "
                         + "\n  ".join(bad[:_MAX_LISTED]))

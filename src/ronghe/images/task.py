@@ -129,7 +129,8 @@ class ServingModel:
         self.estimator = estimator
         self.classes = estimator.classes_
 
-    def prepare(self, raw: list[bytes], max_pixels: int | None = None) -> list:
+    @staticmethod
+    def prepare(raw: list[bytes], max_pixels: int | None = None) -> list:
         from ..errors import DataError, InputRejected
         from . import data
 

@@ -755,7 +755,11 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
                 raise InputRejected(f"image {i} is {len(b)} bytes, more than the limit of "
                                     f"{config.max_image_bytes}; send a smaller file",
                                     status=413, code="image_too_large", index=i)
-        return await run_in_threadpool(model.predictor.prepare, raw, config.max_image_pixels)
+        async with decoding:  # at most one decode per core: each can briefly hold
+            # max_image_pixels x 3 bytes before it is cut to its working copy
+            return await run_in_threadpool(model.predictor.prepare, raw, config.max_image_pixels)
+
+    decoding = asyncio.Semaphore(max(1, os.cpu_count() or 1))
 
     async def _answer(request: Request, name: str, model, inputs: list, logged: list):
         """Queue ``inputs`` for ``model`` and answer with its records (or the error)."""
