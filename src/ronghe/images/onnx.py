@@ -112,7 +112,11 @@ def as_onnx(clf, data: bytes | None = None, *, inner=None, note: dict | None = N
     return clf.with_strategy(strategy, {"strategy": "onnx", "seed": clf.seed})
 
 
-QUANTIZE_OPS = ("Conv", "MatMul", "Gemm")  # a CNN's weights are mostly in its convolutions
+# a CNN's weights and time are in its convolutions; the head (one small Gemm) stays fp32: its
+# input, the pooled features, spans a wide range per channel and one 8-bit scale for all of them
+# cost 42 points of accuracy on Fashion-MNIST (EfficientNet-Lite0, 0.893 -> 0.468; convolutions
+# only: 0.884 = fp32 on the same 500 images)
+QUANTIZE_OPS = ("Conv",)
 CALIBRATION_UNIT = "images"
 
 

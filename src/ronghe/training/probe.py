@@ -10,7 +10,8 @@ first encoder gradients already carry the task's signal and the head does not sp
 catching up.
 
 ``fit_linear_head`` fits a multinomial logistic regression (scikit-learn, L-BFGS) on standardised
-features - standardising makes the problem well conditioned whatever the backbone's scale - and
+features - standardising makes the problem well conditioned whatever the backbone's scale; a
+feature's std is floored at ``SD_FLOOR`` of the median so near-constant ones are not blown up - and
 folds the standardisation into the returned weight and bias, so they drop straight into an
 ``nn.Linear`` that sees the raw features. Rows are subsampled (seeded) to ``max_rows`` to bound the
 cost; classes absent from the sample keep a bias far below the others.
@@ -21,6 +22,9 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
+
+
+SD_FLOOR = 0.05  # share of the median feature std below which a feature is not scaled up
 
 
 def fit_linear_head(features: np.ndarray, labels: np.ndarray, n_classes: int, *,
@@ -36,7 +40,11 @@ def fit_linear_head(features: np.ndarray, labels: np.ndarray, n_classes: int, *,
         keep = np.random.default_rng(seed).choice(len(features), max_rows, replace=False)
         features, labels = features[keep], labels[keep]
     mu = features.mean(0)
-    sd = features.std(0) + 1e-6
+    sd = features.std(0)
+    # floor: a near-constant feature (a CNN channel that is almost always 0 after its ReLU)
+    # standardised to unit variance gets a weight of hundreds once folded back, and any change
+    # of it in fine-tuning - or its int8 rounding - swings the logits
+    sd = np.maximum(sd, SD_FLOOR * float(np.median(sd)) + 1e-6)
     present = np.unique(labels)
     weight = np.zeros((n_classes, features.shape[1]))
     bias = np.full(n_classes, -10.0)
