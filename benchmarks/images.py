@@ -161,6 +161,18 @@ def fit(strategy: str, per_class: int, train, valid, test) -> tuple[dict, object
     return row, clf
 
 
+def reused(strategy: str, per_class: int, test, before: dict) -> tuple[dict, object]:
+    """An earlier run's saved bundle of ``strategy`` (fitted on the same seeded sample and
+    split), scored again; its train time is the one recorded when it was fitted."""
+    import ronghe
+
+    clf = ronghe.load(common.WORK / "fmnist" / "bundles" / f"{strategy}-{per_class}")
+    clf.train_seconds_ = before["train_seconds"]  # the fusion rows add the members' times
+    row = scored(strategy, clf, per_class, test, before["train_seconds"],
+                 params=STRATEGIES[strategy], reused_bundle=True)
+    return row, clf
+
+
 def fusions(fitted: dict, per_class: int, valid, test) -> list[dict]:
     """``weighted`` late fusion of each pair of the fitted models (no retraining: the weight is
     chosen on the shared validation split, as ``ronghe bench`` fuses its leaderboard); the pair
@@ -258,6 +270,8 @@ def main(argv=None) -> int:
     ap.add_argument("--per-class", default="100,1000")
     ap.add_argument("--only", default="classic,frozen,finetune,fusion,onnx",
                     help="strategies, plus 'fusion' (weighted pairs) and 'onnx' (fp32, int8)")
+    ap.add_argument("--reuse", default="", help="strategies whose saved bundle from an earlier "
+                                                "run is loaded and re-scored instead of refitted")
     ap.add_argument("--threads", type=int, default=common.THREADS)
     args = ap.parse_args(argv)
     if common.handled(args, NAME, readme):
@@ -289,7 +303,12 @@ def main(argv=None) -> int:
 
         for strategy in [x for x in args.only.split(",") if x in STRATEGIES]:
             print(f"== {strategy} {n}/class", flush=True)
-            row, fitted[strategy] = fit(strategy, n, train, valid, test)
+            if strategy in args.reuse.split(","):  # the bundle an earlier run saved, re-scored
+                before = next(r for r in result["runs"]
+                              if (r["strategy"], r["per_class"]) == (strategy, n))
+                row, fitted[strategy] = reused(strategy, n, test, before)
+            else:
+                row, fitted[strategy] = fit(strategy, n, train, valid, test)
             keep([row])
         if "fusion" in args.only.split(",") and len(fitted) >= 2:
             keep(fusions(fitted, n, valid, test))
