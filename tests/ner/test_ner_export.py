@@ -83,7 +83,7 @@ def test_int8_behind_the_entity_f1_gate(tmp_path):
     (("compress", CRF, "--quantize", "int8"), "runs without torch already"),
     (("compress", TAGGER, "--prune", "layers:1"), "int8 or int8-static"),
     (("export", TAGGER, "--merge"), "already holds merged weights"),
-    (("distill", TAGGER, DATA / "en_train.conll"), "text-classification teacher"),
+    (("distill", TAGGER, DATA / "en_train.conll"), "image-classification teacher"),
 ])
 def test_operations_that_do_not_apply_are_refused_clearly(tmp_path, args, words):
     extra = ["--valid", DATA / "en_test.conll"] if args[0] == "compress" else []
