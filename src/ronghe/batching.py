@@ -37,3 +37,12 @@ def pad(seqs: list[list[int]], pad_id: int) -> tuple[np.ndarray, np.ndarray]:
         ids[i, :len(s)] = s
         mask[i, :len(s)] = 1
     return ids, mask
+
+
+def token_feeds(seqs: list[list[int]], pad_id: int, batch_size: int = 16) -> list[dict]:
+    """Padded ``input_ids``/``attention_mask`` batches of token sequences, for calibration."""
+    feeds = []
+    for i in range(0, len(seqs), batch_size):
+        ids, mask = pad(seqs[i:i + batch_size], pad_id)
+        feeds.append({"input_ids": ids, "attention_mask": mask})
+    return feeds

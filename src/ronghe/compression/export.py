@@ -128,7 +128,7 @@ def sample_inputs() -> list[str]:
 def calibration(inner, texts: list[str]) -> list[dict]:
     """Padded token batches of real texts, the graph's inputs for static int8 calibration."""
     from ..modeling import tokenize
-    from .quantize import token_feeds
+    from ..batching import token_feeds
 
     return token_feeds(tokenize(inner.tokenizer, texts, inner.config.max_length), inner.pad_id)
 

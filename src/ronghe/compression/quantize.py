@@ -34,17 +34,6 @@ def int8_dynamic(model: bytes) -> tuple[bytes, dict]:
                                   "reduce_range": not vnni, "vnni": vnni}
 
 
-def token_feeds(seqs: list[list[int]], pad_id: int, batch_size: int = 16) -> list[dict]:
-    """Padded ``input_ids``/``attention_mask`` batches of token sequences, for calibration."""
-    from ..batching import pad
-
-    feeds = []
-    for i in range(0, len(seqs), batch_size):
-        ids, mask = pad(seqs[i:i + batch_size], pad_id)
-        feeds.append({"input_ids": ids, "attention_mask": mask})
-    return feeds
-
-
 def int8_static(model: bytes, feeds: list[dict], op_types: tuple[str, ...] = ("MatMul", "Gemm"),
                 what: str = "texts") -> tuple[bytes, dict]:
     """Static int8 (QDQ) with activation ranges calibrated on real inputs: ``feeds`` are the

@@ -242,7 +242,7 @@ def _tokens(texts) -> list[list[str]]:
 
 def calibration(inner, texts: list[str]) -> list[dict]:
     """Padded batches of sub-word windows of real sentences, for static int8 calibration."""
-    from ..compression.quantize import token_feeds
+    from ..batching import token_feeds
 
     return token_feeds([w.ids for w in inner.windows.windows(_tokens(texts))], inner.pad_id)
 
