@@ -60,6 +60,11 @@ class Concat(Strategy):
             parts.append(self._embedder()(list(texts)).astype(np.float64))
         if self.svd is not None:
             parts.append(self.svd.transform(self.tfidf.transform(texts)))
+        return self._with_columns(parts, features, n)
+
+    def _with_columns(self, parts: list, features, n) -> tuple[np.ndarray, list[int]]:
+        """The dense parts and the feature columns side by side (indices of LightGBM's
+        categorical columns second)."""
         width = sum(p.shape[1] for p in parts)
         if self.config.learner == "lightgbm":
             tab, cats = self.tabular.lightgbm(features, n)

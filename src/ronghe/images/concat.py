@@ -67,11 +67,7 @@ class Concat(concat.Concat):
                                 "and text columns")
             texts = ["" if t is None else str(t) for t in features[TEXT_FEATURE].tolist()]
             parts.append(self._text()(texts).astype(np.float64))
-        width = sum(p.shape[1] for p in parts)
-        if self.config.learner == "lightgbm":
-            tab, cats = self.tabular.lightgbm(features, n)
-            return np.hstack(parts + [tab]), [width + i for i in cats]
-        return np.hstack(parts + [self.tabular.linear(features, n)]), []
+        return self._with_columns(parts, features, n)
 
     def fit(self, train, valid):
         c = self.config
