@@ -179,6 +179,10 @@ class TooLarge(DataError):
     """An image over the pixel limit, or a decompression bomb: refused before it is decoded."""
 
 
+class NotAnImage(DataError):
+    """Bytes that are not an image in a format Pillow reads (or one of ``formats``)."""
+
+
 def load_image(source, max_pixels: int | None = None, formats: tuple[str, ...] | None = None):
     """Decode a path, bytes or file object into an RGB ``PIL.Image``; ``DataError`` with the
     reason if it cannot be (the caller adds where it came from), ``TooLarge`` over
@@ -210,7 +214,7 @@ def load_image(source, max_pixels: int | None = None, formats: tuple[str, ...] |
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise TooLarge(f"refused as a decompression bomb: {e}") from None
     except UnidentifiedImageError:
-        raise DataError("not an image "
+        raise NotAnImage("not an image "
                         + (f"in one of the accepted formats ({', '.join(formats)})" if formats
                            else "Pillow can read (supported: PNG, JPEG, BMP, TIFF, WebP, GIF)")
                         ) from None

@@ -141,10 +141,11 @@ class ServingModel:
             except data.TooLarge as e:
                 raise InputRejected(f"image {i}: {e}", status=413, code="image_too_large",
                                     index=i) from None
+            except data.NotAnImage as e:
+                raise InputRejected(f"image {i}: {e}", status=415, code="unsupported_image",
+                                    index=i) from None
             except DataError as e:
-                unsupported = "accepted formats" in str(e)
-                raise InputRejected(f"image {i}: {e}", status=415 if unsupported else 422,
-                                    code="unsupported_image" if unsupported else "invalid_image",
+                raise InputRejected(f"image {i}: {e}", status=422, code="invalid_image",
                                     index=i) from None
         return out
 
