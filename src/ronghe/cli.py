@@ -578,6 +578,10 @@ def demo(
     run(out, [s.strip() for s in strategies.split(",") if s.strip()], console=_console(stderr=False))
 
 
+from .apps.assist.cli import app as assist_app  # noqa: E402  (ronghe assist ...)
+app.add_typer(assist_app, name="assist")
+
+
 def main() -> None:  # console-script entry point
     app()
 

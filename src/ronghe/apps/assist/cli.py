@@ -1,0 +1,155 @@
+"""``ronghe assist ...``: build, evaluate, serve an assistant and export its feedback.
+
+A typer sub-app, registered in ``ronghe/cli.py`` with one line. Errors a user can fix exit 2
+with the message (no traceback), internal errors exit 1 (``RONGHE_DEBUG=1`` shows them).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ...errors import ConfigError, RongheError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="The customer-service assistant: intents, FAQ answers, out-of-scope "
+                       "detection and hand-off.")
+
+
+def _console(stderr: bool = True):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def command(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from ... import log
+
+        quiet = kwargs.get("quiet", False)
+        log.set_quiet(quiet)
+        logger = logging.getLogger("ronghe")
+        if not logger.handlers:
+            from rich.logging import RichHandler
+
+            logger.addHandler(RichHandler(console=_console(), show_time=False, show_path=False,
+                                          markup=False))
+            logger.propagate = False
+        logger.setLevel(logging.WARNING if quiet else logging.INFO)
+        for noisy in ("transformers", "huggingface_hub"):
+            logging.getLogger(noisy).setLevel(logging.ERROR)
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except RongheError as e:
+            _console().print(f"[bold red]error:[/] {e}", markup=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as e:  # noqa: BLE001 - the last line of defence for the user interface
+            if os.environ.get("RONGHE_DEBUG"):
+                raise
+            _console().print(f"[bold red]internal error:[/] {type(e).__name__}: {e}\nRun again "
+                             "with RONGHE_DEBUG=1 for the traceback, and report it.", markup=True)
+            raise typer.Exit(1) from None
+
+    return app.command()(wrapper)
+
+
+QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress bars or info messages")
+
+
+def _options(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--option {item!r} must look like KEY=VALUE, e.g. "
+                              "--option candidates=[classic,frozen]")
+        k, v = item.split("=", 1)
+        out[k.strip().replace("-", "_")] = yaml.safe_load(v)
+    return out
+
+
+def _file(path: Optional[Path], what: str) -> Optional[Path]:
+    if path is not None and not Path(path).expanduser().exists():
+        raise ConfigError(f"{what} file not found: {path}")
+    return path
+
+
+@command
+def build(
+    intents: Path = typer.Option(..., "--intents", help="text + intent [+ answer] table; rows "
+                                                        "labelled 'oos' are out-of-scope examples"),
+    faq: Path = typer.Option(..., "--faq", help="question + answer [+ id: rows sharing an id "
+                                                "are paraphrases]"),
+    out: Path = typer.Option(..., "--out", "-o", help="assistant bundle folder to write"),
+    oos: Optional[Path] = typer.Option(None, "--oos", help="out-of-scope example texts"),
+    valid: Optional[Path] = typer.Option(None, "--valid", help="validation: text + intent, FAQ "
+                                         "id or 'oos' [default: 10% of the intents held out]"),
+    answers: Optional[Path] = typer.Option(None, "--answers", help="intent + answer table"),
+    ner: Optional[Path] = typer.Option(None, "--ner", help="NER bundle: entities fill {slot}s"),
+    model: Optional[str] = typer.Option(None, help="backbone [default: minilm]"),
+    candidates: Optional[str] = typer.Option(None, help="comma-separated intent classifiers "
+                                             "[default: classic,frozen,weighted]"),
+    text_col: Optional[str] = typer.Option(None), label_col: Optional[str] = typer.Option(None),
+    option: list[str] = typer.Option([], "--option", help="assistant option KEY=VALUE"),
+    quiet: bool = QuietOpt,
+):
+    """Build an assistant bundle: intent classifier, FAQ index, out-of-scope detector."""
+    from ...bundle import check_target
+    from . import build as build_assistant
+
+    for p, what in ((intents, "intents"), (faq, "FAQ"), (oos, "out-of-scope"),
+                    (valid, "validation"), (answers, "answers")):
+        _file(p, what)
+    check_target(out)
+    opts = _options(option)
+    if model:
+        opts["model"] = model
+    if candidates:
+        opts["candidates"] = [c.strip() for c in candidates.split(",") if c.strip()]
+    bot = build_assistant(intents, faq, oos=oos, valid=valid, answers=answers, ner=ner,
+                          text_col=text_col, label_col=label_col, **opts)
+    path = bot.save(out)
+    m = bot.metrics_
+    if not quiet:
+        _console(stderr=False).print(
+            f"[green]wrote[/] {path}: classifier {bot.strategy_} (in-scope validation accuracy "
+            f"{m['valid']['intent_accuracy']:.4f}; candidates {m['candidates']}), out-of-scope "
+            f"{bot.oos_method_} (threshold {bot.oos_threshold_:.4g}), FAQ threshold "
+            f"{bot.faq_threshold_:.4f}", markup=True)
+
+
+@command
+def evaluate(
+    assistant: Path = typer.Argument(..., help="assistant bundle"),
+    queries: Path = typer.Argument(..., help="message + expected (intent, FAQ id or 'oos')"),
+    out: Optional[Path] = typer.Option(None, "--out", help="report path (.json, .md, .png) "
+                                       "[default: ASSISTANT.eval]"),
+    text_col: Optional[str] = typer.Option(None), expected_col: Optional[str] = typer.Option(None),
+    quiet: bool = QuietOpt,
+):
+    """Evaluate an assistant: intent accuracy, FAQ hit rates, OOS P/R/F1, hand-offs, latency."""
+    from . import evaluate as ev
+    from .assistant import load
+    from .data import read_queries
+
+    _file(queries, "queries")
+    bot = load(assistant)
+    q = read_queries(queries, text_col=text_col, expected_col=expected_col)
+    report = ev.evaluate(bot, q)
+    paths = ev.write(report, out or Path(str(assistant).rstrip("/") + ".eval"))
+    if not quiet:
+        _console(stderr=False).print(ev.markdown(report))
+        _console(stderr=False).print(f"[green]wrote[/] {paths['json']}, {paths['markdown']}, "
+                                     f"{paths['png']}", markup=True)
