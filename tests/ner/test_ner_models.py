@@ -198,6 +198,12 @@ def test_sentencepiece_space_piece_is_dropped_for_chinese():
     win = SubwordWindows(tok, max_length=32)
     pieces = win.pieces([list("郑凯去了厦门")])[0]
     assert all(tok.convert_ids_to_tokens(p[0]) != "▁" for p in pieces)
+    # running text: the bare metaspace stays in the ids but owns no character, and a character
+    # the tokenizer's normaliser drops (zero-width space) shares its neighbour's piece
+    text = SubwordWindows(tok, max_length=32, pieces="text")
+    ids, first, slots = text.text_pieces(["\u200b", *"在北京", "\u200b"])
+    assert tok.convert_ids_to_tokens(ids) == ["▁", "在北京", "▁"]
+    assert first == [1] * 5 and slots == [0, 1, 2, 3, 4]  # all five share the one real piece
 
 
 @pytest.fixture(scope="module")

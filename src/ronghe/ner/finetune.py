@@ -1,11 +1,12 @@
 """``finetune`` (and ``lora``): a token-classification head on the backbone, optionally decoded by a
 CRF trained jointly (``crf=True``, the BERT+CRF fusion).
 
-* Sub-words (``subwords.py``): each word is tokenised on its own; its label sits on its first sub-word and the other
-  sub-words are ignored by the loss (label ``-100``). A word the tokenizer turns into nothing
-  (a zero-width character) becomes the unknown token, so every word gets a prediction. SentencePiece
-  tokenizers (me5-small) emit a bare ``"▁"`` before a Chinese character; it is dropped so the label
-  sits on the character itself.
+* Sub-words (``subwords.py``): each word is tokenised on its own; its label sits on its first
+  sub-word and the other sub-words are ignored by the loss (label ``-100``). A word the tokenizer
+  turns into nothing (a zero-width character) becomes the unknown token, so every word gets a
+  prediction. Character-level data (``pieces=auto`` finds it: Chinese, one character per line)
+  is tokenised as running text instead, and the head scores up to ``MAX_SLOTS`` tag sets per
+  piece, one for each character the piece covers.
 * Long sentences: the sub-words are cut into windows of ``max_length`` (special tokens included)
   that advance by ``stride`` sub-words (default: half a window), so every sub-word is in some
   window and no token is lost. Training uses every window. At prediction each word takes its
@@ -39,7 +40,7 @@ from torch import nn
 from .. import backbones
 from ..bundle import BundleReader, State
 from ..config import EncoderConfig, TrainingFields
-from ..errors import BundleError
+from ..errors import BundleError, ConfigError
 from ..log import info, progress
 from ..modeling import autocast, autocast_dtype, collate, length_grouped_batches, pick_device
 from ..training import loop
@@ -49,11 +50,12 @@ from ..strategies.lora import LoraFields
 from .base import NerStrategy
 from .crf import valid_bio
 from .crf_layer import CRF
-from .subwords import SubwordWindows, Window, best_window_emissions
+from .subwords import SubwordWindows, Window, best_window_emissions, char_level
 from .data import Sentences
 from .metrics import entity_metrics
 
 IGNORE = -100
+MAX_SLOTS = 4  # tag sets per piece in pieces=text (characters beyond the 4th share the last)
 
 
 class FinetuneConfig(EncoderConfig, TrainingFields):
@@ -63,6 +65,10 @@ class FinetuneConfig(EncoderConfig, TrainingFields):
         "probe", description="probe: start the head from a logistic regression on the frozen "
                              "features (LP-FT); random: the usual small random init")
     stride: int | None = Field(None, ge=1, description="sub-words a window advances; default half a window")
+    pieces: Literal["auto", "words", "text"] = Field(
+        "auto", description="words: tokenise each word on its own; text: tokenise the sentence "
+                            "as running text (for character-level data such as Chinese); auto: "
+                            "text when >= 90% of the training words are single characters")
     # token batches are longer than sentence batches: smaller defaults than text's 32 / 128
     batch_size: int = Field(16, ge=1)
     eval_batch_size: int = Field(64, ge=1)
@@ -77,11 +83,12 @@ class TokenModel(nn.Module):
     """encoder -> dropout -> linear emissions per sub-word (+ a CRF used by the loss and decoder)."""
 
     def __init__(self, encoder: nn.Module, tags: list[str], dropout: float = 0.1,
-                 crf: bool = False, crf_lr_scale: float = 100.0):
+                 crf: bool = False, crf_lr_scale: float = 100.0, slots: int = 1):
         super().__init__()
         self.encoder = encoder
         self.dropout = nn.Dropout(dropout)
-        self.head = nn.Linear(encoder.config.hidden_size, len(tags))
+        self.slots = slots  # tag sets per sub-word: output j * len(tags) + t is slot j's tag t
+        self.head = nn.Linear(encoder.config.hidden_size, len(tags) * slots)
         nn.init.normal_(self.head.weight, std=0.02)
         nn.init.zeros_(self.head.bias)
         self.crf = CRF(tags, crf_lr_scale) if crf else None
@@ -110,6 +117,8 @@ class TokenLoss(nn.Module):
         self.model = model
 
     def forward(self, logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        # slot j of sub-word i is row i * slots + j: in character order for the CRF
+        logits = logits.reshape(logits.shape[0], -1, logits.shape[-1] // self.model.slots)
         y = y[:, :logits.shape[1]]
         if self.model.crf is None:
             return nn.functional.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.reshape(-1),
@@ -126,14 +135,33 @@ class FinetuneTagger(NerStrategy):
     uses_backbone = True
     trains_network = True
 
-    def _setup(self, encoder, tokenizer) -> None:
+    def _setup(self, encoder, tokenizer, pieces: str = "words", slots: int = 1) -> None:
         c = self.config
         self.device = pick_device(c.device)
         self.dtype = autocast_dtype(c.precision, self.device)
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id or 0
-        self.windows = SubwordWindows(tokenizer, c.max_length, c.stride)
-        self.model = TokenModel(encoder, self.tags, c.dropout, c.crf, c.crf_lr_scale).to(self.device)
+        self.pieces, self.slots = pieces, slots
+        self.windows = SubwordWindows(tokenizer, c.max_length, c.stride, pieces)
+        self.model = TokenModel(encoder, self.tags, c.dropout, c.crf, c.crf_lr_scale,
+                                slots).to(self.device)
+
+    def _pieces(self, tokenizer, train: Sentences) -> tuple[str, int]:
+        """The resolved ``pieces`` mode and the number of slots the training data needs."""
+        pieces = self.config.pieces
+        if pieces == "auto":
+            pieces = "text" if char_level(train.tokens) else "words"
+        if pieces == "text" and not getattr(tokenizer, "is_fast", False):
+            if self.config.pieces == "text":
+                raise ConfigError("pieces=text needs a fast tokenizer (tokenizer.json) for the "
+                                  "character offsets; this backbone has a slow one - use "
+                                  "pieces=words")
+            pieces = "words"
+        if pieces == "words":
+            return pieces, 1
+        wins = SubwordWindows(tokenizer, self.config.max_length, self.config.stride, pieces)
+        most = max((max(w.slots, default=0) for w in wins.windows(train.tokens)), default=0)
+        return pieces, min(MAX_SLOTS, most + 1)
 
     def _prepare_encoder(self, encoder):
         return encoder
@@ -142,20 +170,28 @@ class FinetuneTagger(NerStrategy):
         pass
 
     def _training_rows(self, sents: Sentences) -> tuple[list[Window], np.ndarray]:
+        """Windows and their labels: row ``r``, column ``position * slots + slot``."""
         index = {t: i for i, t in enumerate(self.tags)}
         wins = self.windows.windows(sents.tokens)
-        y = np.full((len(wins), self.config.max_length), IGNORE, dtype=np.int64)
+        k = self.slots
+        y = np.full((len(wins), self.config.max_length * k), IGNORE, dtype=np.int64)
         for r, w in enumerate(wins):
             tags = sents.tags[w.sentence]
-            for p, j in zip(w.positions, w.words):
-                y[r, p] = index[tags[j]]
+            for p, j, s in zip(w.positions, w.words, w.slots):
+                y[r, p * k + min(s, k - 1)] = index[tags[j]]
         return wins, y
 
     def fit(self, train: Sentences, valid: Sentences) -> "FinetuneTagger":
         c = self.config
         loop.set_seed(c.seed)
         encoder = self._prepare_encoder(backbones.load_encoder(self.backbone.path))
-        self._setup(encoder, backbones.load_tokenizer(self.backbone.path))
+        tokenizer = backbones.load_tokenizer(self.backbone.path)
+        pieces, slots = self._pieces(tokenizer, train)
+        self._setup(encoder, tokenizer, pieces, slots)
+        self.report["pieces"] = {"mode": pieces, "slots": slots}
+        if pieces == "text":
+            info("character-level data: sentences are tokenised as running text (%d tag sets "
+                 "per piece)", slots)
         wins, y = self._training_rows(train)
         ids = [w.ids for w in wins]
         counts = np.bincount([w.sentence for w in wins], minlength=len(train))
@@ -190,10 +226,12 @@ class FinetuneTagger(NerStrategy):
 
     @torch.no_grad()
     def _probe_head(self, wins: list[Window], y: np.ndarray, max_windows: int = 2000) -> None:
-        """LP-FT: fit the head on frozen features of (a seeded sample of) the training windows."""
+        """LP-FT: fit the head on frozen features of (a seeded sample of) the training windows;
+        one fit per slot (a slot with too few examples or one class starts from slot 0's)."""
         t0 = time.perf_counter()
         pick = np.random.default_rng(self.config.seed).permutation(len(wins))[:max_windows]
-        feats, labels = [], []
+        k, n_tags = self.slots, len(self.tags)
+        feats, labels, slots = [], [], []
         self.model.eval()
         batches = length_grouped_batches([len(wins[i].ids) for i in pick],
                                          self.config.eval_batch_size, None)
@@ -204,15 +242,24 @@ class FinetuneTagger(NerStrategy):
                          for k, v in collate([wins[r].ids for r in rows], self.pad_id).items()}
                 with autocast(self.device, self.dtype):
                     h = self.model.encoder(**batch).last_hidden_state.float().cpu().numpy()
-                for k, r in enumerate(rows):
-                    pos = wins[r].positions
-                    feats.append(h[k, pos])
-                    labels.append(y[r, pos])
+                for b, r in enumerate(rows):
+                    pos = np.asarray(wins[r].positions)
+                    slot = np.minimum(wins[r].slots, k - 1)
+                    feats.append(h[b, pos])
+                    labels.append(y[r, pos * k + slot])
+                    slots.append(slot)
                 bar.advance(len(rows))
-        weight, bias = fit_linear_head(np.concatenate(feats), np.concatenate(labels),
-                                       len(self.tags), seed=self.config.seed)
-        self.model.head.weight.copy_(torch.from_numpy(weight))
-        self.model.head.bias.copy_(torch.from_numpy(bias))
+        feats, labels, slots = np.concatenate(feats), np.concatenate(labels), np.concatenate(slots)
+        fitted = []
+        for j in range(k):
+            m = slots == j
+            if j and (m.sum() < 50 or len(np.unique(labels[m])) < 2):
+                weight, bias = fitted[0]
+            else:
+                weight, bias = fit_linear_head(feats[m], labels[m], n_tags, seed=self.config.seed)
+            fitted.append((weight, bias))
+            self.model.head.weight[j * n_tags:(j + 1) * n_tags].copy_(torch.from_numpy(weight))
+            self.model.head.bias[j * n_tags:(j + 1) * n_tags].copy_(torch.from_numpy(bias))
         self.report["head_init"] = {"kind": "probe", "windows": len(pick),
                                     "seconds": round(time.perf_counter() - t0, 1)}
 
@@ -232,7 +279,7 @@ class FinetuneTagger(NerStrategy):
                     em = self.model(batch["input_ids"], batch["attention_mask"])
                 em = em.float().cpu().numpy()
                 for r, i in enumerate(idx):
-                    out[i] = em[r, wins[i].positions]
+                    out[i] = wins[i].pick(em[r, wins[i].positions], len(self.tags))
                 bar.advance(len(idx))
         return out
 
@@ -297,7 +344,9 @@ class FinetuneTagger(NerStrategy):
     def from_state(cls, config, tags, backbone, reader: BundleReader) -> "FinetuneTagger":
         self = cls(config, tags, backbone)
         encoder = backbones.load_encoder(reader.path("model"), config_only=True)
-        self._setup(encoder, backbones.load_tokenizer(reader.path("tokenizer")))
+        pieces = reader.meta.get("pieces", {"mode": "words", "slots": 1})  # older: words
+        self._setup(encoder, backbones.load_tokenizer(reader.path("tokenizer")), pieces["mode"],
+                    int(pieces["slots"]))
         missing, unexpected = self.model.load_state_dict(reader.tensors(), strict=False)
         if missing or unexpected:
             raise BundleError(f"{reader.root}: weights do not fit the model (missing "

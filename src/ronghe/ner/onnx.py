@@ -13,6 +13,8 @@ both decode.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from pydantic import Field
 
@@ -40,6 +42,8 @@ class OnnxTaggerConfig(StrategyConfig):
     stride: int | None = Field(None, ge=1)
     batch_size: int = Field(64, ge=1, description="windows per onnxruntime call")
     crf: bool = False
+    pieces: Literal["words", "text"] = Field("words", description="how words became sub-words "
+                                             "in training (see subwords.py)")
     source_strategy: str = Field("finetune", description="what the model was exported from")
     threads: int = Field(0, ge=0, description="onnxruntime intra-op threads; 0 = OMP_NUM_THREADS "
                                               "if set, else the usable cores")
@@ -55,9 +59,13 @@ class FastTokenizer:
         self.tok.no_truncation()
         self.unk_token_id = unk_token_id
 
-    def __call__(self, text, add_special_tokens: bool = True) -> dict:
+    def __call__(self, text, add_special_tokens: bool = True,
+                 return_offsets_mapping: bool = False) -> dict:
         if isinstance(text, str):
-            return {"input_ids": self.tok.encode(text, add_special_tokens=add_special_tokens).ids}
+            enc = self.tok.encode(text, add_special_tokens=add_special_tokens)
+            if return_offsets_mapping:
+                return {"input_ids": enc.ids, "offset_mapping": enc.offsets}
+            return {"input_ids": enc.ids}
         return {"input_ids": [e.ids for e in self.tok.encode_batch(
             list(text), add_special_tokens=add_special_tokens)]}
 
@@ -123,7 +131,7 @@ class OnnxTagger(Exported, NerStrategy):
             em = self.session.run(["emissions"], {"input_ids": input_ids,
                                                   "attention_mask": mask})[0]
             for r, i in enumerate(idx):
-                out[i] = em[r, windows[i].positions]
+                out[i] = windows[i].pick(em[r, windows[i].positions], len(self.tags))
         return out
 
     def sentence_emissions(self, tokens: list[list[str]]) -> list[np.ndarray]:
@@ -173,7 +181,7 @@ class OnnxTagger(Exported, NerStrategy):
         self.session = session(onnx_bytes, config.threads)
         tokenizer = FastTokenizer(Tokenizer.from_str(tokenizer_json.decode()),
                                   meta.get("unk_token_id"))
-        self.windows = SubwordWindows(tokenizer, config.max_length, config.stride)
+        self.windows = SubwordWindows(tokenizer, config.max_length, config.stride, config.pieces)
         return self
 
     @classmethod
@@ -220,7 +228,7 @@ def as_onnx(clf, data: bytes | None = None, *, inner=None, note: dict | None = N
         trans, start, end = (t.detach().cpu().numpy() for t in crf.scores(constrained=False))
         arrays = {"crf.transitions": trans, "crf.start": start, "crf.end": end}
     cfg = OnnxTaggerConfig(max_length=c.max_length, stride=c.stride, crf=crf is not None,
-                           source_strategy=clf.strategy, seed=c.seed)
+                           pieces=inner.pieces, source_strategy=clf.strategy, seed=c.seed)
     tok = inner.tokenizer
     meta = {"source_strategy": clf.strategy, "pad_id": inner.pad_id,
             "unk_token_id": tok.unk_token_id, **(note or {})}
