@@ -18,17 +18,6 @@ from ronghe.errors import BundleError, DataError
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
 
-@pytest.fixture(scope="session")
-def bot(material):
-    return build(material["intents"], material["faq"], oos=material["oos"],
-                 valid=material["valid"])
-
-
-@pytest.fixture(scope="session")
-def saved(bot, tmp_path_factory):
-    return bot.save(tmp_path_factory.mktemp("bundles") / "assistant")
-
-
 def test_build_compares_classifiers_and_oos_methods_on_validation(bot):
     m = bot.metrics_
     assert set(m["candidates"]) == {"classic", "frozen", "weighted"}

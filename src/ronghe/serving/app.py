@@ -371,6 +371,24 @@ class Service:
         self.draining = False
         self.load_error: str | None = None
         self._loading: asyncio.Future | None = None
+        # paths added by applications: (regex, endpoint, model name or None, open without key)
+        self.extra_paths: list[tuple[re.Pattern, str, str | None, bool]] = []
+
+    def add_path(self, pattern: str, endpoint: str, model: str | None = None,
+                 open_: bool = False) -> None:
+        """Name an application's path for metrics, the log and the guard: its endpoint label,
+        the served model it uses (key permissions, body limit), and whether it is open without
+        an API key (static pages that hold no data)."""
+        self.extra_paths.append((re.compile(pattern), endpoint, model, open_))
+
+    def classify(self, path: str) -> tuple[str, str | None, bool]:
+        """(endpoint, model, open) for a request path."""
+        endpoint, model = classify(path)
+        if endpoint == "other":
+            for pattern, ep, mdl, open_ in self.extra_paths:
+                if pattern.match(path):
+                    return ep, mdl, open_
+        return endpoint, model, endpoint in OPEN_ENDPOINTS
 
     @property
     def ready(self) -> bool:
@@ -438,7 +456,7 @@ class _Guard:
             return await self.app(scope, receive, send)
         svc = self.svc
         start = time.perf_counter()
-        endpoint, model = classify(scope["path"])
+        endpoint, model, is_open = svc.classify(scope["path"])
         info = _info(scope)
         status = [500]
         rid = os.urandom(8).hex()
@@ -460,7 +478,7 @@ class _Guard:
 
         svc.metrics.inflight.inc()
         try:
-            if endpoint in OPEN_ENDPOINTS:
+            if is_open:
                 return await self.app(scope, receive, send_)
             if svc.draining:
                 return await refuse(503, "shutting_down", "the service is shutting down; retry "
@@ -903,5 +921,15 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
 
         return Response(svc.metrics.render(), media_type=CONTENT_TYPE_LATEST)
 
+    for ref, install in app_installers(config):  # applications add routes (assistant ...)
+        install(app, svc, **config.apps[ref])
     app.add_middleware(_Guard, service=svc)
     return app
+
+
+def app_installers(config: ServeConfig) -> list:
+    """The ``install`` functions of ``config.apps``, imported (importing an application's
+    module registers its bundle loader, so call this before loading models)."""
+    from ..tasks.base import import_ref
+
+    return [(ref, import_ref(ref, f"serve app '{ref}'")) for ref in config.apps]

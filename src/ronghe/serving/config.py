@@ -62,6 +62,11 @@ class ServeConfig(BaseModel):
         "name", description="newest version: highest folder name (natural order: v2 < v10) or "
                             "latest ronghe.json modification time")
 
+    # applications that add routes to this app (e.g. the assistant): "module:install" ->
+    # its options; ``install(app, service, **options)`` runs once the app is built
+    apps: dict[str, dict[str, Any]] = Field(default_factory=dict, description=(
+        "applications adding routes: 'module:function' -> keyword options"))
+
     # request log and shutdown
     request_log: str | None = Field("-", description="'-' = stderr, a file path, or off")
     log_inputs: bool = Field(False, description="add the (PII-masked) inputs to the request log")

@@ -109,9 +109,10 @@ def make_server(config: ServeConfig, app=None):
     """A uvicorn server for one process whose exit signal first puts the service in drain."""
     import uvicorn
 
-    from .app import create_app
+    from .app import app_installers, create_app
     from .registry import Registry
 
+    app_installers(config)  # applications register their bundle loaders before models load
     if app is None:
         registry = Registry.from_sources(config.models, version_order=config.version_order)
         registry.load_all()

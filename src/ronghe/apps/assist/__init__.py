@@ -26,7 +26,7 @@ from __future__ import annotations
 from .assistant import Assistant, load
 
 
-def build(intents, faq, *, oos=None, valid=None, answers=None, ner=None, text_col=None,
+def build(intents, faq=None, *, oos=None, valid=None, answers=None, ner=None, text_col=None,
           label_col=None, **options) -> Assistant:
     """An ``Assistant`` fitted on files: intents (text + intent [+ answer]), FAQ (question,
     answer [, id]), optional out-of-scope texts, validation data (intents, FAQ ids or ``oos``),
@@ -35,7 +35,7 @@ def build(intents, faq, *, oos=None, valid=None, answers=None, ner=None, text_co
     from . import data
 
     material = data.read_intents(intents, text_col=text_col, label_col=label_col)
-    entries, notes = data.read_faq(faq)
+    entries, notes = data.read_faq(faq) if faq else ([], [])
     material.notes.extend(notes)
     oos_texts = data.read_oos(oos) if oos else None
     valid_material = (data.read_intents(valid, text_col=text_col, label_col=label_col,

@@ -62,7 +62,7 @@ class Assistant:
 
     # -- building ---------------------------------------------------------------------------
 
-    def fit(self, intents: Material, faq: list[FaqEntry], oos: list[str] | None = None,
+    def fit(self, intents: Material, faq: list[FaqEntry] | None = None, oos: list[str] | None = None,
             valid: Material | None = None, answers: dict[str, str] | None = None,
             ner=None) -> "Assistant":
         cfg = self.config
@@ -71,6 +71,7 @@ class Assistant:
         if len(self.intents_) < 2:
             raise DataError(f"the intents data has {len(self.intents_)} intent(s); an assistant "
                             "needs at least two (add examples of more intents)")
+        faq = list(faq or [])
         check_names(self.intents_, faq, "FAQ")
         self.faq_ = {e.id: e for e in faq}
         self.answers_ = {**intents.answers, **(answers or {})}
@@ -131,6 +132,7 @@ class Assistant:
             valid_oos = _dataset(v_all, v_in_labels + [OOS_LABEL] * len(v_oos))
             self.oos_classifier_ = self._train(self.strategy_, with_oos, valid_oos, {})
             candidates["oos_class"] = self._p_oos(self._proba(self.oos_classifier_, v_all))
+        self._all_oos = {"maha": self.maha_, "knn": self.knn_, "clf": self.oos_classifier_}
         method, threshold, report = oos_mod.choose(candidates, is_oos,
                                                    cfg.oos_method_without_examples,
                                                    cfg.in_scope_rejection)
@@ -247,6 +249,9 @@ class Assistant:
                 ids.append(e.id)
                 questions.append(q)
         self._faq_ids, self._faq_questions = ids, questions
+        if not questions:
+            self._faq_vectors, self._faq_index = np.zeros((0, 1), np.float32), None
+            return
         self._faq_vectors = self.embed(questions) if vectors is None else vectors
         self._faq_index = VectorIndex(self._faq_vectors, self.config.search,
                                       self.config.hnsw_above)
@@ -254,6 +259,8 @@ class Assistant:
     def faq_search(self, E: np.ndarray, k: int) -> list[list[tuple[str, float, str]]]:
         """Per message: up to ``k`` FAQ entries (id, similarity, matched question), best
         first, each entry once (its best-matching paraphrase)."""
+        if self._faq_index is None:
+            return [[] for _ in range(len(E))]
         sims, idx = self._faq_index.search(E, min(len(self._faq_ids), k * 4))
         out = []
         for srow, irow in zip(sims, idx):
@@ -268,8 +275,25 @@ class Assistant:
             out.append(hits)
         return out
 
+    def all_oos_scores(self, messages: list[str]) -> dict[str, np.ndarray]:
+        """Every out-of-scope score compared at build time, on ``messages`` (only in the process
+        that built the assistant: the bundle keeps the chosen one's state alone)."""
+        P, E = self._proba(self.classifier_, messages), self.embed(messages)
+        keep = self._all_oos
+        out = {"maxprob": oos_mod.maxprob(P)}
+        if keep["maha"] is not None:
+            out["mahalanobis"] = keep["maha"].score(E)
+        if keep["knn"] is not None:
+            out["knn"] = keep["knn"].score(E)
+        if keep["clf"] is not None:
+            classes = [str(c) for c in keep["clf"].classes_]
+            out["oos_class"] = self._proba(keep["clf"], messages)[:, classes.index(OOS_LABEL)]
+        return out
+
     def _faq_threshold(self, v_faq: list[str], v_faq_ids: list[str], v_oos: list[str]):
         cfg = self.config
+        if not self._faq_ids:
+            return 2.0, {"rule": "no FAQ entries", "threshold": 2.0}
         if v_faq:
             hits = self.faq_search(self.embed(v_faq), 1)
             pos_sims = np.array([h[0][1] for h in hits])
@@ -376,7 +400,7 @@ class Assistant:
 
     def save(self, path) -> Path:
         self._check_fitted()
-        arrays = {"faq.vectors": self._faq_vectors}
+        arrays = {"faq.vectors": self._faq_vectors} if self._faq_ids else {}
         if self.maha_ is not None:
             arrays.update({"mahalanobis.means": self.maha_.means,
                            "mahalanobis.whiten": self.maha_.whiten})
@@ -439,7 +463,10 @@ class Assistant:
         if self.oos_method_ in needs and needs[self.oos_method_] is None:
             raise BundleError(f"assistant {path}: its out-of-scope method "
                               f"'{self.oos_method_}' has no saved state; the bundle is damaged")
-        self._build_faq(arrays["faq.vectors"])
+        if self.faq_ and "faq.vectors" not in arrays:
+            raise BundleError(f"assistant {path}: FAQ entries without their vectors; the bundle "
+                              "is damaged")
+        self._build_faq(arrays.get("faq.vectors"))
         if len(self._faq_ids) != len(self._faq_vectors):
             raise BundleError(f"assistant {path}: {len(self._faq_ids)} FAQ questions but "
                               f"{len(self._faq_vectors)} vectors; the bundle is damaged")
