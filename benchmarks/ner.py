@@ -16,7 +16,8 @@ Configurations (``--only`` picks some; each run adds or replaces its row in the 
   character level, BMES, PER/LOC/ORG), 3,000 training sentences (fit's default 10 % validation
   split) and 1,000 test sentences from later in the month: ``pd-classic`` (CRF),
   ``pd-default-me5`` (finetune defaults, 1 epoch), ``pd-default-me5-3ep``,
-  ``pd-me5-random-head`` (1 epoch, random head)
+  ``pd-me5-random-head`` (1 epoch, random head), ``pd-me5-words`` / ``pd-me5-words-3ep`` (each
+  character tokenised on its own, ``pieces=words``: the defaults before running-text pieces)
 * ``zh-classic``, ``zh-finetune``: the project-made Chinese sample (``tests/data/ner``, BMES,
   character level, test names unseen in training) with the CRF and with ``me5-small``
 
@@ -83,6 +84,12 @@ CONFIGS = {
                        "params": {"model": "me5-small", "epochs": 1}},
     "pd-default-me5-3ep": {"data": "pd", "strategy": "finetune",
                            "params": {"model": "me5-small", "epochs": 3}},
+    "pd-me5-words": {"data": "pd", "strategy": "finetune",
+                     "params": {"model": "me5-small", "epochs": 1,
+                                "options": {"pieces": "words"}}},
+    "pd-me5-words-3ep": {"data": "pd", "strategy": "finetune",
+                         "params": {"model": "me5-small", "epochs": 3,
+                                    "options": {"pieces": "words"}}},
     "pd-me5-random-head": {"data": "pd", "strategy": "finetune",
                            "params": {"model": "me5-small", "epochs": 1,
                                       "options": {"head_init": "random"}}},
@@ -157,6 +164,7 @@ def run(name: str, train_limit: int | None, threads: int) -> dict:
         "data": cfg["data"], "n_train": clf.data_["n_train"], "n_train_available": full_n,
         "n_valid": clf.data_["n_valid"], "n_test": len(test),
         "warnings": clf.metrics_.get("warnings", []),
+        "pieces": getattr(clf.strategy_, "report", {}).get("pieces"),
         "test": {k: report[k] for k in ("precision", "recall", "f1", "macro_f1", "n_entities",
                                         "n_predicted")},
         "per_type_f1": {t: round(v["f1"], 4) for t, v in report["per_type"].items()},
