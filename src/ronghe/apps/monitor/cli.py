@@ -1,0 +1,135 @@
+"""``ronghe monitor ...``: run the monitor, write a report.
+
+A typer sub-app registered in ``ronghe/cli.py`` with one line. Every setting of the YAML file is
+also a flag: the common ones by name, any other as ``--option dotted.name=VALUE`` (e.g.
+``--option rules.0.threshold=8``). Errors a user can fix exit 2 with the message (no
+traceback), internal errors exit 1 (``RONGHE_DEBUG=1`` shows them).
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import os
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ...errors import ConfigError, RongheError
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="Sentiment and topic monitoring: score a stream, store it, alert on "
+                       "surges of negative items.")
+
+
+def _console(stderr: bool = True):
+    from rich.console import Console
+
+    return Console(stderr=stderr, highlight=False, soft_wrap=True)
+
+
+def command(fn):
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        quiet = kwargs.get("quiet", False)
+        logger = logging.getLogger("ronghe")
+        if not logger.handlers:
+            handler = logging.StreamHandler()
+            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
+            logger.addHandler(handler)
+            logger.propagate = False
+        logger.setLevel(logging.WARNING if quiet else logging.INFO)
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except RongheError as e:
+            _console().print(f"[bold red]error:[/] {e}", markup=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            raise typer.Exit(130) from None
+        except Exception as e:  # noqa: BLE001 - the last line of defence for the user interface
+            if os.environ.get("RONGHE_DEBUG"):
+                raise
+            _console().print(f"[bold red]internal error:[/] {type(e).__name__}: {e}\nRun again "
+                             "with RONGHE_DEBUG=1 for the traceback, and report it.", markup=True)
+            raise typer.Exit(1) from None
+
+    return app.command()(wrapper)
+
+
+QuietOpt = typer.Option(False, "--quiet", "-q", help="warnings and alerts only")
+
+
+def _options(items: list[str]) -> dict:
+    import yaml
+
+    out = {}
+    for item in items:
+        if "=" not in item:
+            raise ConfigError(f"--option {item!r} must look like NAME=VALUE, e.g. "
+                              "--option rules.0.threshold=8")
+        k, v = item.split("=", 1)
+        out[k.strip().replace("-", "_")] = yaml.safe_load(v)
+    return out
+
+
+def load_config(config: Optional[Path], flags: dict, options: list[str]):
+    from ...config import read_config_file
+    from .config import build
+
+    values = read_config_file(config) if config else {}
+    base = config.parent if config else Path.cwd()
+    for section, key in (("models", "topic"), ("models", "sentiment"), ("models", "ner"),
+                         ("sources", "folder")):  # paths in the file are relative to it
+        v = (values.get(section) or {}).get(key)
+        if isinstance(v, str) and "://" not in v and not Path(v).expanduser().is_absolute():
+            values[section][key] = str(base / v)
+    db = values.get("db")
+    if isinstance(db, str) and "://" not in db and not Path(db).expanduser().is_absolute():
+        values["db"] = str(base / db)
+    overrides = {k: v for k, v in flags.items() if v is not None}
+    overrides.update(_options(options))
+    return build(values, overrides)
+
+
+@command
+def run(
+    config: Optional[Path] = typer.Argument(None, help="monitor.yaml (any setting; flags win)"),
+    db: Optional[str] = typer.Option(None, "--db", help="SQLite file or postgresql:// URL "
+                                     "[default: monitor.sqlite]"),
+    sentiment: Optional[str] = typer.Option(None, "--sentiment", help="sentiment bundle"),
+    topic: Optional[str] = typer.Option(None, "--topic", help="topic bundle"),
+    ner: Optional[str] = typer.Option(None, "--ner", help="NER bundle (ORG/PER become keys)"),
+    folder: Optional[str] = typer.Option(None, "--folder", help="folder watched for JSONL/CSV"),
+    stdin: bool = typer.Option(False, "--stdin", help="read JSON lines from standard input"),
+    once: bool = typer.Option(False, "--once", help="stop when the folder has nothing new and "
+                                                    "stdin is closed"),
+    serve: bool = typer.Option(False, "--serve", help="also serve the ingest API and dashboard"),
+    host: Optional[str] = typer.Option(None, "--host"),
+    port: Optional[int] = typer.Option(None, "--port"),
+    api_keys: Optional[str] = typer.Option(None, "--api-keys", help="keys file (as ronghe serve)"),
+    option: list[str] = typer.Option([], "--option", help="any setting: NAME=VALUE, dotted "
+                                     "(models.batch_size=128, rules.0.method=binomial)"),
+    quiet: bool = QuietOpt,
+):
+    """Run the monitor: score every item, store it, alert on surges of negative items."""
+    from .runner import run as run_monitor
+
+    if config is not None and not config.is_file():
+        raise ConfigError(f"config file not found: {config}")
+    flags = {"db": db, "models.sentiment": sentiment, "models.topic": topic, "models.ner": ner,
+             "sources.folder": folder, "sources.stdin": stdin or None,
+             "serve.enabled": serve or None, "serve.host": host, "serve.port": port,
+             "serve.api_keys": api_keys}
+    cfg = load_config(config, flags, option)
+    if not (cfg.sources.folder or cfg.sources.stdin or cfg.serve.enabled):
+        raise ConfigError("nothing to read: set sources.folder (--folder), sources.stdin "
+                          "(--stdin) or serve.enabled (--serve)")
+    monitor = run_monitor(cfg, once=once)
+    if not quiet:
+        c = monitor.counts()
+        _console().print(f"stored {c['items']} items, {c['rejected']} rejected, "
+                         f"{c['alerts']} alerts in {monitor.store.url.split('://')[0]} database")

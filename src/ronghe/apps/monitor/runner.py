@@ -1,0 +1,80 @@
+"""The monitor's loop: read the sources in batches, ``Monitor.process`` each, until stopped.
+
+``run(config)`` reads the watched folder every ``sources.poll_s`` seconds and standard input as
+lines arrive; with ``once=True`` it stops when the folder has nothing new and stdin is closed
+(a batch job); otherwise it runs until SIGINT/SIGTERM (or ``stop`` is set). With
+``serve.enabled`` the HTTP service (ingest endpoint, alerts API, dashboard) runs beside it.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+import threading
+
+from .config import MonitorConfig
+from .monitor import Monitor
+from .sinks import Sinks
+from .sources import Folder, Stdin
+
+log = logging.getLogger("ronghe.monitor")
+
+
+def drain_folder(monitor: Monitor, folder: Folder) -> int:
+    """Process everything new in ``folder``; the number of items read."""
+    total = 0
+    limit = monitor.config.models.batch_size
+    while True:
+        raws, offsets = folder.read(monitor.offsets(), limit)
+        if not raws and not offsets:
+            return total
+        monitor.process(raws, offsets=offsets)
+        total += len(raws)
+
+
+def loop(monitor: Monitor, stop: threading.Event, *, stdin=None, once: bool = False) -> None:
+    cfg = monitor.config
+    folder = Folder(cfg.sources.folder) if cfg.sources.folder else None
+    if folder and not folder.root.is_dir():
+        log.warning("sources.folder %s does not exist yet; waiting for it", folder.root)
+    reader = Stdin(stdin) if (cfg.sources.stdin or stdin is not None) else None
+    limit = cfg.models.batch_size
+    while not stop.is_set():
+        busy = False
+        if folder is not None:
+            busy |= drain_folder(monitor, folder) > 0
+        if reader is not None:
+            raws = reader.take(limit, wait=0.05 if folder else cfg.sources.poll_s)
+            if raws:
+                monitor.process(raws, source="stdin")
+                busy = True
+        if once and not busy and (reader is None or reader.done):
+            return
+        if not busy and folder is not None:
+            stop.wait(cfg.sources.poll_s)
+
+
+def run(config: MonitorConfig, *, once: bool = False, stdin=None) -> Monitor:
+    monitor = Monitor(config)
+    sinks = Sinks(monitor).start()
+    stop = threading.Event()
+    if config.serve.enabled:
+        from .serve import serve_with
+
+        worker = threading.Thread(target=loop, args=(monitor, stop), kwargs={"stdin": stdin},
+                                  daemon=True, name="monitor-sources")
+        worker.start()
+        try:
+            serve_with(monitor)
+        finally:
+            stop.set()
+            worker.join(10)
+    else:
+        def _stop(*_):
+            stop.set()
+
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            signal.signal(sig, _stop)
+        loop(monitor, stop, stdin=stdin, once=once)
+    sinks.stop()
+    return monitor
