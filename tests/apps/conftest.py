@@ -105,6 +105,8 @@ def db_url(request, tmp_path):
     import uuid
 
     base = os.environ.get(PG_ENV)
+    if not base and os.environ.get("CI"):
+        pytest.fail(f"{PG_ENV} is not set in CI: .ci/run starts PostgreSQL and exports it")
     if not base:
         pytest.skip(f"{PG_ENV} is not set (.ci/run starts PostgreSQL and sets it)")
     import sqlalchemy as sa
