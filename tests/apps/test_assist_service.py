@@ -139,3 +139,14 @@ def test_export_feedback(saved, tmp_path):
     res = CliRunner().invoke(cli, ["assist", "export-feedback", "--db", str(tmp_path / "no.db"),
                                    "--out", str(out)])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_the_service_keeps_no_message_embeddings(saved, tmp_path):
+    from ronghe import modeling
+
+    app = make_app(saved, str(tmp_path / "m.sqlite"))
+    with TestClient(app) as c:
+        msg = "a message seen once, 1234 unique words"
+        assert c.post("/v1/assist/reply", json={"conversation_id": "m", "message": msg}).status_code == 200
+    key = modeling.text_key(msg)
+    assert all(key not in cache for cache in modeling._EMBED_CACHE.values())

@@ -233,8 +233,10 @@ class Assistant:
         if getattr(self, "_embedder", None) is None:
             from ...modeling import Embedder
 
-            self._embedder = Embedder(self.backbone_.path, self.backbone_.sha256, batch_size=32,
-                                      max_length=128)
+            # the frozen strategy's settings, so a frozen classifier finds the message's
+            # embedding in the shared per-text cache instead of encoding it a second time
+            self._embedder = Embedder(self.backbone_.path, self.backbone_.sha256, batch_size=64,
+                                      max_length=256)
         return self._embedder
 
     def embed(self, texts: list[str]) -> np.ndarray:

@@ -50,7 +50,25 @@ class ServingAssistant:
         self.bot = bot
 
     def predict(self, messages: list[str]) -> list[dict]:
-        return self.bot.reply_many(list(messages))
+        try:
+            return self.bot.reply_many(list(messages))
+        finally:
+            forget(messages)
+
+
+def forget(messages: list[str]) -> None:
+    """Drop the messages' embeddings from the process-wide per-text cache (``modeling``): it
+    serves training, where texts repeat; a service sees each message once, and would otherwise
+    keep every customer's message embedding in memory."""
+    import sys
+
+    modeling = sys.modules.get("ronghe.modeling")
+    if modeling is None:
+        return
+    keys = [modeling.text_key(m) for m in messages]
+    for cache in modeling._EMBED_CACHE.values():
+        for k in keys:
+            cache.pop(k, None)
 
 
 def load_predictor(path) -> ServingAssistant:
