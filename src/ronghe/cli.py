@@ -372,6 +372,9 @@ def compress(
     max_drop: float = typer.Option(0.5, help="points of the gate's score (accuracy; NER: entity "
                                              "F1) the compressed model may lose"),
     recovery_epochs: int = typer.Option(1, min=1),
+    max_fp32_parts: int = typer.Option(4, min=0, help="int8: parts of the network (layers, "
+                                       "stages, head) the gate may keep in fp32, most sensitive "
+                                       "first, to pass; 0: refuse instead"),
     report: Optional[Path] = typer.Option(None, help="report JSON [default: OUT.report.json]"),
     text_col: Optional[str] = typer.Option(None, help=_text_col_help("text")),
     label_col: Optional[str] = typer.Option(None, help=_text_col_help("label")),
@@ -389,7 +392,8 @@ def compress(
     read = _bundle_reader(clf, text_col, label_col)
     compressed, desc = gate.compress(clf, valid=read(valid), train=read(train) if train else None,
                                      quantize_to=quantize, prune=prune, max_drop=max_drop,
-                                     recovery_epochs=recovery_epochs)
+                                     recovery_epochs=recovery_epochs,
+                                     max_fp32_parts=max_fp32_parts)
     path = compressed.save(out)
     rep = gate.report(Path(bundle), path, clf.task_spec().inputs(read(valid)), desc)
     report_path = report or Path(str(path).rstrip("/") + ".report.json")

@@ -162,3 +162,43 @@ def test_onnx_extra_in_a_venv_without_torch(model, tmp_path):
     cli = subprocess.run([str(venv / "bin" / "ronghe"), "predict", str(onnx_path), "--text", "nice"],
                          capture_output=True, text=True)
     assert cli.returncode == 0 and '"label"' in cli.stdout, cli.stderr[-2000:]
+
+
+def _sabotage(clf, layer: int = 3):
+    """A copy of ``clf`` whose fp32 outputs are unchanged but whose layer ``layer`` int8 cannot
+    represent: one feed-forward unit outputs a constant that weights of +-1000 multiply and the
+    output bias cancels exactly in fp32; int8's rounding of that constant leaves +-1000 times the
+    rounding error in every hidden unit (and the other weights of the layer round to 0)."""
+    clf = copy.deepcopy(clf)
+    ffn = clf.strategy_.model.encoder.encoder.layer[layer]
+    c = torch.nn.functional.gelu(torch.tensor(0.37)).item()
+    sign = torch.randint(0, 2, (ffn.output.dense.weight.shape[0],),
+                         generator=torch.Generator().manual_seed(0)).float() * 2 - 1
+    with torch.no_grad():
+        ffn.intermediate.dense.weight[0] = 0
+        ffn.intermediate.dense.bias[0] = 0.37
+        ffn.output.dense.weight[:, 0] = 1000 * sign
+        ffn.output.dense.bias -= 1000 * sign * c
+    return clf
+
+
+def test_int8_gate_keeps_the_sensitive_layer_in_fp32_to_pass(model, tmp_path):
+    clf, _, root = model
+    bad = _sabotage(clf)
+    valid = data.load(root / "valid.csv")
+    assert bad.evaluate(valid)["accuracy"] == clf.evaluate(valid)["accuracy"]  # fp32 unharmed
+    with pytest.raises(gate.GateError, match="lost"):
+        gate.compress(bad, valid=valid, quantize_to="int8", max_drop=1.0, max_fp32_parts=0)
+    out, desc = gate.compress(bad, valid=valid, quantize_to="int8", max_drop=1.0)
+    step = desc["steps"][0]
+    assert step["fp32_parts"] == ["layer.3"] and desc["drop_points"] <= 1.0
+    cost = step["search"]["sensitivity_points"]
+    assert max(cost, key=cost.get) == "layer.3" and cost["layer.3"] > 1.0
+    assert {"embeddings", "layer.0", "layer.5"} <= set(cost)
+    tried = step["search"]["tried"]
+    assert tried[0]["fp32"] == [] and tried[0]["drop_points"] > 1.0  # all int8 failed first
+    assert tried[-1]["fp32"] == ["layer.3"] and tried[-1]["size_mb"] > tried[0]["size_mb"]
+    same = load(out.save(tmp_path / "q"))
+    assert same.predict(valid.texts).tolist() == clf.predict(valid.texts).tolist()
+    assert json.loads((tmp_path / "q" / "ronghe.json").read_text())["compression"]["steps"][0][
+        "fp32_parts"] == ["layer.3"]

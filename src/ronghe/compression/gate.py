@@ -1,7 +1,14 @@
 """``compress``: apply pruning and/or quantisation, then let the accuracy gate decide.
 
 Accuracy is measured on the validation data before and after; if the compressed model lost more
-than ``max_drop`` points, nothing is written and ``GateError`` says by how much it missed. The
+than ``max_drop`` points, nothing is written and ``GateError`` says by how much it missed.
+
+int8 looks for a variant that passes before refusing (``max_fp32_parts`` > 0, default 4): when the
+fully quantised model loses too much, each part of the network (a transformer layer, a CNN stage,
+the embeddings, the head) is quantised alone to measure what it costs, and the most sensitive
+parts are kept in fp32, one more at a time (at most ``max_fp32_parts``), until the drop is within
+``max_drop``. Every candidate tried - what stayed fp32, its score and size - is in the
+description (``quantize.search``). The
 written bundle's manifest records what was done (``compression``); ``report`` adds size on disk and
 latency p50/p95 at batch 1 and 32 for the original and the compressed bundle, each measured the
 same way in a fresh process.
@@ -17,7 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import ConfigError, RongheError
-from ..log import info
+from ..log import info, progress
 from . import prune as prune_mod
 from . import quantize
 
@@ -31,7 +38,7 @@ class GateError(RongheError):
 
 
 def compress(clf, *, valid, train=None, quantize_to: str | None = None, prune: str | None = None,
-             max_drop: float = 0.5, recovery_epochs: int = 1):
+             max_drop: float = 0.5, recovery_epochs: int = 1, max_fp32_parts: int = 4):
     """Return (compressed estimator, description with the scores before and after); raise
     GateError. The gate protects the task's ``gate_metric`` (accuracy; NER: entity F1)."""
     from .export import exporter
@@ -60,23 +67,15 @@ def compress(clf, *, valid, train=None, quantize_to: str | None = None, prune: s
     if prune:
         inner, note = prune_mod.prune(inner, prune, train, valid, recovery_epochs)
         steps.append({"step": "prune", **note})
-    current = clf.with_strategy(inner)
+    current, after = clf.with_strategy(inner), None
     if quantize_to == "bf16":
         current, note = quantize.bf16(current)
         steps.append({"step": "quantize", **note})
     elif quantize_to in ("int8", "int8-static"):
-        model = ex.onnx_bytes(inner)
-        if quantize_to == "int8":
-            model, note = quantize.int8_dynamic(model)
-        else:
-            pool = spec.inputs(train or valid)  # a seeded sample: files are often sorted by label
-            pick = np.random.default_rng(0).permutation(len(pool))[:512]
-            feeds = ex.calibration(inner, [pool[i] for i in sorted(pick)])
-            model, note = quantize.int8_static(model, feeds, getattr(ex, "QUANTIZE_OPS", (
-                "MatMul", "Gemm")), getattr(ex, "CALIBRATION_UNIT", "texts"))
-        steps.append({"step": "quantize", **note})
-        current = ex.as_onnx(clf, model, inner=inner, note={"compression": steps})
-    after = current.evaluate(valid)
+        current, after = _int8(clf, ex, spec, inner, steps, quantize_to, train, valid,
+                               before[metric], metric, max_drop, max_fp32_parts)
+    if after is None:
+        after = current.evaluate(valid)
     drop = (before[metric] - after[metric]) * 100
     desc = {"steps": steps, "metric": metric, "before": round(before[metric], 5),
             "after": round(after[metric], 5)}
@@ -88,13 +87,77 @@ def compress(clf, *, valid, train=None, quantize_to: str | None = None, prune: s
     info("%s %.4f -> %.4f (%.2f points lost, allowed %.2f)", metric, before[metric],
          after[metric], drop, max_drop)
     if drop > max_drop:
+        search = next((s.get("search") for s in steps if s.get("search")), None)
+        tried = (f" Keeping the most sensitive parts in fp32 did not pass either (tried "
+                 + "; ".join(f"{', '.join(t['fp32']) or 'none'}: -{t['drop_points']:.2f}"
+                             for t in search["tried"]) + ").") if search else ""
         raise GateError(f"accuracy gate failed: the compressed model lost {drop:.2f} points of "
                         f"{metric} ({before[metric]:.4f} -> {after[metric]:.4f}), "
-                        f"{drop - max_drop:.2f} more than --max-drop {max_drop}. Nothing was "
-                        "written. Try milder settings (lower sparsity, more layers, int8 instead "
-                        "of int8-static) or more recovery data/epochs.")
+                        f"{drop - max_drop:.2f} more than --max-drop {max_drop}.{tried} Nothing "
+                        "was written. Try milder settings (lower sparsity, more layers, int8 instead "
+                        "of int8-static), a larger --max-fp32-parts, or more recovery "
+                        "data/epochs.")
     current.compression_ = desc
     return current, desc
+
+
+def _int8(clf, ex, spec, inner, steps, method, train, valid, before: float, metric: str,
+          max_drop: float, max_fp32_parts: int):
+    """Quantise to int8 (dynamic or static); if that loses more than ``max_drop``, keep the most
+    sensitive parts in fp32 until it does not. Returns (estimator, its scores)."""
+    fp32 = ex.onnx_bytes(inner)
+    if method == "int8":
+        ops = quantize.DYNAMIC_OPS
+
+        def build(exclude):
+            return quantize.int8_dynamic(fp32, exclude)
+    else:
+        ops = getattr(ex, "QUANTIZE_OPS", ("MatMul", "Gemm"))
+        pool = spec.inputs(train or valid)  # a seeded sample: files are often sorted by label
+        pick = np.random.default_rng(0).permutation(len(pool))[:512]
+        feeds = ex.calibration(inner, [pool[i] for i in sorted(pick)])
+        unit = getattr(ex, "CALIBRATION_UNIT", "texts")
+
+        def build(exclude):
+            return quantize.int8_static(fp32, feeds, ops, unit, exclude)
+
+    def attempt(exclude: list[str]):
+        model, note = build(exclude)
+        est = ex.as_onnx(clf, model, inner=inner)
+        scores = est.evaluate(valid)
+        return model, note, scores, {"size_mb": round(len(model) / 1e6, 2),
+                                     metric: round(scores[metric], 5),
+                                     "drop_points": round((before - scores[metric]) * 100, 3)}
+
+    model, note, scores, row = attempt([])
+    info("%s, every part quantised: %s %.4f (%.2f points lost)", method, metric, scores[metric],
+         row["drop_points"])
+    groups = quantize.node_groups(fp32, ops)
+    if max_fp32_parts > 0 and row["drop_points"] > max_drop and len(groups) > 1:
+        tried = [{"fp32": [], **row}]
+        names = [n for g in groups.values() for n in g]
+        cost = {}
+        with progress("int8: sensitivity of each part", len(groups)) as bar:
+            for key, nodes in groups.items():
+                alone = set(nodes)
+                *_, r = attempt([n for n in names if n not in alone])
+                cost[key] = r["drop_points"]
+                bar.advance()
+        order = sorted(groups, key=lambda k: (-cost[k], k))
+        info("int8: most sensitive parts %s", ", ".join(f"{k} ({cost[k]:+.2f})"
+                                                       for k in order[:max_fp32_parts]))
+        for k in range(1, min(max_fp32_parts, len(order) - 1) + 1):
+            keep = order[:k]
+            m, n, s, r = attempt([x for g in keep for x in groups[g]])
+            tried.append({"fp32": keep, **r})
+            info("int8 with %s in fp32: %s %.4f (%.2f points lost)", ", ".join(keep), metric,
+                 s[metric], r["drop_points"])
+            if r["drop_points"] <= max_drop:
+                model, note, scores = m, {**n, "fp32_parts": keep}, s
+                break
+        note = {**note, "search": {"sensitivity_points": cost, "tried": tried}}
+    steps.append({"step": "quantize", **note})
+    return ex.as_onnx(clf, model, inner=inner, note={"compression": steps}), scores
 
 
 def report(original: Path, compressed: Path, texts: list[str], desc: dict) -> dict:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import copy
+import re
 import tempfile
 from pathlib import Path
 
 from ..errors import ConfigError
-from ..log import info, warn
+from ..log import warn
 
 
 def cpu_has_vnni() -> bool:
@@ -20,7 +21,28 @@ def cpu_has_vnni() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags or "amx_int8" in flags
 
 
-def int8_dynamic(model: bytes) -> tuple[bytes, dict]:
+DYNAMIC_OPS = ("MatMul", "Gemm", "Gather", "Conv", "Attention")  # what dynamic int8 may touch
+_GROUP = re.compile(r"(?:layers?|blocks?|stages?)[./_](\d+)")
+
+
+def node_groups(model: bytes, op_types: tuple[str, ...]) -> dict[str, list[str]]:
+    """The graph's quantisable nodes (those of ``op_types`` with a weight among their inputs) by
+    the part of the network they belong to: ``layer.3`` (a transformer layer), ``blocks.2`` (a
+    CNN stage), ``embeddings``, else the node alone (the head, a stem convolution)."""
+    import onnx
+
+    graph = onnx.load_from_string(model).graph
+    weights = {t.name for t in graph.initializer}
+    groups: dict[str, list[str]] = {}
+    for node in graph.node:
+        if node.op_type in op_types and node.name and weights & set(node.input):
+            m = _GROUP.search(node.name)
+            key = m.group(0) if m else "embeddings" if "embeddings" in node.name else node.name
+            groups.setdefault(key, []).append(node.name)
+    return groups
+
+
+def int8_dynamic(model: bytes, exclude: list[str] | tuple = ()) -> tuple[bytes, dict]:
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     vnni = cpu_has_vnni()
@@ -28,14 +50,13 @@ def int8_dynamic(model: bytes) -> tuple[bytes, dict]:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         src.write_bytes(model)
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                         reduce_range=not vnni)
-        info("int8 dynamic quantisation (%s)", "VNNI: full range" if vnni else "reduce_range for AVX2")
+                         reduce_range=not vnni, nodes_to_exclude=list(exclude))
         return dst.read_bytes(), {"method": "int8-dynamic", "per_channel": True,
                                   "reduce_range": not vnni, "vnni": vnni}
 
 
 def int8_static(model: bytes, feeds: list[dict], op_types: tuple[str, ...] = ("MatMul", "Gemm"),
-                what: str = "texts") -> tuple[bytes, dict]:
+                what: str = "texts", exclude: list[str] | tuple = ()) -> tuple[bytes, dict]:
     """Static int8 (QDQ) with activation ranges calibrated on real inputs: ``feeds`` are the
     graph's input batches (the exporter's ``calibration``), ``op_types`` what is quantised."""
     from onnxruntime.quantization import (CalibrationDataReader, CalibrationMethod, QuantFormat,
@@ -62,7 +83,7 @@ def int8_static(model: bytes, feeds: list[dict], op_types: tuple[str, ...] = ("M
                         activation_type=QuantType.QUInt8, weight_type=QuantType.QInt8,
                         per_channel=True, reduce_range=not vnni,
                         calibrate_method=CalibrationMethod.MinMax,
-                        op_types_to_quantize=list(op_types))
+                        op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude))
         return dst.read_bytes(), {"method": "int8-static", "format": "QDQ",
                                   f"calibration_{what}": n, "ops": list(op_types),
                                   "reduce_range": not vnni}
