@@ -91,6 +91,11 @@ def test_surge_alerts_once_with_evidence_and_state_survives_restart(make_config,
     assert a.key == "topic=cards" and a.status == "open" and a.method == "cusum"
     assert a.observed > 1.5 * a.expected and a.score >= 10 and a.p_value < 0.01
     assert a.window_n == 60 and len(a.evidence) == 5
+    # the window ends at the item that raised the alert, not at the end of its batch
+    trigger = next(x for x in surge if x["id"] == a.trigger_item)
+    end = a.window_end if a.window_end.tzinfo else a.window_end.replace(tzinfo=timezone.utc)
+    assert end.timestamp() == trigger["time"] < surge[-1]["time"]
+    assert all(e["time"] <= end.isoformat() for e in a.evidence)
     assert all("card" in e["text"] for e in a.evidence)
     assert all(e["neg_prob"] > 0.5 for e in a.evidence)
     # replaying the surge changes nothing: no new items, no new alert
@@ -275,3 +280,25 @@ def test_webhook_retries_with_backoff_and_records_failures(make_config):
     (body,) = _Hook.got
     assert body["alert"]["key"] == "topic=app" and body["alert"]["evidence"]
     assert datetime.fromisoformat(body["alert"]["created_at"]).tzinfo == timezone.utc
+
+
+def test_report_is_a_static_page_with_charts_and_alerts(make_config, tmp_path):
+    cfg = make_config()
+    m = Monitor(cfg)
+    m.process([(x, "c") for x in stream(600, start=1_699_999_980, step=6.0)])
+    m.process([(x, "s") for x in stream(240, seed=3, neg={"cards": 0.85},
+                                        start=1_699_999_980 + 3600, step=6.0)])
+    out = tmp_path / "out" / "report.html"
+    r = invoke(["monitor", "report", "--db", cfg.db, "--out", str(out), "--bucket-s", "600"])
+    assert r.exit_code == 0, r.output
+    html = out.read_text()
+    assert html.count("<svg") == 3 and "<script" not in html and "http" not in html.replace(
+        'xmlns="http://www.w3.org/2000/svg"', "")
+    assert html.count('class="vol"') == 3 * 9  # 84 minutes in 10-minute buckets
+    assert "topic=cards" in html and "Alerts (1)" in html and 'class="alert"' in html
+    assert "card" in html.split("top negative texts")[1]
+    # an alert raised now is outside a period that ended before it; --since in the future
+    r = invoke(["monitor", "report", "--db", cfg.db, "--out", str(out), "--since", "2099-01-01"])
+    assert r.exit_code == 0 and "no items in this period" in out.read_text()
+    r = invoke(["monitor", "report", "--db", cfg.db, "--since", "last week"])
+    assert r.exit_code == 2 and "--since" in r.output

@@ -129,7 +129,40 @@ def run(
         raise ConfigError("nothing to read: set sources.folder (--folder), sources.stdin "
                           "(--stdin) or serve.enabled (--serve)")
     monitor = run_monitor(cfg, once=once)
-    if not quiet:
+    if monitor is not None and not quiet:
         c = monitor.counts()
         _console().print(f"stored {c['items']} items, {c['rejected']} rejected, "
                          f"{c['alerts']} alerts in {monitor.store.url.split('://')[0]} database")
+
+
+@command
+def report(
+    config: Optional[Path] = typer.Argument(None, help="monitor.yaml (for the database, rules "
+                                            "and bucket width)"),
+    since: Optional[str] = typer.Option(None, "--since", help="a time (2026-12-01T00:00Z) or "
+                                        "a span before now (24h, 7d) [default: everything]"),
+    out: Path = typer.Option(Path("report.html"), "--out", "-o", help="HTML file to write"),
+    db: Optional[str] = typer.Option(None, "--db", help="SQLite file or postgresql:// URL"),
+    bucket_s: Optional[int] = typer.Option(None, "--bucket-s", min=1, help="seconds per bucket"),
+    quiet: bool = QuietOpt,
+):
+    """Write the dashboard's charts and alerts as one static HTML file."""
+    from ...config import read_config_file
+    from .report import parse_since, write
+    from .storage import open_store
+
+    start = parse_since(since)
+    values = read_config_file(config) if config else {}
+    if config is not None and isinstance(values.get("db"), str) and "://" not in values["db"] \
+            and not Path(values["db"]).is_absolute():
+        values["db"] = str(config.parent / values["db"])
+    url = db or values.get("db")
+    if not url:
+        raise ConfigError("which database? give monitor.yaml or --db")
+    if "://" not in str(url) and not Path(url).expanduser().is_file():
+        raise ConfigError(f"--db {url}: no such database file")
+    rules = [r.get("name") or r.get("key") for r in values.get("rules") or []] or None
+    store = open_store(url)
+    path = write(store, rules, out, since=start, bucket_s=bucket_s or values.get("bucket_s", 3600))
+    if not quiet:
+        _console().print(f"wrote {path}")

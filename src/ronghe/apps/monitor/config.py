@@ -6,7 +6,7 @@ Python API both build one of these, and pydantic's errors become one readable ``
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -54,6 +54,9 @@ class RuleConfig(_Strict):
     cooldown: int = Field(200, ge=0, description="items of the key after an alarm without "
                                                  "another; the baseline restarts from the "
                                                  "window's share")
+    reset: bool = Field(True, description="after an alarm: CUSUM back to 0 and the baseline "
+                                          "restarts from the window's share (off: the classic "
+                                          "CUSUM that keeps re-alerting after a level shift)")
     max_keys: int = Field(10_000, ge=1, description="keys tracked at once; the least recently "
                                                     "seen is forgotten beyond this")
     top_texts: int = Field(5, ge=0, le=50, description="negative texts kept as an alert's evidence")
@@ -90,6 +93,8 @@ class ServeOptions(_Strict):
     insecure: bool = False
     max_queue: int = Field(10_000, ge=1, description="items waiting to be scored; beyond: 503")
     max_items_per_request: int = Field(1000, ge=1)
+    options: dict[str, Any] = Field(default_factory=dict, description=(
+        "further `ronghe serve` settings, e.g. {max_body_bytes: 8388608, request_log: off}"))
 
 
 class MonitorConfig(_Strict):

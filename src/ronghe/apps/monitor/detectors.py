@@ -2,9 +2,11 @@
 
 Both keep the key's last ``window`` flags and an exponentially weighted baseline of its
 negative share learnt from the items that have *left* the window (so a surge does not raise its
-own baseline). No test before ``min_count`` items are in the baseline. After an alarm: a
-cool-down of ``cooldown`` items without another alarm, and the baseline restarts from the
-window's share - a level shift is reported once, not again and again.
+own baseline). No test before ``min_count`` items are in the baseline. After an alarm (with
+``reset``): a cool-down of ``cooldown`` items without another alarm, the CUSUM back to 0, and
+the baseline restarts from the window's share as a running mean over the last ``window`` items
+(no test until it again holds ``min_count``) - so it learns the new level quickly and a level
+shift is reported once, not again and again.
 
 * ``cusum``: Bernoulli CUSUM of the log-likelihood ratio of "share = ratio x baseline" against
   "share = baseline"; alarm when it reaches ``threshold``; reset to 0 after an alarm.
@@ -128,10 +130,10 @@ class Detector:
             if p >= r.alpha:
                 return None
             sig = Signal(share, p0, -math.log10(max(p, 1e-300)), p, n, st.neg)
-        # alarm: reset, cool down, and take the window's level as the new baseline
-        st.s = 0.0
         st.cool = r.cooldown
         st.alarms += 1
-        st.base = sig.observed
-        st.n_base = max(self.min_base, int(1 / self.lam))
+        if r.reset:  # take the window's level as the new baseline and start again
+            st.s = 0.0
+            st.base = sig.observed
+            st.n_base = min(st.n_base, r.window)  # re-learnt fast: a running mean again
         return sig

@@ -188,7 +188,7 @@ class Monitor:
     def _alert(self, conn, name: str, key: str, it: Item, sig: Signal, now: datetime) -> int:
         rule = self.rules[name]
         window = (sa.select(T.keys.c.item_id, T.keys.c.ts, T.keys.c.negative, T.keys.c.neg_prob)
-                  .where(T.keys.c.rule == name, T.keys.c.key == key)
+                  .where(T.keys.c.rule == name, T.keys.c.key == key, T.keys.c.ts <= it.ts)
                   .order_by(T.keys.c.ts.desc(), T.keys.c.item_id.desc()).limit(rule.window))
         rows = conn.execute(window).all()
         negs = sorted((r for r in rows if r.negative), key=lambda r: -r.neg_prob)[:rule.top_texts]

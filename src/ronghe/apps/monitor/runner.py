@@ -54,27 +54,29 @@ def loop(monitor: Monitor, stop: threading.Event, *, stdin=None, once: bool = Fa
             stop.wait(cfg.sources.poll_s)
 
 
-def run(config: MonitorConfig, *, once: bool = False, stdin=None) -> Monitor:
+def run(config: MonitorConfig, *, once: bool = False, stdin=None) -> Monitor | None:
+    """Run until stopped (or, ``once``, until the sources are drained). With ``serve.enabled``
+    the monitor lives in ``ronghe serve``'s app (routes added through its ``apps`` hook, the
+    sentiment bundle served as a model) and the sources are read beside it."""
+    if config.serve.enabled:
+        from ...serving.server import require_web_stack
+        from ...serving.server import run as serve
+
+        require_web_stack()
+        s = config.serve
+        serve([config.models.sentiment], host=s.host, port=s.port, api_keys=s.api_keys,
+              insecure=s.insecure, **{**s.options, "apps": {
+                  "ronghe.apps.monitor.routes:install": {"config": config.model_dump()}}})
+        return None
     monitor = Monitor(config)
     sinks = Sinks(monitor).start()
     stop = threading.Event()
-    if config.serve.enabled:
-        from .serve import serve_with
 
-        worker = threading.Thread(target=loop, args=(monitor, stop), kwargs={"stdin": stdin},
-                                  daemon=True, name="monitor-sources")
-        worker.start()
-        try:
-            serve_with(monitor)
-        finally:
-            stop.set()
-            worker.join(10)
-    else:
-        def _stop(*_):
-            stop.set()
+    def _stop(*_):
+        stop.set()
 
-        for sig in (signal.SIGINT, signal.SIGTERM):
-            signal.signal(sig, _stop)
-        loop(monitor, stop, stdin=stdin, once=once)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, _stop)
+    loop(monitor, stop, stdin=stdin, once=once)
     sinks.stop()
     return monitor
