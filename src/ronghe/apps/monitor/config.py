@@ -47,7 +47,8 @@ class RuleConfig(_Strict):
                                                     "baseline of its negative share")
     ratio: float = Field(2.0, gt=1, description="the surge to detect: negative share x ratio "
                                                 "(CUSUM's alternative)")
-    threshold: float = Field(10.0, gt=0, description="CUSUM alarm level (log-likelihood ratio)")
+    threshold: float = Field(12.0, gt=0, description="CUSUM alarm level (log-likelihood "
+                                                     "ratio; 12: chosen in benchmarks/monitor.py)")
     alpha: float = Field(1e-6, gt=0, lt=1, description="binomial test: alarm when p < alpha")
     min_excess: float = Field(0.05, ge=0, le=1, description="binomial test: the window's share "
                                                             "must exceed the baseline by this too")

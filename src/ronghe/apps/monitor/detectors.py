@@ -3,10 +3,10 @@
 Both keep the key's last ``window`` flags and an exponentially weighted baseline of its
 negative share learnt from the items that have *left* the window (so a surge does not raise its
 own baseline). No test before ``min_count`` items are in the baseline. After an alarm (with
-``reset``): a cool-down of ``cooldown`` items without another alarm, the CUSUM back to 0, and
-the baseline restarts from the window's share as a running mean over the last ``window`` items
-(no test until it again holds ``min_count``) - so it learns the new level quickly and a level
-shift is reported once, not again and again.
+``reset``, the default) the key starts over: CUSUM back to 0, window emptied, baseline learnt
+again from the items after the alarm - no test for ``window + min_count`` items of the key (and
+at least ``cooldown``) - so a level shift is reported once, against its new level afterwards,
+not again and again.
 
 * ``cusum``: Bernoulli CUSUM of the log-likelihood ratio of "share = ratio x baseline" against
   "share = baseline"; alarm when it reaches ``threshold``; reset to 0 after an alarm.
@@ -132,8 +132,10 @@ class Detector:
             sig = Signal(share, p0, -math.log10(max(p, 1e-300)), p, n, st.neg)
         st.cool = r.cooldown
         st.alarms += 1
-        if r.reset:  # take the window's level as the new baseline and start again
+        if r.reset:  # the key starts over from the items after the alarm
             st.s = 0.0
+            st.window.clear()
+            st.neg = 0
             st.base = sig.observed
-            st.n_base = min(st.n_base, r.window)  # re-learnt fast: a running mean again
+            st.n_base = 0
         return sig
