@@ -219,9 +219,10 @@ class Monitor:
         if self.config.sinks.log:
             with self.store.transaction() as conn:
                 rows = conn.execute(sa.select(T.alerts).where(T.alerts.c.id.in_(ids))).all()
-            for a in rows:
+            for a in rows:  # a person's name is personal data: not in the log
+                key = "entity=PER:(masked)" if a.key.startswith("entity=PER:") else a.key
                 log.warning("ALERT %d %s: negative share %.3f vs expected %.3f over %d items "
-                            "(%s score %.2f, p=%.2g)", a.id, a.key, a.observed, a.expected,
+                            "(%s score %.2f, p=%.2g)", a.id, key, a.observed, a.expected,
                             a.window_n, a.method, a.score, a.p_value)
         if self.sinks is not None:
             self.sinks.notify()

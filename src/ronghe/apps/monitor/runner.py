@@ -39,15 +39,25 @@ def loop(monitor: Monitor, stop: threading.Event, *, stdin=None, once: bool = Fa
         log.warning("sources.folder %s does not exist yet; waiting for it", folder.root)
     reader = Stdin(stdin) if (cfg.sources.stdin or stdin is not None) else None
     limit = cfg.models.batch_size
+    pending: list = []  # stdin lines taken but not yet stored (kept until they are)
     while not stop.is_set():
         busy = False
-        if folder is not None:
-            busy |= drain_folder(monitor, folder) > 0
-        if reader is not None:
-            raws = reader.take(limit, wait=0.05 if folder else cfg.sources.poll_s)
-            if raws:
-                monitor.process(raws, source="stdin")
-                busy = True
+        try:
+            if folder is not None:
+                busy |= drain_folder(monitor, folder) > 0
+            if reader is not None:
+                pending = pending or reader.take(limit, wait=0.05 if folder else cfg.sources.poll_s)
+                if pending:
+                    monitor.process(pending, source="stdin")
+                    pending = []
+                    busy = True
+        except Exception:  # noqa: BLE001 - the database or a model failed: nothing is lost
+            # (the folder's offsets did not move, stdin's lines are kept); try again shortly
+            if once:
+                raise
+            log.exception("processing a batch failed; retrying in %.0f s", cfg.sources.poll_s)
+            stop.wait(cfg.sources.poll_s)
+            continue
         if once and not busy and (reader is None or reader.done):
             return
         if not busy and folder is not None:
