@@ -44,6 +44,10 @@ def test_onnx_export_parity_and_round_trip(model, tmp_path):
     assert m["strategy"] == "onnx"
     assert m["compression"]["parity"]["max_abs_logits_diff"] < 1e-4
     assert m["compression"]["parity"]["label_agreement"] == 1.0
+    import onnx
+
+    ops = {n.op_type for n in onnx.load(str(tmp_path / "o" / "model.onnx")).graph.node}
+    assert {"Attention", "SkipLayerNormalization"} <= ops  # onnxruntime's fused kernels
     onnx_clf = load(tmp_path / "o")
     texts = ["a lovely film", "dull", "the plot makes no sense at all " * 30]  # long: truncated
     np.testing.assert_allclose(onnx_clf.predict_proba(texts), clf.predict_proba(texts), atol=1e-4)

@@ -105,7 +105,7 @@ def _int8(clf, ex, spec, inner, steps, method, train, valid, before: float, metr
           max_drop: float, max_fp32_parts: int):
     """Quantise to int8 (dynamic or static); if that loses more than ``max_drop``, keep the most
     sensitive parts in fp32 until it does not. Returns (estimator, its scores)."""
-    fp32 = ex.onnx_bytes(inner)
+    fp32 = ex.onnx_bytes(inner, fuse=method == "int8")  # static QDQ works on the plain graph
     if method == "int8":
         ops = quantize.DYNAMIC_OPS
 

@@ -21,7 +21,7 @@ def cpu_has_vnni() -> bool:
     return "avx512_vnni" in flags or "avx_vnni" in flags or "amx_int8" in flags
 
 
-DYNAMIC_OPS = ("MatMul", "Gemm", "Gather", "Conv", "Attention")  # what dynamic int8 may touch
+DYNAMIC_OPS = ("MatMul", "Gemm", "Gather", "Conv", "Attention", "EmbedLayerNormalization")
 _GROUP = re.compile(r"(?:layers?|blocks?|stages?)[./_](\d+)")
 
 
@@ -33,12 +33,25 @@ def node_groups(model: bytes, op_types: tuple[str, ...]) -> dict[str, list[str]]
 
     graph = onnx.load_from_string(model).graph
     weights = {t.name for t in graph.initializer}
+    readers: dict[str, list[str]] = {}
+    for node in graph.node:
+        for name in node.input:
+            readers.setdefault(name, []).append(node.name)
+
+    def part(node) -> str:
+        if node.op_type == "EmbedLayerNormalization" or "embeddings" in node.name:
+            return "embeddings"
+        # a fused kernel (Attention_3) has no layer in its name: take its readers' layer
+        for name in [node.name] + [r for o in node.output for r in readers.get(o, [])]:
+            m = _GROUP.search(name)
+            if m:
+                return m.group(0)
+        return node.name
+
     groups: dict[str, list[str]] = {}
     for node in graph.node:
         if node.op_type in op_types and node.name and weights & set(node.input):
-            m = _GROUP.search(node.name)
-            key = m.group(0) if m else "embeddings" if "embeddings" in node.name else node.name
-            groups.setdefault(key, []).append(node.name)
+            groups.setdefault(part(node), []).append(node.name)
     return groups
 
 
@@ -49,8 +62,11 @@ def int8_dynamic(model: bytes, exclude: list[str] | tuple = ()) -> tuple[bytes, 
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = Path(tmp) / "in.onnx", Path(tmp) / "out.onnx"
         src.write_bytes(model)
+        # DefaultTensorType: onnx's shape inference cannot type the outputs of onnxruntime's
+        # fused kernels (Attention, SkipLayerNormalization), which are float here
         quantize_dynamic(str(src), str(dst), weight_type=QuantType.QInt8, per_channel=True,
-                         reduce_range=not vnni, nodes_to_exclude=list(exclude))
+                         reduce_range=not vnni, nodes_to_exclude=list(exclude),
+                         extra_options={"DefaultTensorType": 1})  # onnx.TensorProto.FLOAT
         return dst.read_bytes(), {"method": "int8-dynamic", "per_channel": True,
                                   "reduce_range": not vnni, "vnni": vnni}
 

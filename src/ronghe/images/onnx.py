@@ -84,7 +84,9 @@ def network(clf):
     return inner
 
 
-def onnx_bytes(inner, opset: int = 17) -> bytes:
+def onnx_bytes(inner, opset: int = 17, fuse: bool = False) -> bytes:
+    """The vision network as ONNX (``fuse`` is for transformer encoders; CNNs are left to
+    onnxruntime's own graph optimisations at load)."""
     import copy
     import tempfile
     from pathlib import Path

@@ -208,12 +208,12 @@ def network(clf):
     return inner
 
 
-def onnx_bytes(inner, opset: int = 17) -> bytes:
+def onnx_bytes(inner, opset: int = 17, fuse: bool = True) -> bytes:
     from ..compression.export import graph_bytes
 
     ids = [w.ids for w in inner.windows.windows([["a", "short", "example"], ["another", "one", "."]])]
     return graph_bytes(inner.model, ids, inner.pad_id, "emissions", {0: "batch", 1: "sequence"},
-                       opset)
+                       opset, fuse)
 
 
 def as_onnx(clf, data: bytes | None = None, *, inner=None, note: dict | None = None):
