@@ -16,8 +16,8 @@ from ronghe.serving.config import build as serve_config
 KEY, SLOW = "k-monitor-secret", "k-slow-secret"
 
 
-def make_app(make_config, bundles, **over):
-    cfg = make_config(**over)
+def make_app(make_config, bundles, db=None, **over):
+    cfg = make_config(db=db, **over)
     keys = [{"name": "analyst", "sha256": hashlib.sha256(KEY.encode()).hexdigest()},
             {"name": "slow", "sha256": hashlib.sha256(SLOW.encode()).hexdigest(),
              "rate_per_minute": 2}]
@@ -28,8 +28,8 @@ def make_app(make_config, bundles, **over):
 
 
 @pytest.fixture
-def client(make_config, bundles):
-    with TestClient(make_app(make_config, bundles)) as c:
+def client(make_config, bundles, db_url):  # SQLite, and PostgreSQL when RONGHE_TEST_PG_URL is set
+    with TestClient(make_app(make_config, bundles, db=db_url)) as c:
         c.headers["Authorization"] = f"Bearer {KEY}"
         yield c
 
