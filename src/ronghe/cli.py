@@ -407,6 +407,9 @@ def compress(
                       f"{r['latency_b1_p95_ms']:.2f}", f"{r['latency_b32_p50_ms']:.2f}")
     if not quiet:
         _console(stderr=False).print(table)
+    cpu = next((s["cpu"] for s in desc["steps"] if s.get("cpu")), None)
+    if cpu:
+        _say(quiet, f"int8 on this CPU ({cpu['cpu']}): {cpu['int8']} - limits: {cpu['limits']}")
     _say(quiet, f"[green]wrote[/] {path} (speed-up {rep['speedup_b1']}x at batch 1, "
                 f"{rep['speedup_b32']}x at batch 32; lost {desc['drop_points']:.2f} points of "
                 f"{metric}); report {report_path}")

@@ -86,6 +86,14 @@ def test_int8_dynamic_passes_gate_and_is_smaller(model, tmp_path):
     rep = json.loads((tmp_path / "q.report.json").read_text())
     assert rep["compressed"]["size_mb"] < 0.5 * rep["original"]["size_mb"]
     assert rep["steps"][0]["method"] == "int8-dynamic"
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    cpu = rep["steps"][0]["cpu"]  # what this CPU limits, in the report and on the screen
+    assert cpu["int8"] == ("AMX int8 tiles" if "amx_int8" in flags else "VNNI"
+                           if "vnni" in flags else "AVX2 without VNNI" if "avx2" in flags
+                           else "no AVX2")
+    assert rep["steps"][0]["reduce_range"] == (cpu["int8"] == "AVX2 without VNNI" or
+                                               cpu["int8"] == "no AVX2")
+    assert "int8 on this CPU" in r.output
     assert {"latency_b1_p50_ms", "latency_b1_p95_ms", "latency_b32_p50_ms"} <= set(rep["compressed"])
     m = json.loads((tmp_path / "q" / "ronghe.json").read_text())
     assert m["compression"]["steps"][0]["step"] == "quantize" and m["strategy"] == "onnx"

@@ -11,14 +11,42 @@ from ..errors import ConfigError
 from ..log import warn
 
 
+def _cpu() -> tuple[str, set[str]]:
+    """The CPU's model name and its feature flags (Linux; empty elsewhere)."""
+    model, flags = "", set()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name") and not model:
+                    model = line.split(":", 1)[1].strip()
+                elif line.startswith("flags"):
+                    flags = set(line.split(":", 1)[1].split())
+                    break
+    except OSError:
+        pass
+    return model, flags
+
+
 def cpu_has_vnni() -> bool:
     """AVX-512 VNNI / AVX-VNNI: int8 dot products without the u8*s8 saturation risk of plain
     AVX2, so full-range weights are safe; otherwise use reduce_range (7-bit weights)."""
-    try:
-        flags = open("/proc/cpuinfo").read()
-    except OSError:
-        return False
-    return "avx512_vnni" in flags or "avx_vnni" in flags or "amx_int8" in flags
+    return bool({"avx512_vnni", "avx_vnni", "amx_int8"} & _cpu()[1])
+
+
+def cpu_int8() -> dict:
+    """What this CPU offers int8 matrix products and what that limits, for the report."""
+    model, flags = _cpu()
+    if "amx_int8" in flags:
+        kind, limits = "AMX int8 tiles", "nothing: int8 runs on the matrix units"
+    elif {"avx512_vnni", "avx_vnni"} & flags:
+        kind, limits = "VNNI", "nothing: full-range int8 weights, one-instruction int8 dot products"
+    elif "avx2" in flags:
+        kind, limits = "AVX2 without VNNI", (
+            "int8 products go through vpmaddubsw, which can saturate with full-range weights: "
+            "weights keep 7 bits (reduce_range), and int8 gains less over fp32 than on a VNNI CPU")
+    else:
+        kind, limits = "no AVX2", "int8 kernels may be slower than fp32 on this CPU"
+    return {"cpu": model or "unknown", "int8": kind, "limits": limits}
 
 
 DYNAMIC_OPS = ("MatMul", "Gemm", "Gather", "Conv", "Attention", "EmbedLayerNormalization")
@@ -68,7 +96,7 @@ def int8_dynamic(model: bytes, exclude: list[str] | tuple = ()) -> tuple[bytes, 
                          reduce_range=not vnni, nodes_to_exclude=list(exclude),
                          extra_options={"DefaultTensorType": 1})  # onnx.TensorProto.FLOAT
         return dst.read_bytes(), {"method": "int8-dynamic", "per_channel": True,
-                                  "reduce_range": not vnni, "vnni": vnni}
+                                  "reduce_range": not vnni, "vnni": vnni, "cpu": cpu_int8()}
 
 
 def int8_static(model: bytes, feeds: list[dict], op_types: tuple[str, ...] = ("MatMul", "Gemm"),
@@ -102,7 +130,7 @@ def int8_static(model: bytes, feeds: list[dict], op_types: tuple[str, ...] = ("M
                         op_types_to_quantize=list(op_types), nodes_to_exclude=list(exclude))
         return dst.read_bytes(), {"method": "int8-static", "format": "QDQ",
                                   f"calibration_{what}": n, "ops": list(op_types),
-                                  "reduce_range": not vnni}
+                                  "reduce_range": not vnni, "cpu": cpu_int8()}
 
 
 def bf16(clf):
