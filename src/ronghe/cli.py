@@ -8,91 +8,28 @@ from __future__ import annotations
 
 import functools
 import json
-import logging
-import os
 import sys
 from pathlib import Path
 from typing import Any, Optional
 
 import typer
 
-from .errors import ConfigError, RongheError
+from . import commands
+from .errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="ronghe (融合): fuse pretrained models with classic ML - train, compare, "
                        "evaluate and predict.")
 
-
-def _console(stderr: bool = True):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def _setup_logging(quiet: bool) -> None:
-    from rich.logging import RichHandler
-
-    from . import log
-
-    log.set_quiet(quiet)
-    logger = logging.getLogger("ronghe")
-    logger.handlers.clear()
-    handler = RichHandler(console=_console(), show_time=False, show_path=False, markup=False)
-    logger.addHandler(handler)
-    logger.setLevel(logging.WARNING if quiet else logging.INFO)
-    logger.propagate = False
-    for noisy in ("transformers", "huggingface_hub"):
-        logging.getLogger(noisy).setLevel(logging.ERROR)
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    try:
-        from transformers.utils import logging as hf_logging
-
-        hf_logging.disable_progress_bar()
-        hf_logging.set_verbosity_error()
-    except ImportError:  # pragma: no cover
-        pass
-
-
-def command(fn):
-    """Register a command whose user errors exit 2 with a message, internal errors exit 1."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        _setup_logging(kwargs.get("quiet", False))
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except RongheError as e:
-            _console().print(f"[bold red]error:[/] {e}", markup=True)
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            _console().print("[yellow]interrupted[/]")
-            raise typer.Exit(130) from None
-        except Exception as e:  # noqa: BLE001 - last line of defence for the user interface
-            if os.environ.get("RONGHE_DEBUG"):
-                raise
-            _console().print(f"[bold red]internal error:[/] {type(e).__name__}: {e}\n"
-                             "Run again with RONGHE_DEBUG=1 for the traceback, and report it.",
-                             markup=True)
-            raise typer.Exit(1) from None
-
-    return app.command()(wrapper)
-
-
-QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress bars or info messages")
+# the console, logging and error boundary every command shares (commands.py)
+_console = commands.console
+_setup_logging = commands.setup_logging
+command = commands.registrar(app)
+QuietOpt = commands.QuietOpt
 
 
 def _parse_options(items: list[str]) -> dict[str, Any]:
-    import yaml
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--option {item!r} must look like KEY=VALUE, e.g. --option C_grid=[1,4]")
-        key, value = item.split("=", 1)
-        out[key.strip().replace("-", "_")] = yaml.safe_load(value)
-    return out
+    return commands.parse_options(items)
 
 
 FILES = ("data", "valid", "out")  # paths of a train run, not hyper-parameters
