@@ -52,6 +52,10 @@ def test_ingest_is_authenticated_idempotent_and_explains_rejects(client):
     assert (again["stored"], again["duplicates"]) == (0, 50)
     s = client.get("/v1/monitor/summary").json()
     assert (s["items"], s["rejected"], s["alerts_open"]) == (50, 2, 0)
+    metrics = client.get("/metrics").text
+    assert 'ronghe_monitor_items_total{outcome="stored"} 50.0' in metrics
+    assert 'ronghe_monitor_items_total{outcome="duplicates"} 51.0' in metrics
+    assert 'ronghe_requests_total{endpoint="monitor_items",model="",status="200"} 2.0' in metrics
     r = client.post("/v1/monitor/items", json={"items": []})
     assert r.status_code == 422 and r.json()["error"]["code"] == "invalid_request"
     r = client.post("/v1/monitor/items", json={"texts": ["x"]})

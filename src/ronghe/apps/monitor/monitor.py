@@ -62,6 +62,7 @@ class Monitor:
         self.states: dict[str, OrderedDict[str, KeyState]] = {n: OrderedDict() for n in self.rules}
         self.lock = threading.Lock()
         self.sinks = None  # set by sinks.Sinks(monitor) when alerts go anywhere but the table
+        self.stats = {"stored": 0, "duplicates": 0, "rejected": 0, "alerts": 0}  # this process
         self._load_states()
 
     def _load_states(self) -> None:
@@ -149,6 +150,9 @@ class Monitor:
             else:
                 res.statuses.append("duplicate")
         res.duplicates = res.statuses.count("duplicate")
+        for k, v in (("stored", res.accepted), ("duplicates", res.duplicates),
+                     ("rejected", len(res.rejected)), ("alerts", len(res.alerts))):
+            self.stats[k] += v
         if res.alerts:
             self._announce(res.alerts)
         return res

@@ -130,6 +130,7 @@ def install(app: FastAPI, service, *, config: dict, start_sources: bool = True) 
         threading.Thread(target=sources_loop, args=(monitor, stop), daemon=True,
                          name="monitor-sources").start()
         app.state.monitor_stop = stop
+    service.metrics.registry.register(_Collector(monitor, ingest))
     store = monitor.store
     rules = list(monitor.rules)
     for pattern, endpoint in ((r"^/v1/monitor/items/?$", "monitor_items"),
@@ -270,6 +271,26 @@ def install(app: FastAPI, service, *, config: dict, start_sources: bool = True) 
         if name not in STATIC:
             return error_response(request, 404, "not_found", f"no such file: {name[:60]}")
         return _static(name)
+
+
+class _Collector:
+    """The monitor's numbers on the service's /metrics (read at scrape time)."""
+
+    def __init__(self, monitor, ingest: Ingest):
+        self.monitor, self.ingest = monitor, ingest
+
+    def collect(self):
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+        items = CounterMetricFamily("ronghe_monitor_items", "items by outcome (this process)",
+                                    labels=["outcome"])
+        for k in ("stored", "duplicates", "rejected"):
+            items.add_metric([k], self.monitor.stats[k])
+        alerts = CounterMetricFamily("ronghe_monitor_alerts", "alerts raised (this process)")
+        alerts.add_metric([], self.monitor.stats["alerts"])
+        queued = GaugeMetricFamily("ronghe_monitor_ingest_queue", "items waiting to be scored")
+        queued.add_metric([], self.ingest.pending)
+        return [items, alerts, queued]
 
 
 def chart_svg(store, rule: str, key: str, bucket_s: int, since: float | None = None) -> str:
