@@ -180,9 +180,10 @@ class Assistant:
             self._oos_train = [oos_train[i] for i in order[n:]]
             self.notes_.append(f"validation: {n} of {len(oos_train)} out-of-scope examples "
                                "held out (no out-of-scope rows in the validation data)")
-        in_idx = [i for i, y in enumerate(v_labels) if y in set(self.intents_)]
+        known = set(self.intents_)
+        in_idx = [i for i, y in enumerate(v_labels) if y in known]
         faq_idx = [i for i, y in enumerate(v_labels) if y in self.faq_]
-        unknown = sorted({y for y in v_labels if y not in set(self.intents_) and y not in self.faq_})
+        unknown = sorted({y for y in v_labels if y not in known and y not in self.faq_})
         if unknown:
             raise DataError(f"validation labels that are neither intents nor FAQ ids nor "
                             f"'{OOS_LABEL}': {', '.join(unknown[:10])}; fix or remove those rows")
