@@ -16,7 +16,7 @@ from http.server import BaseHTTPRequestHandler, HTTPServer
 
 import pytest
 import sqlalchemy as sa
-from conftest import TONE, stream
+from monitor_material import TONE, stream
 
 from ronghe.apps.monitor import Monitor
 from ronghe.apps.monitor import storage as T

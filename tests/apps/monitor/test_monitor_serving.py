@@ -7,7 +7,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from conftest import stream
+from monitor_material import stream
 from fastapi.testclient import TestClient
 
 from ronghe.serving.app import create_app
