@@ -1,7 +1,8 @@
 """Nearest neighbours by cosine similarity, with faiss (``faiss-cpu``).
 
-Measured on this project's machine (AMD EPYC, 2 cores; 384-dim unit vectors, one query at a
-time, k=5; ``benchmarks/README.md``, assistant section): faiss's exact ``IndexFlatIP`` answered
+Measured once on this project's machine (AMD EPYC, 2 cores shared; clustered synthetic 384-dim
+unit vectors, one query at a time, 1 thread, k=5; ``benchmarks/assist.py --part vectors``
+repeats it on BANKING77 question embeddings): faiss's exact ``IndexFlatIP`` answered
 in 0.06 ms at 1,000 vectors, 1.1 ms at 10,000 and 15 ms at 100,000 with no build time and
 recall 1; numpy's matrix product + argpartition took 0.08 / 8 / 38 ms; the graph indexes
 (faiss HNSW, hnswlib, usearch) answered in 0.3-2 ms at 10,000-100,000 but took 4-350 s to build
