@@ -150,3 +150,22 @@ def test_the_service_keeps_no_message_embeddings(saved, tmp_path):
         assert c.post("/v1/assist/reply", json={"conversation_id": "m", "message": msg}).status_code == 200
     key = modeling.text_key(msg)
     assert all(key not in cache for cache in modeling._EMBED_CACHE.values())
+
+
+def test_hot_reload_switches_the_assistant_version(saved, tmp_path):
+    import shutil
+
+    versions = tmp_path / "helpdesk"
+    shutil.copytree(saved, versions / "v1")
+    cfg = ServeConfig(models=[str(versions)], watch_interval_s=0, request_log=None,
+                      apps={INSTALL: {"model": "helpdesk", "db": str(tmp_path / "r.sqlite")}})
+    app_installers(cfg)
+    reg = Registry.from_sources(cfg.models)
+    reg.load_all()
+    with TestClient(create_app(cfg, reg)) as c:
+        body = {"conversation_id": "r", "message": "what is my balance"}
+        assert c.post("/v1/assist/reply", json=body).json()["version"] == "v1"
+        shutil.copytree(saved, versions / "v2")
+        assert c.post("/v1/models/helpdesk/reload").json()["version"] == "v2"
+        assert c.post("/v1/assist/reply", json=body).json()["version"] == "v2"
+        assert c.get("/v1/assist/info").json()["version"] == "v2"
