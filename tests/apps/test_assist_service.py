@@ -169,3 +169,18 @@ def test_hot_reload_switches_the_assistant_version(saved, tmp_path):
         assert c.post("/v1/models/helpdesk/reload").json()["version"] == "v2"
         assert c.post("/v1/assist/reply", json=body).json()["version"] == "v2"
         assert c.get("/v1/assist/info").json()["version"] == "v2"
+
+
+def test_an_unreachable_database_is_a_503_not_a_stored_answer(saved, tmp_path, monkeypatch):
+    from ronghe.apps.assist import storage
+
+    app = make_app(saved, str(tmp_path / "down.sqlite"))
+
+    def down(*_a, **_k):
+        raise sa.exc.OperationalError("INSERT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(storage, "save_turn", down)
+    with TestClient(app) as c:
+        r = c.post("/v1/assist/reply", json={"conversation_id": "d", "message": "balance"})
+        assert r.status_code == 503 and r.json()["error"]["code"] == "storage_unavailable"
+        assert r.headers["retry-after"] == "5"

@@ -121,6 +121,20 @@ def install(app: FastAPI, service, *, model: str, db: str) -> None:
                                         {"Retry-After": "2"})
         return slot.current, None
 
+    async def stored(request: Request, fn, *args, **kwargs):
+        """Run a storage call off the event loop; (result, None) or (None, a 503 answer) when
+        the database cannot be reached - nothing is answered as if it had been stored."""
+        import sqlalchemy as sa
+
+        try:
+            return await run_in_threadpool(fn, store, *args, **kwargs), None
+        except (sa.exc.OperationalError, sa.exc.InterfaceError) as e:
+            log.error("assistant '%s': the database is unavailable: %s", model,
+                      type(e).__name__)
+            return None, error_response(request, 503, "storage_unavailable", "the conversation "
+                                        "store is unavailable; retry shortly",
+                                        {"Retry-After": "5"})
+
     def as_json(payload: dict, status: int = 200) -> Response:
         return Response(json.dumps(payload, ensure_ascii=False, separators=(",", ":")),
                         status_code=status, media_type="application/json")
@@ -132,8 +146,10 @@ def install(app: FastAPI, service, *, model: str, db: str) -> None:
         if config.log_inputs:
             info["inputs"] = [mask(body.message)]
         if body.message_id:
-            found = await run_in_threadpool(storage.find_turn, store, body.conversation_id,
-                                            body.message_id)
+            found, err = await stored(request, storage.find_turn, body.conversation_id,
+                                      body.message_id)
+            if err:
+                return err
             if found:
                 return as_json({**_public(found), "replayed": True})
         loaded, err = current(request)
@@ -155,10 +171,13 @@ def install(app: FastAPI, service, *, model: str, db: str) -> None:
             return error_response(request, 422, "invalid_input", str(e))
         info["batch_size"], info["version"] = batch, loaded.version
         answer = results[0]
-        turn, new = await run_in_threadpool(
-            storage.save_turn, store, assistant=model, version=loaded.version,
+        saved, err = await stored(
+            request, storage.save_turn, assistant=model, version=loaded.version,
             conversation_id=body.conversation_id, message_id=body.message_id,
             message=body.message, reply=answer)
+        if err:
+            return err
+        turn, new = saved
         if not new:  # the same message id raced in: the stored answer is the answer
             return as_json({**_public(turn), "replayed": True})
         return as_json({**_public(turn), "reply": answer["reply"], "why": answer["why"],
@@ -181,21 +200,25 @@ def install(app: FastAPI, service, *, model: str, db: str) -> None:
         if body.correct_intent and body.correct_faq_id:
             return error_response(request, 422, "invalid_request", "give correct_intent or "
                                   "correct_faq_id, not both")
-        conv = await run_in_threadpool(storage.conversation, store, body.conversation_id)
+        conv, err = await stored(request, storage.conversation, body.conversation_id)
+        if err:
+            return err
         if conv is None or body.turn_id not in {t["turn_id"] for t in conv["turns"]}:
             return error_response(request, 404, "turn_not_found", f"no turn "
                                   f"'{body.turn_id[:40]}' in conversation "
                                   f"'{body.conversation_id[:60]}'")
-        saved = await run_in_threadpool(
-            storage.save_feedback, store, turn_id=body.turn_id, helpful=body.helpful,
+        saved, err = await stored(
+            request, storage.save_feedback, turn_id=body.turn_id, helpful=body.helpful,
             correct_intent=body.correct_intent, correct_faq_id=body.correct_faq_id,
             comment=body.comment)
-        return as_json(saved)
+        return err or as_json(saved)
 
     @router.get("/conversations/{conversation_id}", summary="a conversation's stored turns")
     async def get_conversation(request: Request,
                                conversation_id: Annotated[str, Path(max_length=128)]):
-        conv = await run_in_threadpool(storage.conversation, store, conversation_id)
+        conv, err = await stored(request, storage.conversation, conversation_id)
+        if err:
+            return err
         if conv is None:
             return error_response(request, 404, "conversation_not_found",
                                   f"no conversation '{conversation_id[:60]}'")
