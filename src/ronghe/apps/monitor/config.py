@@ -49,7 +49,8 @@ class RuleConfig(_Strict):
                                                 "(CUSUM's alternative)")
     threshold: float = Field(12.0, gt=0, description="CUSUM alarm level (log-likelihood "
                                                      "ratio; 12: chosen in benchmarks/monitor.py)")
-    alpha: float = Field(1e-6, gt=0, lt=1, description="binomial test: alarm when p < alpha")
+    alpha: float = Field(1e-5, gt=0, lt=1, description="binomial test: alarm when p < alpha "
+                                                        "(1e-5: benchmarks/monitor.py)")
     min_excess: float = Field(0.05, ge=0, le=1, description="binomial test: the window's share "
                                                             "must exceed the baseline by this too")
     cooldown: int = Field(200, ge=0, description="items of the key after an alarm without "
