@@ -226,7 +226,7 @@ def test_stdin_twice_stores_once(bundles, tmp_path):
     (["--stdin", "--option", "rules.0.method=magic"], "rules.0.method"),
     (["--stdin", "--option", "rules.0.key=entity"], "models.ner"),
     (["--stdin", "--option", "models.negative_labels=[awful]"], "its labels: ['negative', "),
-    (["--stdin", "--option", "nonsense"], "NAME=VALUE"),
+    (["--stdin", "--option", "nonsense"], "KEY=VALUE"),
     ([], "nothing to read"),
 ])
 def test_cli_errors_exit_2_with_a_message(bundles, tmp_path, args, message):

@@ -8,72 +8,26 @@ traceback), internal errors exit 1 (``RONGHE_DEBUG=1`` shows them).
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ...errors import ConfigError, RongheError
+from ... import commands
+from ...errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Sentiment and topic monitoring: score a stream, store it, alert on "
                        "surges of negative items.")
-
-
-def _console(stderr: bool = True):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def command(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        quiet = kwargs.get("quiet", False)
-        logger = logging.getLogger("ronghe")
-        if not logger.handlers:
-            handler = logging.StreamHandler()
-            handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
-            logger.addHandler(handler)
-            logger.propagate = False
-        logger.setLevel(logging.WARNING if quiet else logging.INFO)
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except RongheError as e:
-            _console().print(f"[bold red]error:[/] {e}", markup=True)
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-        except Exception as e:  # noqa: BLE001 - the last line of defence for the user interface
-            if os.environ.get("RONGHE_DEBUG"):
-                raise
-            _console().print(f"[bold red]internal error:[/] {type(e).__name__}: {e}\nRun again "
-                             "with RONGHE_DEBUG=1 for the traceback, and report it.", markup=True)
-            raise typer.Exit(1) from None
-
-    return app.command()(wrapper)
-
-
+# the console, logging (with times: the monitor runs for long) and error boundary of every
+# ronghe command (commands.py)
+command = commands.registrar(app, timestamps=True)
+_console = commands.console
 QuietOpt = typer.Option(False, "--quiet", "-q", help="warnings and alerts only")
 
 
 def _options(items: list[str]) -> dict:
-    import yaml
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--option {item!r} must look like NAME=VALUE, e.g. "
-                              "--option rules.0.threshold=8")
-        k, v = item.split("=", 1)
-        out[k.strip().replace("-", "_")] = yaml.safe_load(v)
-    return out
+    return commands.parse_options(items, example="--option rules.0.threshold=14")
 
 
 def load_config(config: Optional[Path], flags: dict, options: list[str]):
