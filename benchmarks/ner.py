@@ -225,10 +225,14 @@ def pd_verdict(results: dict) -> str:
     if crf is None or not rows:
         return ""
     under = [n for n, f in rows if f <= crf]
-    if not under:
-        return f": above the CRF ({crf:.3f})"
-    return (f"; **missed aim: {', '.join(f'`{n}`' for n in under)} still under the CRF "
-            f"({crf:.3f})**")
+    level = [n for n, f in rows if crf < f < crf + 0.01]
+    if under:
+        return (f"; **missed aim: {', '.join(f'`{n}`' for n in under)} still under the CRF "
+                f"({crf:.3f})**")
+    if level:
+        return (f"; **aim not yet met: {', '.join(f'`{n}`' for n in level)} only level with "
+                f"the CRF ({crf:.3f}), not well above it**")
+    return f": above the CRF ({crf:.3f})"
 
 
 def readme_section(results: dict) -> str:
