@@ -113,7 +113,7 @@ def readme(result: dict, quick: bool) -> str:
                       + ", ".join(f"{m['items']:,}: {m['rss_mb']:.0f}" for m in lg["rss"])
                       + f" (peak {lg['peak_rss_mb']:.0f} MB; {lg['note']})."]
     lines += ["", *common.reproduce("flock /tmp/ronghe-bench.lock .venv/bin/python "
-                                    "benchmarks/monitor.py", NAME, quick)]
+                                    "benchmarks/monitor.py --long 200000 --torch", NAME, quick)]
     return "\n".join(lines)
 
 
@@ -428,6 +428,14 @@ def choice_and_aims(r: dict) -> list[str]:
                     f"({lg['rss'][0]['rss_mb']:.0f} MB after {lg['rss'][0]['items']:,}, "
                     f"{lg['rss'][-1]['rss_mb']:.0f} MB at the end); the 1,000,000-item run was "
                     "**not done** (about 20 minutes at this speed on the shared machine).")
+    if "torch" in r:
+        t = r["torch"]
+        aims.append(f"- Items/s end to end (scoring, storing, watching): classic bundles "
+                    f"{r['long']['items_per_s']:.0f}" if "long" in r else "- Items/s: ")
+        aims[-1] += (f"; a finetune MiniLM sentiment bundle {t['sent-ft']['items_per_s']:.0f} "
+                     f"with torch, {t['sent-onnx']['items_per_s']:.0f} as ONNX, "
+                     f"{t['sent-int8']['items_per_s']:.0f} as ONNX int8 (the model is the cost; "
+                     "no aim was set).")
     if "torch" not in r:
         aims.append("- Items/s with torch and ONNX int8 bundles: **not measured** in this run "
                     "(`--torch`); classic bundles: "
