@@ -3,34 +3,14 @@
 from __future__ import annotations
 
 import os
-import random
 
 import pandas as pd
 import pytest
 
+from makers import make_sentiment
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-
-POS = ["a wonderful, moving film", "great acting and a clever script", "i loved every minute",
-       "funny, warm and beautifully shot", "a delight from start to finish", "brilliant and touching",
-       "the best movie of the year", "superb performances all round", "charming and smart",
-       "an excellent, gripping story", "truly enjoyable and fresh", "a joyful, inventive ride"]
-NEG = ["a dull, lifeless mess", "boring and far too long", "i hated the clumsy dialogue",
-       "the plot makes no sense at all", "a tedious waste of time", "awful acting, weak script",
-       "the worst film this year", "painfully slow and predictable", "flat, tired and ugly",
-       "a noisy, pointless sequel", "terrible jokes that never land", "bland and forgettable"]
-
-
-def make_sentiment(n_per_class: int = 24, seed: int = 0) -> pd.DataFrame:
-    """Short synthetic reviews: positive/negative templates with varied fillers."""
-    rng = random.Random(seed)
-    fillers = ["", " overall", " honestly", " in the end", " for me", " really", " again"]
-    rows = []
-    for label, pool in (("pos", POS), ("neg", NEG)):
-        for i in range(n_per_class):
-            rows.append({"text": pool[i % len(pool)] + rng.choice(fillers) + f" ({i})", "label": label})
-    rng.shuffle(rows)
-    return pd.DataFrame(rows)
 
 
 @pytest.fixture
@@ -54,55 +34,6 @@ def tiny_bert(tmp_path_factory):
     from make_legacy import tiny_backbone
 
     return str(tiny_backbone(tmp_path_factory.mktemp("tiny-bert")))
-
-
-BLOCK_TORCH = """
-import sys
-class _Block:
-    def find_spec(self, name, path=None, target=None):
-        if name.split('.')[0] in ('torch', 'transformers', 'peft'):
-            raise ModuleNotFoundError(f"No module named {name!r}", name=name)
-sys.meta_path.insert(0, _Block())
-"""
-
-
-def run_without_torch(code: str):
-    """Run ``code`` in a fresh interpreter where torch, transformers and peft cannot be imported,
-    as on a lean ``pip install 'ronghe[onnx]'``."""
-    import subprocess
-    import sys
-
-    return subprocess.run([sys.executable, "-c", BLOCK_TORCH + code], capture_output=True,
-                          text=True)
-
-
-def make_shapes(root, n_per_class: int = 12, seed: int = 0, size: int = 40):
-    """An image folder of coloured shapes on dark noise: circle / square / triangle, varied in
-    position, size and colour (classic features and pretrained backbones both separate them)."""
-    from pathlib import Path
-
-    import numpy as np
-    from PIL import Image, ImageDraw
-
-    root = Path(root)
-    rng = np.random.default_rng(seed)
-    for cls in ("circle", "square", "triangle"):
-        (root / cls).mkdir(parents=True, exist_ok=True)
-        for i in range(n_per_class):
-            noise = rng.integers(0, 70, (size, size, 3), dtype=np.uint8)
-            img = Image.fromarray(noise)
-            d = ImageDraw.Draw(img)
-            s = int(rng.integers(size // 2, size - 8))
-            x, y = (int(v) for v in rng.integers(2, size - s - 2, 2))
-            col = tuple(int(v) for v in rng.integers(140, 256, 3))
-            if cls == "circle":
-                d.ellipse([x, y, x + s, y + s], fill=col)
-            elif cls == "square":
-                d.rectangle([x, y, x + s, y + s], fill=col)
-            else:
-                d.polygon([(x, y + s), (x + s, y + s), (x + s // 2, y)], fill=col)
-            img.save(root / cls / f"{seed}-{i}.png")
-    return root
 
 
 @pytest.fixture(scope="session")

@@ -15,7 +15,7 @@ from ronghe.errors import BundleError
 
 @pytest.fixture(scope="module")
 def saved(tmp_path_factory):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     clf = TextClassifier(strategy="classic").fit(make_sentiment(16))
     path = clf.save(tmp_path_factory.mktemp("b") / "model")
@@ -45,7 +45,7 @@ def test_manifest_has_everything_needed(saved):
 
 
 def test_frozen_bundle_references_backbone_by_sha(tmp_path):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     from ronghe import backbones
 
@@ -137,7 +137,7 @@ def test_refuses_to_overwrite_a_foreign_folder(saved, tmp_path):
 
 
 def test_finetune_bundle_is_self_contained(tmp_path, monkeypatch):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     from ronghe import backbones
 

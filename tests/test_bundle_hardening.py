@@ -21,7 +21,7 @@ from ronghe.errors import BundleError
 
 @pytest.fixture(scope="module")
 def classic(tmp_path_factory):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     path = TextClassifier(strategy="classic").fit(make_sentiment(12)).save(
         tmp_path_factory.mktemp("b") / "classic")
@@ -135,7 +135,7 @@ def test_an_unlisted_symlinked_folder_is_refused(copy, tmp_path):
 
 
 def test_every_file_has_the_same_mode(tmp_path):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     old = os.umask(0o022)
     try:
@@ -150,7 +150,7 @@ def test_every_file_has_the_same_mode(tmp_path):
 
 
 def test_stale_temporary_folders_are_cleaned_on_the_next_save(tmp_path, caplog):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     clf = TextClassifier(strategy="classic").fit(make_sentiment(8))
     dead = tmp_path / ".m.tmp-99999999-0123abcd"  # its writer is gone

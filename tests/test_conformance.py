@@ -54,7 +54,7 @@ def test_every_registered_strategy_is_covered():
 
 @pytest.fixture(scope="module")
 def task_data(tmp_path_factory):
-    from conftest import make_shapes, make_sentiment
+    from makers import make_shapes, make_sentiment
 
     root = tmp_path_factory.mktemp("shapes")
     images = (ronghe.images.data.read(make_shapes(root / "train", 8, 0)),

@@ -125,7 +125,7 @@ def test_a_crf_bundle_loads_without_torch(tmp_path):
 def test_an_onnx_bundle_loads_where_torch_is_not_installed():
     """torch/transformers made unimportable, as on a lean ronghe[onnx] install."""
     bundle = Path(__file__).parent / "data" / "bundles" / "legacy" / "text-onnx"
-    from conftest import run_without_torch
+    from makers import run_without_torch
 
     out = run_without_torch(f"import ronghe\nclf = ronghe.load({str(bundle)!r})\n"
                             "print(clf.strategy, list(clf.predict(['a wonderful film'])))")

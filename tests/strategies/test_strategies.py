@@ -22,7 +22,7 @@ CONFORMING = [n for n in REGISTRY if n not in ("vote", "onnx")]  # built from bu
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
     """One fitted model per strategy on the same tiny data (shared across this module)."""
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     train, valid = make_sentiment(24, 0), make_sentiment(8, 1)
     out = {}
@@ -47,7 +47,7 @@ def test_fit_predict_contract(fitted, name):
 
 @pytest.mark.parametrize("name", CONFORMING)
 def test_learns_the_task(fitted, name):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     test = make_sentiment(8, seed=7)
     acc = (fitted[name].predict(test.text.tolist()) == test.label.to_numpy()).mean()
@@ -78,7 +78,7 @@ def test_sklearn_params_and_clone(name):
 
 
 def test_integer_labels_stay_integers(tmp_path):
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     df = make_sentiment(16)
     df["label"] = (df.label == "pos").astype(int)
@@ -89,7 +89,7 @@ def test_integer_labels_stay_integers(tmp_path):
 
 
 def test_fit_is_deterministic_for_a_seed():
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     df = make_sentiment(16)
     a = TextClassifier(strategy="finetune", epochs=1, max_length=24, seed=1).fit(df)
@@ -98,7 +98,7 @@ def test_fit_is_deterministic_for_a_seed():
 
 
 def test_finetune_keeps_best_epoch_and_stops_early():
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     # A learning rate this large wrecks the model after the first epoch or two; early stopping
     # must stop and restore the best epoch's weights.

@@ -200,7 +200,7 @@ def test_resume_needs_a_run_dir(sentiment_df):
 def test_killed_training_process_resumes(tmp_path):
     """Kill a real `ronghe train` with SIGKILL after its first checkpoint, resume, and compare
     with an uninterrupted run of the same seed."""
-    from conftest import make_sentiment
+    from makers import make_sentiment
 
     make_sentiment(30).to_csv(tmp_path / "d.csv", index=False)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}

@@ -23,7 +23,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parents[2]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from conftest import make_sentiment  # noqa: E402
+from makers import make_sentiment  # noqa: E402
 
 OUT = HERE / "legacy"
 NER = ROOT / "tests" / "data" / "ner"
