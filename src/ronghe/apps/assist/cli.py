@@ -6,78 +6,27 @@ with the message (no traceback), internal errors exit 1 (``RONGHE_DEBUG=1`` show
 
 from __future__ import annotations
 
-import functools
-import logging
-import os
 from pathlib import Path
 from typing import Optional
 
 import typer
 
-from ...errors import ConfigError, RongheError
+from ... import commands
+from ...errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="The customer-service assistant: intents, FAQ answers, out-of-scope "
                        "detection and hand-off.")
 
 
-def _console(stderr: bool = True):
-    from rich.console import Console
-
-    return Console(stderr=stderr, highlight=False, soft_wrap=True)
-
-
-def command(fn):
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from ... import log
-
-        quiet = kwargs.get("quiet", False)
-        log.set_quiet(quiet)
-        logger = logging.getLogger("ronghe")
-        if not logger.handlers:
-            from rich.logging import RichHandler
-
-            logger.addHandler(RichHandler(console=_console(), show_time=False, show_path=False,
-                                          markup=False))
-            logger.propagate = False
-        logger.setLevel(logging.WARNING if quiet else logging.INFO)
-        for noisy in ("transformers", "huggingface_hub"):
-            logging.getLogger(noisy).setLevel(logging.ERROR)
-        os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except RongheError as e:
-            _console().print(f"[bold red]error:[/] {e}", markup=True)
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            raise typer.Exit(130) from None
-        except Exception as e:  # noqa: BLE001 - the last line of defence for the user interface
-            if os.environ.get("RONGHE_DEBUG"):
-                raise
-            _console().print(f"[bold red]internal error:[/] {type(e).__name__}: {e}\nRun again "
-                             "with RONGHE_DEBUG=1 for the traceback, and report it.", markup=True)
-            raise typer.Exit(1) from None
-
-    return app.command()(wrapper)
-
-
-QuietOpt = typer.Option(False, "--quiet", "-q", help="no progress bars or info messages")
+# the console, logging and error boundary of every ronghe command (commands.py)
+command = commands.registrar(app)
+_console = commands.console
+QuietOpt = commands.QuietOpt
 
 
 def _options(items: list[str]) -> dict:
-    import yaml
-
-    out = {}
-    for item in items:
-        if "=" not in item:
-            raise ConfigError(f"--option {item!r} must look like KEY=VALUE, e.g. "
-                              "--option candidates=[classic,frozen]")
-        k, v = item.split("=", 1)
-        out[k.strip().replace("-", "_")] = yaml.safe_load(v)
-    return out
+    return commands.parse_options(items, example="--option candidates=[classic,frozen]")
 
 
 def _file(path: Optional[Path], what: str) -> Optional[Path]:
