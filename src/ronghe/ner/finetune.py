@@ -135,19 +135,20 @@ class FinetuneTagger(NerStrategy):
     uses_backbone = True
     trains_network = True
 
-    def _setup(self, encoder, tokenizer, pieces: str = "words", slots: int = 1) -> None:
+    def _setup(self, encoder, tokenizer, pieces: str = "words", slots: int = 1,
+               windows: SubwordWindows | None = None) -> None:
         c = self.config
         self.device = pick_device(c.device)
         self.dtype = autocast_dtype(c.precision, self.device)
         self.tokenizer = tokenizer
         self.pad_id = tokenizer.pad_token_id or 0
         self.pieces, self.slots = pieces, slots
-        self.windows = SubwordWindows(tokenizer, c.max_length, c.stride, pieces)
+        self.windows = windows or SubwordWindows(tokenizer, c.max_length, c.stride, pieces)
         self.model = TokenModel(encoder, self.tags, c.dropout, c.crf, c.crf_lr_scale,
                                 slots).to(self.device)
 
-    def _pieces(self, tokenizer, train: Sentences) -> tuple[str, int]:
-        """The resolved ``pieces`` mode and the number of slots the training data needs."""
+    def _pieces(self, tokenizer, train: Sentences) -> str:
+        """The resolved ``pieces`` mode."""
         pieces = self.config.pieces
         if pieces == "auto":
             pieces = "text" if char_level(train.tokens) else "words"
@@ -157,11 +158,7 @@ class FinetuneTagger(NerStrategy):
                                   "character offsets; this backbone has a slow one - use "
                                   "pieces=words")
             pieces = "words"
-        if pieces == "words":
-            return pieces, 1
-        wins = SubwordWindows(tokenizer, self.config.max_length, self.config.stride, pieces)
-        most = max((max(w.slots, default=0) for w in wins.windows(train.tokens)), default=0)
-        return pieces, min(MAX_SLOTS, most + 1)
+        return pieces
 
     def _prepare_encoder(self, encoder):
         return encoder
@@ -169,10 +166,12 @@ class FinetuneTagger(NerStrategy):
     def _after_fit(self) -> None:
         pass
 
-    def _training_rows(self, sents: Sentences) -> tuple[list[Window], np.ndarray]:
-        """Windows and their labels: row ``r``, column ``position * slots + slot``."""
+    def _training_rows(self, sents: Sentences,
+                       wins: list[Window] | None = None) -> tuple[list[Window], np.ndarray]:
+        """Windows (made here unless given) and their labels: row ``r``, column
+        ``position * slots + slot``."""
         index = {t: i for i, t in enumerate(self.tags)}
-        wins = self.windows.windows(sents.tokens)
+        wins = self.windows.windows(sents.tokens) if wins is None else wins
         k = self.slots
         y = np.full((len(wins), self.config.max_length * k), IGNORE, dtype=np.int64)
         for r, w in enumerate(wins):
@@ -186,13 +185,16 @@ class FinetuneTagger(NerStrategy):
         loop.set_seed(c.seed)
         encoder = self._prepare_encoder(backbones.load_encoder(self.backbone.path))
         tokenizer = backbones.load_tokenizer(self.backbone.path)
-        pieces, slots = self._pieces(tokenizer, train)
-        self._setup(encoder, tokenizer, pieces, slots)
+        pieces = self._pieces(tokenizer, train)
+        windows = SubwordWindows(tokenizer, c.max_length, c.stride, pieces)
+        wins = windows.windows(train.tokens)  # the head needs one tag set per slot they use
+        slots = min(MAX_SLOTS, 1 + max((max(w.slots, default=0) for w in wins), default=0))
+        self._setup(encoder, tokenizer, pieces, slots, windows)
         self.report["pieces"] = {"mode": pieces, "slots": slots}
         if pieces == "text":
             info("character-level data: sentences are tokenised as running text (%d tag sets "
                  "per piece)", slots)
-        wins, y = self._training_rows(train)
+        wins, y = self._training_rows(train, wins)
         ids = [w.ids for w in wins]
         counts = np.bincount([w.sentence for w in wins], minlength=len(train))
         n_long = int((counts > 1).sum())
