@@ -267,6 +267,31 @@ def _info(scope) -> dict:
     return state.setdefault("ronghe", {})
 
 
+async def submit(svc, request: Request, name: str, model, inputs: list, *, timeout_s: float,
+                 who: str, on_timeout: str = "retry"):
+    """``(results, batch size)`` from ``name``'s micro-batcher, or the error response the client
+    sees: 503 at capacity or while shutting down, 504 after ``timeout_s``, 422 for inputs the
+    model refuses, 500 (logged) if it fails. ``who`` names the model in the messages."""
+    try:
+        async with asyncio.timeout(timeout_s):
+            return await svc.batcher(name).submit(model, inputs)
+    except QueueFull:
+        return error_response(request, 503, "queue_full", f"{who} is at capacity; retry shortly",
+                              {"Retry-After": "1"})
+    except Closed:
+        return error_response(request, 503, "shutting_down", "the service is shutting down",
+                              {"Retry-After": "5"})
+    except TimeoutError:
+        return error_response(request, 504, "timeout", f"no answer within {timeout_s:g} s; "
+                              f"{on_timeout}")
+    except RongheError as e:
+        return error_response(request, 422, "invalid_input", str(e))
+    except Exception:  # noqa: BLE001 - the model failed on this request's inputs
+        log.exception("model '%s' version %s failed", name, model.version)
+        return error_response(request, 500, "internal_error", f"{who} failed on this request; "
+                              "see the server log")
+
+
 def _describe(err: dict, cfg: ServeConfig, offered: tuple[str, ...] = ("texts",)) -> str:
     loc = [x for x in err.get("loc", ()) if x != "body"]
     where = ".".join(str(x) if not isinstance(x, int) else f"[{x}]" for x in loc).replace(".[", "[")
@@ -785,24 +810,12 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
         info["n_inputs"] = len(inputs)
         if config.log_inputs:
             info["inputs"] = logged
-        try:
-            async with asyncio.timeout(config.request_timeout_s):
-                results, batch_size = await svc.batcher(name).submit(model, inputs)
-        except QueueFull:
-            return error_response(request, 503, "queue_full", f"model '{name}' is at capacity; "
-                                  "retry shortly", {"Retry-After": "1"})
-        except Closed:
-            return error_response(request, 503, "shutting_down", "the service is shutting down",
-                                  {"Retry-After": "5"})
-        except TimeoutError:
-            return error_response(request, 504, "timeout", f"no answer within "
-                                  f"{config.request_timeout_s:g} s; retry, or send fewer inputs")
-        except RongheError as e:
-            return error_response(request, 422, "invalid_input", str(e))
-        except Exception:  # noqa: BLE001 - the model failed on this request's inputs
-            log.exception("model '%s' version %s failed", name, model.version)
-            return error_response(request, 500, "internal_error", f"model '{name}' failed on "
-                                  "this request; see the server log")
+        answer = await submit(svc, request, name, model, inputs,
+                              timeout_s=config.request_timeout_s, who=f"model '{name}'",
+                              on_timeout="retry, or send fewer inputs")
+        if isinstance(answer, Response):
+            return answer
+        results, batch_size = answer
         info["batch_size"] = batch_size
         info["version"] = model.version
         payload = {"model": name, "version": model.version, "task": model.task,

@@ -16,7 +16,6 @@ feedback is committed in its own transaction before the answer is sent.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import logging
 from importlib import resources
@@ -27,9 +26,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 from starlette.concurrency import run_in_threadpool
 
-from ...errors import RongheError
-from ...serving.app import error_response, _info
-from ...serving.batcher import Closed, QueueFull
+from ...serving.app import _info, error_response, submit
 from ...serving.registry import register_loader
 from . import storage
 from .privacy import mask
@@ -155,20 +152,11 @@ def install(app: FastAPI, service, *, model: str, db: str) -> None:
         loaded, err = current(request)
         if err:
             return err
-        try:
-            async with asyncio.timeout(config.request_timeout_s):
-                results, batch = await svc.batcher(model).submit(loaded, [body.message])
-        except QueueFull:
-            return error_response(request, 503, "queue_full", "the assistant is at capacity; "
-                                  "retry shortly", {"Retry-After": "1"})
-        except Closed:
-            return error_response(request, 503, "shutting_down", "the service is shutting down",
-                                  {"Retry-After": "5"})
-        except TimeoutError:
-            return error_response(request, 504, "timeout", f"no answer within "
-                                  f"{config.request_timeout_s:g} s; retry")
-        except RongheError as e:
-            return error_response(request, 422, "invalid_input", str(e))
+        answer = await submit(svc, request, model, loaded, [body.message],
+                              timeout_s=config.request_timeout_s, who="the assistant")
+        if isinstance(answer, Response):
+            return answer
+        results, batch = answer
         info["batch_size"], info["version"] = batch, loaded.version
         answer = results[0]
         saved, err = await stored(
