@@ -297,8 +297,10 @@ Notes:
   SentencePiece merges running Chinese text into multi-character pieces (People's Daily training
   sample: 86,626 pieces for 123,391 characters; 3.7 % of the entities start or end inside a
   piece, e.g. `在北京`). A linear probe on frozen me5-small features (1,000 training, 300
-  validation sentences; `ner_diagnosis.py --probe me5-small:words me5-small:text`): per-character
-  pieces 0.279 entity F1, running-text pieces (one regression per character slot) 0.429.
+  validation sentences): per-character pieces 0.279 entity F1, running-text pieces (one
+  regression per character slot) 0.429. These two measurements came from one-off scripts;
+  `ner_diagnosis.py --probe me5-small:words me5-small:text` is the same probe on another
+  1,000-sentence sample and has not been run yet, so its numbers will differ.
   Fine-tuning, 1 epoch at the default rates, validation F1: 0.624 -> 0.732. Running-text pieces
   are now the default for character-level data (`pieces=auto`: text when >= 90 % of the words
   are single characters; the head scores one tag set per character of a piece, up to 4, so a
