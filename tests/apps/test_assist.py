@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 
 from ronghe.apps.assist import Assistant, build, load
 from ronghe.apps.assist.config import AssistConfig
+from ronghe.apps.assist.oos import Combined, best_threshold
 from ronghe.apps.assist.data import read_faq
 from ronghe.apps.assist.policy import Signals, Thresholds, decide, fill
 from ronghe.errors import BundleError, DataError
@@ -23,7 +24,7 @@ def test_build_compares_classifiers_and_oos_methods_on_validation(bot):
     assert set(m["candidates"]) == {"classic", "frozen", "weighted"}
     assert bot.strategy_ in m["candidates"]
     assert m["candidates"][bot.strategy_] == max(m["candidates"].values())
-    assert set(m["oos"]) == {"maxprob", "mahalanobis", "knn", "oos_class"}
+    assert set(m["oos"]) == {"maxprob", "mahalanobis", "knn", "oos_class", "combined"}
     for name, r in m["oos"].items():
         assert 0.5 <= r["auroc"] <= 1.0 and 0 <= r["f1"] <= 1, name
     assert bot.oos_method_ == max(m["oos"], key=lambda n: m["oos"][n]["f1"]) or \
@@ -144,3 +145,52 @@ def test_cli_build_evaluate_and_errors(material, saved, tmp_path):
     res = runner.invoke(app, ["assist", "build", "--intents", str(tmp_path / "missing.csv"),
                               "--faq", str(material["faq"]), "--out", str(tmp_path / "b")])
     assert res.exit_code == 2 and "not found" in res.output
+
+
+def test_threshold_reweighted_to_the_expected_share_and_a_target_precision():
+    rng = np.random.default_rng(0)
+    in_scope, oos = rng.normal(0, 1, 900), rng.normal(2.5, 1, 100)
+    scores, is_oos = np.r_[in_scope, oos], np.r_[np.zeros(900, bool), np.ones(100, bool)]
+    thr, r = best_threshold(scores, is_oos)
+    flagged = scores >= thr
+    assert r["precision"] == pytest.approx((flagged & is_oos).sum() / flagged.sum())
+    # more out-of-scope traffic expected: each flagged OOS message is worth more, so the
+    # threshold moves down and recall up
+    thr_half, r_half = best_threshold(scores, is_oos, share=0.5)
+    assert thr_half < thr and r_half["recall"] > r["recall"]
+    w = 0.5 / 0.5 * 900 / 100
+    tp, fp = (scores[is_oos] >= thr_half).sum() * w, (scores[~is_oos] >= thr_half).sum()
+    assert r_half["precision"] == pytest.approx(tp / (tp + fp))
+    # a target precision: the most recall that still reaches it
+    thr_t, r_t = best_threshold(scores, is_oos, target_precision=0.6)
+    assert r_t["precision"] >= 0.6 and "target_missed" not in r_t
+    lower = np.sort(scores[scores < thr_t])[-1]  # one more message flagged
+    f = scores >= lower
+    assert (f & is_oos).sum() / f.sum() < 0.6
+    few, few_oos = np.array([3.0, 2.0, 1.0, 0.0]), np.array([False, True, False, True])
+    _, r_miss = best_threshold(few, few_oos, target_precision=0.9)  # never above 0.5
+    assert "target_missed" in r_miss and r_miss == {**best_threshold(few, few_oos)[1],
+                                                    "target_missed": r_miss["target_missed"]}
+
+
+def test_combined_score_standardises_its_parts():
+    c = Combined.fit({"a": np.array([0.0, 2.0]), "b": np.array([10.0, 30.0])})
+    assert c.parts == ["a", "b"] and c.mean == [1.0, 20.0] and c.std == [1.0, 10.0]
+    assert c.score({"a": np.array([1.0, 3.0]), "b": np.array([20.0, 20.0])}) == \
+        pytest.approx([0.0, 1.0])
+    assert Combined(**c.to_json()).score({"a": [3.0], "b": [40.0]}) == pytest.approx([2.0])
+
+
+def test_combined_out_of_scope_score_round_trips(material, tmp_path):
+    bot = build(material["intents"], material["faq"], oos=material["oos"],
+                valid=material["valid"], candidates=["classic"], oos_methods=["combined"],
+                oos_target_precision=0.5, expected_oos_share=0.2)
+    assert bot.oos_method_ == "combined" and set(bot.metrics_["oos"]) == {"combined"}
+    assert bot.combined_.parts == ["knn", "mahalanobis", "maxprob", "oos_class"]
+    rule = bot.metrics_["oos"]["combined"]["rule"]
+    assert "precision >= 0.5" in rule and "share of 0.2" in rule
+    again = load(bot.save(tmp_path / "combined"))
+    msgs = ["my card never came", "tell me a joke", "is there a monthly fee"]
+    _, P, E = bot.signals(msgs)
+    assert again.oos_scores(msgs, P, E) == pytest.approx(bot.oos_scores(msgs, P, E), abs=1e-5)
+    assert [r["kind"] for r in again.reply_many(msgs)] == [r["kind"] for r in bot.reply_many(msgs)]

@@ -39,7 +39,7 @@ from ... import data as core_data
 from ...errors import BundleError, ConfigError, DataError
 from ...log import info, warn
 from . import oos as oos_mod
-from .config import OOS_LABEL, AssistConfig, build as build_config
+from .config import OOS_LABEL, OOS_METHODS, AssistConfig, build as build_config
 from .data import FaqEntry, Material, check_names
 from .policy import Signals, Thresholds, decide
 from .search import VectorIndex, normalise
@@ -116,6 +116,9 @@ class Assistant:
         self.maha_ = self.knn_ = self.oos_classifier_ = None
         candidates: dict[str, np.ndarray] = {}
         methods = list(cfg.oos_methods)
+        combined_only = methods == ["combined"]  # then of every score there is
+        if combined_only:
+            methods = list(OOS_METHODS)
         if not is_oos.any() and cfg.oos_method_without_examples not in methods:
             methods.append(cfg.oos_method_without_examples)
         if "maxprob" in methods:
@@ -132,17 +135,27 @@ class Assistant:
             valid_oos = _dataset(v_all, v_in_labels + [OOS_LABEL] * len(v_oos))
             self.oos_classifier_ = self._train(self.strategy_, with_oos, valid_oos, {})
             candidates["oos_class"] = self._p_oos(self._proba(self.oos_classifier_, v_all))
-        self._all_oos = {"maha": self.maha_, "knn": self.knn_, "clf": self.oos_classifier_}
-        method, threshold, report = oos_mod.choose(candidates, is_oos,
-                                                   cfg.oos_method_without_examples,
-                                                   cfg.in_scope_rejection)
+        self.combined_ = None
+        if "combined" in methods and len(candidates) >= 2 and is_oos.any():
+            self.combined_ = oos_mod.Combined.fit({n: c[~is_oos] for n, c in candidates.items()})
+            candidates["combined"] = self.combined_.score(candidates)
+            if combined_only:
+                candidates = {"combined": candidates["combined"]}
+        self._all_oos = {"maha": self.maha_, "knn": self.knn_, "clf": self.oos_classifier_,
+                         "combined": self.combined_}
+        method, threshold, report = oos_mod.choose(
+            candidates, is_oos, cfg.oos_method_without_examples, cfg.in_scope_rejection,
+            share=cfg.expected_oos_share, target_precision=cfg.oos_target_precision)
         self.oos_method_, self.oos_threshold_ = method, threshold
-        if method != "mahalanobis":
+        used = set(self.combined_.parts) if method == "combined" else {method}
+        if "mahalanobis" not in used:
             self.maha_ = None
-        if method != "knn":
+        if "knn" not in used:
             self.knn_ = None
-        if method != "oos_class":
+        if "oos_class" not in used:
             self.oos_classifier_ = None
+        if method != "combined":
+            self.combined_ = None
         # 4. the FAQ threshold
         self.faq_threshold_, faq_report = self._faq_threshold(v_faq, v_faq_ids, v_oos)
         self.ner_ = ner
@@ -291,6 +304,8 @@ class Assistant:
         if keep["clf"] is not None:
             classes = [str(c) for c in keep["clf"].classes_]
             out["oos_class"] = self._proba(keep["clf"], messages)[:, classes.index(OOS_LABEL)]
+        if keep["combined"] is not None:
+            out["combined"] = keep["combined"].score(out)
         return out
 
     def _faq_threshold(self, v_faq: list[str], v_faq_ids: list[str], v_oos: list[str]):
@@ -362,7 +377,12 @@ class Assistant:
         return out, P, E
 
     def oos_scores(self, messages, P, E) -> np.ndarray:
-        m = self.oos_method_
+        if self.oos_method_ == "combined":
+            c = self.combined_
+            return c.score({p: self._oos_score(p, messages, P, E) for p in c.parts})
+        return self._oos_score(self.oos_method_, messages, P, E)
+
+    def _oos_score(self, m: str, messages, P, E) -> np.ndarray:
         if m == "maxprob":
             return oos_mod.maxprob(P)
         if m == "mahalanobis":
@@ -413,7 +433,8 @@ class Assistant:
                 "faq": [{"id": e.id, "questions": e.questions, "answer": e.answer}
                         for e in self.faq_.values()],
                 "strategy": self.strategy_, "oos_method": self.oos_method_,
-                "oos_threshold": self.oos_threshold_, "faq_threshold": self.faq_threshold_}
+                "oos_threshold": self.oos_threshold_, "faq_threshold": self.faq_threshold_,
+                "oos_combined": self.combined_.to_json() if self.combined_ else None}
         state = bundle.State(meta=meta, arrays=arrays)
         with tempfile.TemporaryDirectory() as tmp:
             members = {"intent": self.classifier_, "oos": self.oos_classifier_, "ner": self.ner_}
@@ -462,10 +483,16 @@ class Assistant:
                       if "mahalanobis.means" in arrays else None)
         self.knn_ = (oos_mod.Knn(arrays["knn.vectors"], self.config.knn_k, self.config.search,
                                  self.config.hnsw_above) if "knn.vectors" in arrays else None)
-        needs = {"mahalanobis": self.maha_, "knn": self.knn_, "oos_class": self.oos_classifier_}
-        if self.oos_method_ in needs and needs[self.oos_method_] is None:
-            raise BundleError(f"assistant {path}: its out-of-scope method "
-                              f"'{self.oos_method_}' has no saved state; the bundle is damaged")
+        comb = meta.get("oos_combined")
+        self.combined_ = (oos_mod.Combined(comb["parts"], comb["mean"], comb["std"])
+                          if comb else None)
+        needs = {"mahalanobis": self.maha_, "knn": self.knn_, "oos_class": self.oos_classifier_,
+                 "combined": self.combined_, "maxprob": True}
+        used = ([self.oos_method_] + (self.combined_.parts if self.combined_ else []))
+        for part in used:
+            if needs.get(part) is None:
+                raise BundleError(f"assistant {path}: its out-of-scope method '{part}' has no "
+                                  "saved state; the bundle is damaged")
         if self.faq_ and "faq.vectors" not in arrays:
             raise BundleError(f"assistant {path}: FAQ entries without their vectors; the bundle "
                               "is damaged")

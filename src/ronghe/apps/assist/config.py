@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ...errors import ConfigError
 
 OOS_LABEL = "oos"
-OOS_METHODS = ("maxprob", "mahalanobis", "knn", "oos_class")
+OOS_METHODS = ("maxprob", "mahalanobis", "knn", "oos_class", "combined")
 
 
 class AssistConfig(BaseModel):
@@ -23,10 +23,18 @@ class AssistConfig(BaseModel):
                     "earlier). 'weighted' fuses the first two others already trained.")
     candidate_options: dict[str, dict[str, Any]] = Field(
         {}, description="per candidate: its strategy options, e.g. {finetune: {epochs: 2}}")
-    oos_methods: list[Literal["maxprob", "mahalanobis", "knn", "oos_class"]] = Field(
+    oos_methods: list[Literal["maxprob", "mahalanobis", "knn", "oos_class", "combined"]] = Field(
         list(OOS_METHODS), min_length=1,
         description="out-of-scope scores compared on validation (oos_class only with OOS "
-                    "training examples)")
+                    "training examples; combined = the mean of the other listed scores, standardised - of every score when it is listed alone)")
+    oos_target_precision: float | None = Field(
+        None, gt=0, lt=1, description="choose the out-of-scope threshold with the most recall "
+                                      "whose precision on validation reaches this (default: the "
+                                      "best F1)")
+    expected_oos_share: float | None = Field(
+        None, gt=0, lt=1, description="the share of out-of-scope messages expected in live "
+                                      "traffic: validation is reweighted to it before precision "
+                                      "and F1 are computed (default: validation's own share)")
     oos_method_without_examples: Literal["maxprob", "mahalanobis", "knn"] = Field(
         "mahalanobis", description="the score used when validation has no OOS examples")
     in_scope_rejection: float = Field(
