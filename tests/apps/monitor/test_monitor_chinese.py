@@ -1,5 +1,6 @@
-"""Chinese financial text end to end: a Chinese sentiment bundle (classic, character n-grams)
-and a Chinese NER bundle (CRF) trained here on made-up sentences; companies (ORG) found by the
+"""Chinese financial text end to end: a Chinese sentiment bundle (classic, character n-grams; or
+frozen multilingual-e5-small embeddings + logistic regression) and a Chinese NER bundle (CRF)
+trained here on made-up sentences; companies (ORG) found by the
 NER bundle become watch keys, and a surge of negative news about one company raises an alert
 on that company with Chinese evidence."""
 
@@ -34,8 +35,8 @@ def sentence(org: str, tone: str, rng: random.Random, person: bool = False) -> t
     return text, ents
 
 
-@pytest.fixture(scope="module")
-def zh_bundles(tmp_path_factory):
+@pytest.fixture(scope="module", params=["classic", "frozen-me5-small"])
+def zh_bundles(request, tmp_path_factory):
     import pandas as pd
 
     from ronghe import TextClassifier
@@ -49,7 +50,9 @@ def zh_bundles(tmp_path_factory):
         text, ents = sentence(ORGS[i % len(ORGS)], tone, rng, person=i % 3 == 0)
         rows.append({"text": text, "label": "正面" if tone == "pos" else "负面"})
         ner.append({"text": text, "entities": ents})
-    TextClassifier(strategy="classic").fit(pd.DataFrame(rows)).save(d / "sentiment")
+    strategy = ({"strategy": "classic"} if request.param == "classic"
+                else {"strategy": "frozen", "model": "me5-small"})
+    TextClassifier(**strategy).fit(pd.DataFrame(rows)).save(d / "sentiment")
     TokenClassifier(strategy="classic").fit(ner).save(d / "ner")
     return {"sentiment": str(d / "sentiment"), "ner": str(d / "ner")}
 
