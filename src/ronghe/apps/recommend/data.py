@@ -42,7 +42,8 @@ def _times(col: pd.Series, source: str) -> np.ndarray:
     if num.notna().all():
         return num.to_numpy(np.float64)
     dates = pd.to_datetime(col, errors="coerce", utc=True, format="ISO8601")
-    bad = dates.isna().to_numpy()
+    # a column of numbers with a few bad cells: name the bad cells, not the numbers
+    bad = (num.isna() if num.notna().sum() > dates.notna().sum() else dates.isna()).to_numpy()
     if bad.any():
         raise DataError(f"{source}: the time column holds values that are neither numbers nor "
                         f"ISO 8601 dates in rows {_rows(bad)} (e.g. {str(col[bad].iloc[0])[:40]!r}); "

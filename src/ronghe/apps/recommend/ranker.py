@@ -17,6 +17,10 @@ SIGNAL_OF = {"popularity": "popularity", "popularity_recent": "popularity",
              "mf": "mf", "text": "text", "text_recent": "text", "is_cold": "text",
              "history_length": "user"}
 BASE_FEATURES = list(SIGNAL_OF)
+# a higher signal score never makes an item worse: monotone constraints keep the ranker from
+# learning wiggles on sparse regions (where a new item's scores lie) from few users
+INCREASING = {"popularity", "popularity_recent", "cooccurrence", "cooccurrence_recent", "mf",
+              "text", "text_recent"}
 
 
 def candidates(scores: dict[str, np.ndarray], text_hits: np.ndarray, seen: np.ndarray,
@@ -82,17 +86,19 @@ def train(groups: list[tuple[np.ndarray, np.ndarray]], valid_share: float, cfg, 
 
     Xt, yt, gt = stack(tr)
     Xv, yv, gv = stack(va)
-    model = lgb.LGBMRanker(objective="lambdarank", n_estimators=cfg.ranker_rounds,
-                           learning_rate=cfg.ranker_learning_rate, num_leaves=cfg.ranker_leaves,
-                           min_child_samples=20, subsample=0.8, subsample_freq=1,
-                           colsample_bytree=0.9, random_state=cfg.seed, n_jobs=1, verbose=-1,
-                           lambdarank_truncation_level=20)
-    model.fit(Xt, yt, group=gt, eval_set=[(Xv, yv)], eval_group=[gv], eval_at=[10],
-              feature_name=names,
-              callbacks=[lgb.early_stopping(cfg.early_stopping, verbose=False)])
-    booster = model.booster_
-    best = model.best_iteration_ or cfg.ranker_rounds
+    params = {"objective": "lambdarank", "learning_rate": cfg.ranker_learning_rate,
+              "num_leaves": cfg.ranker_leaves, "min_data_in_leaf": 20, "bagging_fraction": 0.8,
+              "bagging_freq": 1, "feature_fraction": 0.9, "seed": cfg.seed, "num_threads": 1,
+              "verbose": -1, "lambdarank_truncation_level": 20, "eval_at": [10],
+              "metric": "ndcg", "monotone_constraints": [int(n in INCREASING) for n in names],
+              "monotone_constraints_method": "advanced"}
+    dtrain = lgb.Dataset(Xt, yt, group=gt, feature_name=names, free_raw_data=True)
+    dvalid = lgb.Dataset(Xv, yv, group=gv, reference=dtrain)
+    booster = lgb.train(params, dtrain, num_boost_round=cfg.ranker_rounds,
+                        valid_sets=[dvalid], valid_names=["valid"],
+                        callbacks=[lgb.early_stopping(cfg.early_stopping, verbose=False)])
+    best = booster.best_iteration or cfg.ranker_rounds
     report = {"groups_train": len(tr), "groups_valid": len(va),
               "groups_without_positive": len(groups) - len(useful), "best_iteration": int(best),
-              "valid_ndcg@10": float(model.best_score_["valid_0"]["ndcg@10"])}
+              "valid_ndcg@10": float(booster.best_score["valid"]["ndcg@10"])}
     return booster, best, report

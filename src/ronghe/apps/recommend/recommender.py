@@ -135,18 +135,12 @@ class Recommender:
 
     # -- ranking --------------------------------------------------------------------------------
 
-    def _user_state(self, user: str | int | None):
-        """(user position or None, history positions oldest first, features row)."""
-        if user is None:
-            return None, np.zeros(0, np.int64), np.full(len(self.user_feature_names_), np.nan)
-        return user, self.hist_[user], self.user_x_[user]
-
     def _candidates(self, sig: Signals, upos: int | None, hist: np.ndarray,
                     user_x: np.ndarray | None = None, scores=None):
         cfg = self.config
         factor_user = None if (upos is None or upos in getattr(self, "changed_", ())) else upos
         scores = scores or sig.full_scores(factor_user, hist, cfg.recent)
-        p = sig.profile(hist)
+        p = scores.get("profile")
         if p is not None:
             _, hits = sig.text_index().search(p[None], cfg.candidates_per_signal + len(hist))
             hits = hits[0][hits[0] >= 0]

@@ -91,8 +91,8 @@ class Signals:
                           shape=(n_users, n_items))
         X.data[:] = 1.0  # duplicates summed by the constructor: back to "interacted"
         self.cooc = cooccurrence(X)
-        model = _mf_model(cfg)
-        with threadpool_limits(1, "blas"):
+        with threadpool_limits(1, "blas"):  # implicit's advice: its own threads, not BLAS's
+            model = _mf_model(cfg)
             model.fit(X, show_progress=False)
         self.item_factors = np.asarray(model.item_factors, np.float32)
         self.user_factors = np.asarray(model.user_factors, np.float32)
@@ -165,6 +165,7 @@ class Signals:
         out["mf"] = self.item_factors @ self.user_factor(user, hist)
         p = self.profile(hist)
         out["text"] = self.E @ p if p is not None else np.zeros(n, np.float32)
+        out["profile"] = p
         return out
 
 
