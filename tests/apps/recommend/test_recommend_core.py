@@ -116,3 +116,25 @@ def test_bad_interactions_are_refused_with_the_rows(tmp_path):
     p.write_text("customer,product,when\na,x,1\n")
     with pytest.raises(DataError, match="--time-col"):
         read_interactions(p)
+
+
+def test_the_bandit_explores_other_clusters_and_learns_from_clicks(rec, shop):
+    from ronghe.apps.recommend.bandit import Explorer, replay
+
+    ex = Explorer(rec, clusters=4, slots=2, dims=4)
+    items, explored = ex.slate("u-space-4", 6)
+    seen = set(rec.hist_[rec.user_pos_["u-space-4"]])
+    assert len(items) == len(set(items)) == 6 and not seen & set(items)
+    assert len(explored) == 2 and len(set(explored.values())) == 2  # two different arms
+    hist = rec.hist_[rec.user_pos_["u-space-4"]]
+    x = ex.context(hist)[None]
+    arm = next(iter(explored.values()))
+    shown = {i: a for i, a in explored.items() if a == arm}
+    ignored = Explorer(rec, clusters=4, slots=2, dims=4)
+    for _ in range(5):
+        ex.update(hist, shown, set(shown))  # clicked
+        ignored.update(hist, shown, set())  # shown, not clicked
+    assert ex.mab.predict_expectations(x)[arm] > ignored.mab.predict_expectations(x)[arm] + 0.1
+    report = replay(rec, Explorer(rec, clusters=4, slots=2, dims=4), shop["test"], k=5)
+    assert report["events"] == len(shop["test"]) and "replay" in report["estimator"]
+    assert 0 <= report["explore_hr@5"] <= 1 and report["ranker_hr@5"] > 0.3

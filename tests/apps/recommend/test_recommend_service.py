@@ -74,6 +74,13 @@ def test_the_recommender_service_end_to_end(saved, db_url):
         c.post("/v1/recommend/feedback", json={"events": clicks})
         top = [i["item"] for i in c.get("/v1/recommend/newbie?k=8").json()["items"]]
         assert "cook-fresh" in top and not {"cooking-0", "cooking-1", "cooking-2"} & set(top)
+        r = c.get("/v1/recommend/u-romance-1?k=6&explore=true")
+        assert r.status_code == 200, r.text
+        listed = r.json()["items"]
+        explored = [i["item"] for i in listed if i["explored"]]
+        assert len(listed) == 6 and len(explored) == 2
+        ev = [{"event_id": "x1", "user": "u-romance-1", "item": explored[0], "kind": "click"}]
+        assert c.post("/v1/recommend/feedback", json={"events": ev}).json()["stored"] == 1
         metrics = c.get("/metrics").text
         assert 'endpoint="recommend_user",model="shop",status="200"' in metrics
         assert 'endpoint="recommend_feedback",model="shop",status="200"' in metrics

@@ -8,6 +8,7 @@
     ranker.py       candidates, their features, LightGBM LambdaRank training
     recommender.py  Recommender: fit, recommend (with reasons), similar, add items / clicks,
                     save/load as a bundle (no pickle)
+    bandit.py       exploration: mabwiser LinUCB / LinTS over text clusters, replay evaluation
     evaluate.py     full-ranking HR@10, NDCG@10, MRR, recall@50, coverage; warm / cold /
                     one-interaction slices; latency
     storage.py      feedback events and API-added items through ``ronghe.store`` (SQLAlchemy)

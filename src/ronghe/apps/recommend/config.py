@@ -37,11 +37,12 @@ class RecommendConfig(BaseModel):
     early_stopping: int = Field(30, ge=1)
     search: Literal["auto", "flat", "hnsw"] = "auto"
     hnsw_above: int = Field(200_000, ge=1)
-    bandit: Literal["linucb", "lints", "none"] = Field("linucb", description=(
-        "mabwiser policy re-ranking the ranker's top items with exploration"))
+    bandit: Literal["linucb", "lints"] = Field("linucb", description=(
+        "mabwiser policy choosing the text clusters of the exploration slots (?explore=true)"))
     bandit_alpha: float = Field(0.5, gt=0, description="LinUCB exploration (LinTS: its alpha)")
-    bandit_pool: int = Field(30, ge=2, le=1000, description="ranker's top items the bandit "
-                                                            "chooses from")
+    bandit_clusters: int = Field(20, ge=2, le=1000, description="arms: k-means clusters of the "
+                                                                "item text embeddings")
+    bandit_slots: int = Field(2, ge=1, le=50, description="places of a list given to exploration")
     seed: int = 0
 
 

@@ -3,11 +3,13 @@ error format and request log apply):
 
     GET  /v1/recommend/{user}?k=10         the k best unseen items, each with the signals that
                                            ranked it (``reasons``); an unknown user gets the
-                                           popular and fresh items
+                                           popular and fresh items; ``&explore=true``: the
+                                           bandit (``bandit.py``) fills a few places
     POST /v1/recommend/similar             {"item": id} or {"text": "..."}, "k"?
     POST /v1/recommend/feedback            {"events": [{"event_id", "user", "item",
                                            "kind": "impression" | "click"}]}: stored once per
-                                           event_id; a click joins the user's history at once
+                                           event_id; a click joins the user's history at
+                                           once; on an explored item it updates the bandit
     POST /v1/recommend/items               {"items": [{"id", "text", "features"?}]}: stored,
                                            embedded and recommendable at once
 
@@ -45,6 +47,39 @@ class ServingRecommender:
         self.rec = rec
         self.lock = threading.Lock()
         self.synced = False
+        self.explorer = None
+        self.shown: dict[str, tuple] = {}  # user -> (history, {item position: arm}) last explored
+
+    def explore(self, user: str | None, k: int) -> list[dict]:
+        """A list with exploration slots chosen by the bandit (built on first use)."""
+        from .bandit import Explorer
+
+        rec, cfg = self.rec, self.rec.config
+        if self.explorer is None:
+            self.explorer = Explorer(rec, policy=cfg.bandit, alpha=cfg.bandit_alpha,
+                                     clusters=cfg.bandit_clusters, slots=cfg.bandit_slots,
+                                     seed=cfg.seed)
+        items, explored = self.explorer.slate(user, k)
+        if user is not None:
+            self.shown[user] = (rec.hist_[rec.user_pos_[user]].copy(), explored)
+        scores, _ = rec.full_ranking(user)
+        out = []
+        for pos in items:
+            out.append({"item": rec.item_ids_[pos], "score": round(float(scores[pos]), 6),
+                        "cold": bool(rec.signals_.counts[pos] == 0),
+                        "explored": pos in explored,
+                        **({"reasons": [{"signal": "exploration", "arm": explored[pos]}]}
+                           if pos in explored else {})})
+        return out
+
+    def learn(self, user: str, item: str, kind: str) -> None:
+        """Feedback on an explored item: a click rewards its arm (1), an impression does not (0)."""
+        if self.explorer is None or user not in self.shown:
+            return
+        hist, explored = self.shown[user]
+        pos = self.rec.item_pos_.get(item)
+        if pos in explored:
+            self.explorer.update(hist, {pos: explored[pos]}, {pos} if kind == "click" else set())
 
     def predict(self, texts: list[str]) -> list[dict]:
         with self.lock:
@@ -168,14 +203,20 @@ def install(app: FastAPI, service, *, model: str, db: str) -> None:
 
     @router.get("/{user}", summary="the best unseen items for a user, with reasons")
     async def recommend(request: Request, user: Annotated[str, Path(max_length=200)],
-                        k: Annotated[int, Query(ge=1, le=100)] = 10):
+                        k: Annotated[int, Query(ge=1, le=100)] = 10,
+                        explore: Annotated[bool, Query(description="let the bandit fill a few "
+                                                       "places with exploration")] = False):
         loaded, err = await current(request)
         if err:
             return err
-        rec = loaded.predictor.rec
+        pred = loaded.predictor
+        rec = pred.rec
         known = user in rec.user_pos_
-        items = await run_in_threadpool(locked, loaded.predictor, rec.recommend,
-                                        user if known else None, k)
+        if explore:
+            items = await run_in_threadpool(locked, pred, pred.explore, user if known else None, k)
+        else:
+            items = await run_in_threadpool(locked, pred, rec.recommend, user if known else None,
+                                            k)
         return as_json({"user": user, "known_user": known, "version": loaded.version,
                         "items": items})
 
@@ -212,6 +253,7 @@ def install(app: FastAPI, service, *, model: str, db: str) -> None:
         if err:
             return err
         for e in new:
+            await run_in_threadpool(locked, pred, pred.learn, e["user"], e["item"], e["kind"])
             if e["kind"] == "click":
                 await run_in_threadpool(locked, pred, pred.rec.add_interaction, e["user"],
                                         e["item"])
