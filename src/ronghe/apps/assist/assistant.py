@@ -434,11 +434,9 @@ class Assistant:
     def load(cls, path) -> "Assistant":
         from ...estimator import load as load_estimator
 
-        reader = bundle.open_bundle(path)
+        reader = bundle.open_app(path, TASK, "an assistant",
+                                 "build one with `ronghe assist build`")
         m = reader.manifest
-        if m.task != TASK:
-            raise BundleError(f"{path} holds a '{m.task}' model, not an assistant; build one with "
-                              "`ronghe assist build`")
         self = cls(m.config)
         meta = reader.meta
         self.backbone_ = backbones.verify(m.backbone_json(), f"assistant {path}")

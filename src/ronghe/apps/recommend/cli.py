@@ -12,7 +12,6 @@ from typing import Optional
 import typer
 
 from ... import commands
-from ...errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Recommendation: collaborative signals and item text fused by a learned "
@@ -21,10 +20,7 @@ command = commands.registrar(app)
 QuietOpt = commands.QuietOpt
 
 
-def _file(path: Optional[Path], what: str) -> Optional[Path]:
-    if path is not None and not Path(path).expanduser().exists():
-        raise ConfigError(f"{what} file not found: {path}")
-    return path
+_file = commands.require_file
 
 
 def _cols(value: Optional[str]) -> Optional[list[str]]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
-from ...errors import ConfigError
+from ...config import validate
 
 SIGNALS = ("popularity", "cooccurrence", "mf", "text")
 
@@ -47,9 +47,4 @@ class RecommendConfig(BaseModel):
 
 
 def build(values: dict[str, Any]) -> RecommendConfig:
-    try:
-        return RecommendConfig.model_validate(values)
-    except ValidationError as e:
-        lines = [f"{'.'.join(str(x) for x in err['loc']) or 'config'}: {err['msg']}"
-                 for err in e.errors()]
-        raise ConfigError("invalid recommender option(s):\n  " + "\n  ".join(lines)) from None
+    return validate(RecommendConfig, values, "recommender")

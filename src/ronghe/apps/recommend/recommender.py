@@ -30,7 +30,7 @@ import numpy as np
 import pandas as pd
 
 from ... import backbones, bundle
-from ...errors import BundleError, ConfigError, DataError
+from ...errors import ConfigError, DataError
 from ...log import info
 from ...search import normalise
 from . import ranker as rk
@@ -296,11 +296,9 @@ class Recommender:
 
     @classmethod
     def load(cls, path) -> "Recommender":
-        reader = bundle.open_bundle(path)
+        reader = bundle.open_app(path, TASK, "a recommender",
+                                 "train one with `ronghe recommend train`")
         m = reader.manifest
-        if m.task != TASK:
-            raise BundleError(f"{path} holds a '{m.task}' model, not a recommender; train one "
-                              "with `ronghe recommend train`")
         self = cls(m.config)
         meta, a = reader.meta, reader.arrays()
         self.backbone_ = backbones.verify(m.backbone_json(), f"recommender {path}")
