@@ -103,6 +103,8 @@ def test_evaluation_ranks_the_whole_catalogue_side_by_side(rec, shop):
     assert report["latency_ms"]["p50"] > 0
     table = ev.markdown(report)
     assert "| fused |" in table and "**cold**" in table
+    with pytest.raises(DataError, match="already in the users' training histories"):
+        ev.evaluate(rec, shop["train"])
 
 
 def test_bad_interactions_are_refused_with_the_rows(tmp_path):

@@ -62,6 +62,13 @@ def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, progress=None) 
                         f"catalogue (e.g. {unknown_items[0]!r}); add them to the items file "
                         "(items without interactions are fine: they are cold-start items)")
     rows = test[test["user"].isin(rec.user_pos_)]
+    seen = np.array([rec.item_pos_[i] in set(rec.hist_[rec.user_pos_[u]].tolist())
+                     for u, i in zip(rows["user"], rows["item"])], bool)
+    if len(rows) and seen.mean() > 0.5:
+        raise DataError(f"{int(seen.sum())} of {len(rows)} test interactions are already in the "
+                        "users' training histories: the recommender was trained on them (and "
+                        "seen items are never recommended). Train on the earlier interactions "
+                        "only, e.g. all but each user's last one, and evaluate on the rest")
     counts = rec.signals_.counts
     n_items = len(rec.item_ids_)
     slices = ("all", "warm", "cold", "cold_shelf") + (("history_1",) if history_1 else ())
@@ -101,6 +108,7 @@ def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, progress=None) 
                         for m in METHODS},
             "test_interactions": int(len(test)), "evaluated": int(len(rows)),
             "unknown_users": len(unknown_users),
+            "already_seen": int(seen.sum()),  # can never be hit: seen items are excluded
             "latency_ms": {"p50": float(np.percentile(lat, 50)),
                            "p95": float(np.percentile(lat, 95)), "n": len(latency)}}
 
