@@ -3,7 +3,7 @@ negatives, which are not comparable), seen items excluded.
 
 Metrics per held-out interaction, averaged: HR@10, NDCG@10, MRR, recall@50; catalogue coverage
 (share of items in anyone's top 10). Slices: ``warm`` / ``cold`` (the item had no training
-interaction), ``cold_shelf``: the cold test items ranked among the cold items only (a "new
+interaction; ties count at their average place), ``cold_shelf``: the cold test items ranked among the cold items only (a "new
 arrivals" list), and ``history_1``: the same users given only their most recent training
 interaction, as a brand-new user would be. Methods side by side: the fused ranker and each
 signal alone (popularity, co-occurrence, MF, text).
@@ -25,8 +25,11 @@ METHODS = ("fused", "popularity", "cooccurrence", "mf", "text")
 METRICS = ("hr@10", "ndcg@10", "mrr", "recall@50", "coverage@10")
 
 
-def _rank(scores: np.ndarray, target: int) -> int:
-    return int((scores > scores[target]).sum())
+def _rank(scores: np.ndarray, target: int) -> float:
+    """0-based rank of ``target``; items tied with it count at their average place (a signal
+    that gives many items the same score - popularity among new items - gains nothing by it)."""
+    t = scores[target]
+    return float((scores > t).sum() + ((scores == t).sum() - 1) / 2)
 
 
 def _summary(ranks: list[int], tops: list[np.ndarray], n_items: int) -> dict:
