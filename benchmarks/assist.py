@@ -12,7 +12,7 @@
   misses). Aim: the fused policy above either part alone.
 * Reply latency through ``ronghe assist serve`` (HTTP, SQLite store) at 1 and 8 closed-loop
   clients, on the CLINC150 assistant.
-* The vector-search measurement behind ``apps/assist/search.py``: faiss flat / HNSW, hnswlib,
+* The vector-search measurement behind ``ronghe/search.py``: faiss flat / HNSW, hnswlib,
   usearch and numpy exact search on BANKING77 question embeddings.
 
     flock /tmp/ronghe-bench.lock python benchmarks/assist.py [--part clinc,banking,latency,vectors]
@@ -248,7 +248,7 @@ def vectors(quick: bool) -> dict:
     from usearch.index import Index
 
     from ronghe import backbones
-    from ronghe.apps.assist.search import normalise
+    from ronghe.search import normalise
     from ronghe.modeling import Embedder
 
     train = pd.read_csv(DATA / "banking77" / "train.csv")

@@ -359,6 +359,16 @@ class BundleReader:
         return open_bundle(self.root / "members" / name)
 
 
+def open_app(path, task: str, what: str, how: str) -> BundleReader:
+    """An application's bundle (``task``), opened and verified; another task is refused, saying
+    ``how`` to make a ``what``."""
+    reader = open_bundle(path)
+    if reader.manifest.task != task:
+        raise BundleError(f"{path} holds a '{reader.manifest.task}' model, not {what}; "
+                          f"{how}")
+    return reader
+
+
 def inside(root: Path, rel: str, what: str) -> Path:
     """``root / rel`` if it stays inside the bundle folder, else a ``BundleError``."""
     p = Path(rel)

@@ -85,6 +85,15 @@ def registrar(app: typer.Typer, *, timestamps: bool = False):
     return command
 
 
+def require_file(path, what: str):
+    """``path`` unchanged if it is None or exists, else a ``ConfigError`` naming ``what``."""
+    from pathlib import Path
+
+    if path is not None and not Path(path).expanduser().exists():
+        raise ConfigError(f"{what} file not found: {path}")
+    return path
+
+
 def parse_options(items: list[str], example: str = "--option C_grid=[1,4]") -> dict[str, Any]:
     """``KEY=VALUE`` strings (values read as YAML) -> a dict; dashes in keys become underscores."""
     import yaml

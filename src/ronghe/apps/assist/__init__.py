@@ -4,7 +4,6 @@
 
     config.py     AssistConfig: every knob of a build (pydantic), kept in the bundle
     data.py       reading intents, FAQ, out-of-scope examples, answers and evaluation queries
-    search.py     cosine nearest neighbours with faiss (the measurement behind the choice)
     oos.py        out-of-scope scores (max-probability, Mahalanobis, kNN, an oos class) and
                   the choice of one and its threshold on validation
     policy.py     the reply policy: intent -> FAQ -> clarify -> hand-off, with the reasons

@@ -7,7 +7,7 @@ Building (``fit``):
    fusion) is a ``TextClassifier`` trained on the intents; the best in-scope validation
    accuracy is kept (ties: the earlier candidate);
 2. the FAQ index: every FAQ question and paraphrase embedded with the backbone (mean-pooled,
-   unit length) in a faiss index (``search.py``); its similarity threshold is chosen on
+   unit length) in a faiss index (``ronghe/search.py``, shared with the recommender); its similarity threshold is chosen on
    validation: FAQ-labelled validation messages (or, without them, each paraphrase matched
    against the entry's other ones) are the matches to keep, out-of-scope messages the ones to
    refuse; the threshold with the best F1 of correct answers wins;
@@ -42,7 +42,7 @@ from . import oos as oos_mod
 from .config import OOS_LABEL, OOS_METHODS, AssistConfig, build as build_config
 from .data import FaqEntry, Material, check_names
 from .policy import Signals, Thresholds, decide
-from .search import VectorIndex, normalise
+from ...search import VectorIndex, normalise
 
 TASK = "assistant"
 FUSIONS = ("weighted",)
@@ -455,11 +455,9 @@ class Assistant:
     def load(cls, path) -> "Assistant":
         from ...estimator import load as load_estimator
 
-        reader = bundle.open_bundle(path)
+        reader = bundle.open_app(path, TASK, "an assistant",
+                                 "build one with `ronghe assist build`")
         m = reader.manifest
-        if m.task != TASK:
-            raise BundleError(f"{path} holds a '{m.task}' model, not an assistant; build one with "
-                              "`ronghe assist build`")
         self = cls(m.config)
         meta = reader.meta
         self.backbone_ = backbones.verify(m.backbone_json(), f"assistant {path}")

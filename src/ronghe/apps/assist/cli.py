@@ -29,10 +29,7 @@ def _options(items: list[str]) -> dict:
     return commands.parse_options(items, example="--option candidates=[classic,frozen]")
 
 
-def _file(path: Optional[Path], what: str) -> Optional[Path]:
-    if path is not None and not Path(path).expanduser().exists():
-        raise ConfigError(f"{what} file not found: {path}")
-    return path
+_file = commands.require_file
 
 
 @command

@@ -32,7 +32,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.metrics import roc_auc_score
 
-from .search import VectorIndex, normalise
+from ...search import VectorIndex, normalise
 
 
 class Mahalanobis:

@@ -1,4 +1,5 @@
-"""Nearest neighbours by cosine similarity, with faiss (``faiss-cpu``).
+"""Nearest neighbours by cosine similarity, with faiss (``faiss-cpu``): the assistant's FAQ and
+out-of-scope kNN, the recommender's text candidates and similar items.
 
 Measured on this project's machine (AMD EPYC, 2 shared cores; one query at a time, 1 thread,
 k=5). On BANKING77's 10,003 training questions (MiniLM embeddings, ``benchmarks/assist.py

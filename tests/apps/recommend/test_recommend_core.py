@@ -1,0 +1,142 @@
+"""The recommender itself: time-aware split, seen items excluded, topic-true recommendations
+with reasons, cold start from text, one-interaction users, the bundle, evaluation."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from rec_material import topic_of
+
+from ronghe.apps.recommend import evaluate as ev
+from ronghe.apps.recommend import load
+from ronghe.apps.recommend.data import leave_last_out, read_interactions
+from ronghe.errors import DataError
+
+
+def test_leave_last_out_goes_by_time_not_file_order():
+    inter = pd.DataFrame({"user": ["a", "a", "a", "b"], "item": ["x", "y", "z", "x"],
+                          "time": [30.0, 10.0, 20.0, 5.0]})
+    train, test = leave_last_out(inter, 1)
+    assert test.to_dict("records") == [{"user": "a", "item": "x", "time": 30.0}]
+    assert sorted(train["item"]) == ["x", "y", "z"]  # b's only interaction stays in training
+    assert set(train[train.user == "a"]["item"]) == {"y", "z"}
+
+
+def test_recommendations_follow_the_users_taste_and_skip_what_they_had(rec, shop):
+    hits = []
+    for user, g in shop["train"].groupby("user"):
+        topic = user.split("-")[1]
+        out = rec.recommend(user, 3)
+        assert len(out) == 3
+        assert not set(o["item"] for o in out) & set(g["item"])  # seen items excluded
+        hits.append(np.mean([topic_of(o["item"]) == topic for o in out]))
+    assert np.mean(hits) > 0.8, np.mean(hits)
+    first = rec.recommend("u-space-0", 1)[0]
+    assert first["reasons"] and {r["signal"] for r in first["reasons"]} <= {
+        "popularity", "recency", "cooccurrence", "mf", "text", "user", "item"}
+    assert all(r["contribution"] > 0 for r in first["reasons"])
+    assert set(first["signals"]) == {"popularity", "cooccurrence", "mf", "text"}
+
+
+def test_cold_items_are_placed_by_their_text(rec):
+    assert rec.signals_.counts[rec.item_pos_["space-new"]] == 0
+    # among the never-touched items, each topic's users get their own topic's new item first
+    cold = [rec.item_pos_[f"{t}-new"] for t in ("space", "romance", "cooking", "football")]
+    right = 0
+    users = [u for u in rec.user_ids_]
+    for user in users:
+        full, _ = rec.full_ranking(user)
+        best = cold[int(np.argmax(full[cold]))]
+        right += topic_of(rec.item_ids_[best]) == user.split("-")[1]
+    assert right / len(users) > 0.75, right / len(users)
+    sim = rec.similar(text="a book of soup and pasta recipes", k=3)
+    assert all(topic_of(s["item"]) == "cooking" for s in sim)
+
+
+def test_a_user_with_one_interaction_gets_that_taste(rec):
+    for topic in ("romance", "football"):
+        out = rec.recommend(history=[f"{topic}-2"], k=5)
+        assert f"{topic}-2" not in {o["item"] for o in out}
+        assert np.mean([topic_of(o["item"]) == topic for o in out]) >= 0.6, out
+    assert len(rec.recommend("someone-new", 5)) == 5  # unknown user: popular items
+
+
+def test_new_items_and_clicks_change_recommendations_at_once(saved):
+    rec = load(saved)
+    assert rec.add_items(["space-x1"], ["a starship crew explores a new galaxy in space"]) == \
+        ["space-x1"]
+    assert rec.add_items(["space-x1"], ["again"]) == []  # known ids are not added twice
+    full, _ = rec.full_ranking("u-space-1")
+    other, _ = rec.full_ranking("u-cooking-1")
+    pos = rec.item_pos_["space-x1"]
+    assert np.isfinite(full[pos])
+    assert (full > full[pos]).sum() < (other > other[pos]).sum()
+    before = [o["item"] for o in rec.recommend("u-space-1", 3)]
+    rec.add_interaction("u-space-1", before[0])
+    after = [o["item"] for o in rec.recommend("u-space-1", 3)]
+    assert before[0] not in after
+
+
+def test_the_bundle_has_no_pickle_and_reloads_the_same(rec, saved):
+    files = {p.name for p in saved.rglob("*") if p.is_file()}
+    assert files == {"ronghe.json", "arrays.safetensors", "ranker.txt"}
+    assert (saved / "ranker.txt").read_text().startswith("tree")  # LightGBM's text model
+    again = load(saved)
+    for user in ("u-space-3", "u-football-5"):
+        assert again.recommend(user, 5) == rec.recommend(user, 5)
+    manifest = json.loads((saved / "ronghe.json").read_text())
+    assert manifest["task"] == "recommender" and manifest["backbone"]["ref"] == "minilm"
+
+
+def test_evaluation_ranks_the_whole_catalogue_side_by_side(rec, shop):
+    report = ev.evaluate(rec, shop["test"])
+    m = report["methods"]
+    assert set(m) == set(ev.METHODS)
+    fused, pop = m["fused"]["all"], m["popularity"]["all"]
+    assert fused["n"] == len(shop["test"])
+    assert fused["ndcg@10"] > pop["ndcg@10"]
+    assert 0 <= fused["ndcg@10"] <= fused["hr@10"] <= fused["recall@50"] <= 1
+    assert m["fused"]["history_1"]["n"] == len(shop["test"])
+    assert report["latency_ms"]["p50"] > 0
+    table = ev.markdown(report)
+    assert "| fused |" in table and "**cold**" in table
+    with pytest.raises(DataError, match="already in the users' training histories"):
+        ev.evaluate(rec, shop["train"])
+
+
+def test_bad_interactions_are_refused_with_the_rows(tmp_path):
+    p = tmp_path / "bad.csv"
+    p.write_text("user,item,time\na,x,1\n,y,2\nb,z,soon\n")
+    with pytest.raises(DataError, match="rows 3"):
+        read_interactions(p)
+    p.write_text("user,item,time\na,x,1\nb,z,soon\n")
+    with pytest.raises(DataError, match="ISO 8601.*rows 3"):
+        read_interactions(p)
+    p.write_text("customer,product,when\na,x,1\n")
+    with pytest.raises(DataError, match="--time-col"):
+        read_interactions(p)
+
+
+def test_the_bandit_explores_other_clusters_and_learns_from_clicks(rec, shop):
+    from ronghe.apps.recommend.bandit import Explorer, replay
+
+    ex = Explorer(rec, clusters=4, slots=2, dims=4)
+    items, explored = ex.slate("u-space-4", 6)
+    seen = set(rec.hist_[rec.user_pos_["u-space-4"]])
+    assert len(items) == len(set(items)) == 6 and not seen & set(items)
+    assert len(explored) == 2 and len(set(explored.values())) == 2  # two different arms
+    hist = rec.hist_[rec.user_pos_["u-space-4"]]
+    x = ex.context(hist)[None]
+    arm = next(iter(explored.values()))
+    shown = {i: a for i, a in explored.items() if a == arm}
+    ignored = Explorer(rec, clusters=4, slots=2, dims=4)
+    for _ in range(5):
+        ex.update(hist, shown, set(shown))  # clicked
+        ignored.update(hist, shown, set())  # shown, not clicked
+    assert ex.mab.predict_expectations(x)[arm] > ignored.mab.predict_expectations(x)[arm] + 0.1
+    report = replay(rec, Explorer(rec, clusters=4, slots=2, dims=4), shop["test"], k=5)
+    assert report["events"] == len(shop["test"]) and "replay" in report["estimator"]
+    assert 0 <= report["explore_hr@5"] <= 1 and report["ranker_hr@5"] > 0.3
