@@ -174,16 +174,36 @@ def predict(
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="file of inputs"),
     output: Optional[Path] = typer.Option(None, "--output", help="write JSON lines here (default stdout)"),
     text_col: Optional[str] = typer.Option(None, help=_text_col_help("text")),
+    engine: str = typer.Option("local", help="local | ray: --input on a Ray cluster (Parquet out)"),
+    address: Optional[str] = typer.Option(None, help="--engine ray: auto | ray://HOST:PORT "
+                                                     "[default: a Ray started here]"),
+    workers: int = typer.Option(1, min=1, help="--engine ray: actors, each loading the bundle once"),
+    id_col: Optional[str] = typer.Option(None, help="--engine ray: the input's row id column "
+                                                    "[default: id if present]"),
     quiet: bool = QuietOpt,
 ):
-    """Predict: one JSON object per input (a label and probabilities, or entity spans)."""
+    """Predict: one JSON object per input (a label and probabilities, or entity spans). A file
+    or folder of --input rows streams to --output (.parquet, else JSON lines)."""
     from . import load
     from .bundle import write_text_atomic
 
     if sum(map(bool, (text, input, files))) != 1:
         raise ConfigError("give one of: --text (one or more), --input FILE, or image files/"
                           "folders/globs after the bundle")
+    if engine not in ("local", "ray") or (engine == "ray" and not input):
+        raise ConfigError(f"--engine {engine}: use local, or ray with --input FILE|DIR")
+    if engine == "ray":  # batch prediction on Ray (scale/batch.py)
+        from .scale.batch import predict_on_ray
+
+        done = predict_on_ray(bundle, input, output, text_col=text_col, id_col=id_col,
+                              workers=workers, address=address)
+        return _say(quiet, f"[green]wrote[/] {done['rows']} predictions to {output}")
     clf = load(bundle)
+    if input and clf.task_spec().name == "text-classification":  # streamed (scale/stream.py)
+        from .scale.stream import predict_files
+
+        done = predict_files(clf, input, output, text_col=text_col)
+        return _say(quiet or not output, f"[green]wrote[/] {done['rows']} predictions to {output}")
     if files:
         inputs = clf.task_spec().read_inputs(files)
     else:
