@@ -7,6 +7,7 @@ Exit codes: 0 ok, 2 bad usage or bad input (a ``RongheError``: the message says 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -107,12 +108,33 @@ def train(
                                                       "[default: OUT.run for network strategies]"),
     resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --run-dir"),
     report_to: Optional[str] = typer.Option(None, help="comma-separated: tensorboard, mlflow, none"),
+    engine: str = typer.Option("local", help="local (one process, or each process of torchrun) "
+                                             "| ray: data-parallel on Ray Train"),
+    workers: int = typer.Option(1, min=1, help="--engine ray: training processes"),
+    address: Optional[str] = typer.Option(None, help="--engine ray: auto | ray://HOST:PORT"),
     quiet: bool = QuietOpt,
 ):
-    """Train a model (any task) and save it as a bundle."""
+    """Train a model (any task) and save it as a bundle. Under torchrun, each process runs this
+    and they train one model data-parallel (scale/distributed.py)."""
     from . import bundle as bundle_mod
     from . import tasks
     from .config import read_config_file
+    from .scale import distributed
+
+    if engine == "ray":  # the workers run this same function (engine local, in a process group)
+        given = {k: v for k, v in locals().items() if k in _TRAIN_ARGS}
+        if out is None:
+            raise ConfigError("--engine ray: give --out on the command line")
+        given = {k: (v.resolve() if isinstance(v, Path) and v.exists() else v)
+                 for k, v in given.items()}  # the workers run elsewhere
+        path = distributed.train_on_ray(train, {**given, "engine": "local", "workers": 1,
+                                                "address": None, "quiet": True},
+                                        workers=workers, out=out, address=address)
+        return _say(quiet, f"[green]saved[/] {path} (Ray Train, {workers} workers)")
+    if engine != "local":
+        raise ConfigError(f"--engine {engine}: use local or ray")
+    if distributed.init_from_env() and not distributed.is_main():
+        _setup_logging(True)  # one process speaks
 
     values: dict[str, Any] = (_resolve_paths(read_config_file(config), config.parent)
                               if config else {})
@@ -150,6 +172,8 @@ def train(
     train_ds = reader(values["data"])
     valid_ds = reader(values["valid"]) if values.get("valid") else None
     clf.fit(train_ds, valid=valid_ds, resume=resume)
+    if not distributed.is_main():  # rank 0 saves the bundle
+        return
     path = clf.save(values["out"])
     _say(quiet, f"[green]saved[/] {path}  ({spec.cli_name}, {clf.strategy}, {len(clf.classes_)} "
                 f"{spec.label_noun}, valid "
@@ -159,6 +183,9 @@ def train(
 
         _console().print(f"[bold red]WARNING: this model is probably not usable[/] (see above; "
                          f"kept in {escape(str(path))}/ronghe.json under metrics.warnings)")
+
+
+_TRAIN_ARGS = tuple(inspect.signature(train).parameters)
 
 
 def _text_col_help(what: str) -> str:
