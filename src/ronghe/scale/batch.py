@@ -6,14 +6,15 @@ Ray Data reads the input in blocks (``read_parquet`` / ``read_csv`` / ``read_jso
 the bundle once (``stream.ChunkPredictor``, the same code as the local engine, so the predictions
 are the same; an ONNX bundle needs no torch on the workers) and returns a pandas frame: the input's
 other columns, the prediction record and ``error``. Ray writes the result as a folder of Parquet
-files at ``OUT`` (through a temporary folder renamed at the end). Ray retries failed read tasks and
-restarts a failed actor (``max_restarts``); a row the model cannot predict on is a row with
+files at ``OUT`` (through a temporary folder renamed at the end). Ray Data retries failed tasks
+and restarts a failed actor (its defaults); a row the model cannot predict on is a row with
 ``error`` set, listed at the end by its row number - not a failed job.
 
 Rows are identified by the input's id column (``--id-col``, or a column named ``id``), carried to
 the output. An input without one gets ``row`` (1-based, in input order; across the files of a
 folder in name order) by zipping the data with ``ray.data.range``: that is a barrier (the input
-is materialised in Ray's object store, which spills to disk), so give big inputs an id column.
+is materialised in Ray's object store, which spills to disk) and ``Dataset.zip`` is deprecated
+for Ray 2.64, so give big inputs an id column.
 """
 
 from __future__ import annotations
@@ -117,7 +118,7 @@ def _id_column(files: list[Path], ds, id_col: str | None) -> str | None:
 
 def predict_on_ray(bundle, input: Path, output: Path, *, text_col: str | None = None,
                    id_col: str | None = None, workers: int = 1, address: str | None = None,
-                   batch_rows: int = BATCH_ROWS, threads: int = 1) -> dict:
+                   batch_rows: int | None = None, threads: int = 1) -> dict:
     """Predict ``input`` with ``workers`` actors on Ray into the Parquet folder ``output``.
     Returns ``{"rows", "bad_rows", "output", "seconds"}``; bad rows are warned about by row
     number (or id)."""
@@ -139,9 +140,9 @@ def predict_on_ray(bundle, input: Path, output: Path, *, text_col: str | None = 
     # (or the same path on every node)
     actors = dict(fn_constructor_kwargs={"bundle": str(Path(bundle).resolve()),
                                          "text_col": text_col, "id_col": key, "threads": threads},
-                  batch_size=batch_rows, batch_format="pandas",
+                  batch_size=batch_rows or BATCH_ROWS, batch_format="pandas",
                   num_cpus=actor_cpus(ray.cluster_resources().get("CPU", 1), workers, threads),
-                  concurrency=workers, max_restarts=2, max_task_retries=2)
+                  concurrency=workers)  # Ray Data retries failed tasks and restarts actors
     start = time.perf_counter()
     out = ds.map_batches(Predict, **actors)
     output.parent.mkdir(parents=True, exist_ok=True)
