@@ -329,7 +329,7 @@ class Tally:
         """Warn about the bad rows and empty texts (``what``: how rows are named: row, id)."""
         if self.empty:
             more = f", ... ({self.empty - MAX_LISTED} more)" if self.empty > MAX_LISTED else ""
-            warn("%d empty or whitespace-only text%s (%s%s %s%s) %s kept as empty strings",
+            warn("%d empty or whitespace-only text%s (%s%s %s%s) %s kept as empty texts",
                  self.empty, "s" if self.empty > 1 else "", what, "s" if self.empty > 1 else "",
                  ", ".join(self.empty_shown), more, "was" if self.empty == 1 else "were")
         if self.bad:
