@@ -73,23 +73,25 @@ def local_batch(batch_size: int) -> int:
 
 
 def steps(n_examples: int, batch_size: int) -> int:
-    """Optimiser steps per epoch: the per-process batches of all processes, dealt round-robin."""
+    """Optimiser steps per epoch: one per global batch, as in a single process."""
     import math
 
-    per = local_batch(batch_size)
-    return max(1, math.ceil(math.ceil(n_examples / per) / world_size()))
+    local_batch(batch_size)  # refuses a batch that does not split over the processes
+    return max(1, math.ceil(n_examples / batch_size))
 
 
 def shard(batches: list[list[int]]) -> list[list[int]]:
-    """This process's batches of the (identically ordered, on every process) batch list:
-    ``DistributedSampler`` over the batches, unshuffled (the order already is), padded by
-    repetition so that every process runs the same number of steps."""
+    """This process's part of each global batch (the batches, their order and composition, are
+    the single-process run's: the same seeded order on every process): ``DistributedSampler``
+    over the batch's examples, unshuffled - every ``world_size``-th one, a short last batch
+    padded by repetition so that every process takes the same number of steps. DDP's mean of
+    the processes' gradients is then the single-process gradient of the whole batch."""
     if world_size() == 1:
         return batches
     from torch.utils.data.distributed import DistributedSampler
 
-    sampler = DistributedSampler(batches, num_replicas=world_size(), rank=rank(), shuffle=False)
-    return [batches[i] for i in sampler]
+    return [[b[i] for i in DistributedSampler(b, num_replicas=world_size(), rank=rank(),
+                                              shuffle=False)] for b in batches]
 
 
 def wrap(model):

@@ -210,7 +210,7 @@ class Loop:
             self.epoch = epoch
             self.model.train()
             epoch_rng = {"before": rng.bit_generator.state}
-            batches = self.batcher.order(distributed.local_batch(cfg.batch_size), rng)
+            batches = self.batcher.order(cfg.batch_size, rng)  # the global batches
             batches = distributed.shard(batches)  # this process's share (all of it on one)
             epoch_rng["after"] = rng.bit_generator.state
             running, seen = resumed_running if skip else (0.0, 0)
