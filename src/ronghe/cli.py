@@ -7,6 +7,7 @@ Exit codes: 0 ok, 2 bad usage or bad input (a ``RongheError``: the message says 
 from __future__ import annotations
 
 import functools
+import inspect
 import json
 import sys
 from pathlib import Path
@@ -107,12 +108,33 @@ def train(
                                                       "[default: OUT.run for network strategies]"),
     resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --run-dir"),
     report_to: Optional[str] = typer.Option(None, help="comma-separated: tensorboard, mlflow, none"),
+    engine: str = typer.Option("local", help="local (one process, or each process of torchrun) "
+                                             "| ray: data-parallel on Ray Train"),
+    workers: int = typer.Option(1, min=1, help="--engine ray: training processes"),
+    address: Optional[str] = typer.Option(None, help="--engine ray: auto | ray://HOST:PORT"),
     quiet: bool = QuietOpt,
 ):
-    """Train a model (any task) and save it as a bundle."""
+    """Train a model (any task) and save it as a bundle. Under torchrun, each process runs this
+    and they train one model data-parallel (scale/distributed.py)."""
     from . import bundle as bundle_mod
     from . import tasks
     from .config import read_config_file
+    from .scale import distributed
+
+    if engine == "ray":  # the workers run this same function (engine local, in a process group)
+        given = {k: v for k, v in locals().items() if k in _TRAIN_ARGS}
+        if out is None:
+            raise ConfigError("--engine ray: give --out on the command line")
+        given = {k: (v.resolve() if isinstance(v, Path) and v.exists() else v)
+                 for k, v in given.items()}  # the workers run elsewhere
+        path = distributed.train_on_ray(train, {**given, "engine": "local", "workers": 1,
+                                                "address": None, "quiet": True},
+                                        workers=workers, out=out, address=address)
+        return _say(quiet, f"[green]saved[/] {path} (Ray Train, {workers} workers)")
+    if engine != "local":
+        raise ConfigError(f"--engine {engine}: use local or ray")
+    if distributed.init_from_env() and not distributed.is_main():
+        _setup_logging(True)  # one process speaks
 
     values: dict[str, Any] = (_resolve_paths(read_config_file(config), config.parent)
                               if config else {})
@@ -150,6 +172,8 @@ def train(
     train_ds = reader(values["data"])
     valid_ds = reader(values["valid"]) if values.get("valid") else None
     clf.fit(train_ds, valid=valid_ds, resume=resume)
+    if not distributed.is_main():  # rank 0 saves the bundle
+        return
     path = clf.save(values["out"])
     _say(quiet, f"[green]saved[/] {path}  ({spec.cli_name}, {clf.strategy}, {len(clf.classes_)} "
                 f"{spec.label_noun}, valid "
@@ -159,6 +183,9 @@ def train(
 
         _console().print(f"[bold red]WARNING: this model is probably not usable[/] (see above; "
                          f"kept in {escape(str(path))}/ronghe.json under metrics.warnings)")
+
+
+_TRAIN_ARGS = tuple(inspect.signature(train).parameters)
 
 
 def _text_col_help(what: str) -> str:
@@ -174,16 +201,36 @@ def predict(
     input: Optional[Path] = typer.Option(None, "--input", "-i", help="file of inputs"),
     output: Optional[Path] = typer.Option(None, "--output", help="write JSON lines here (default stdout)"),
     text_col: Optional[str] = typer.Option(None, help=_text_col_help("text")),
+    engine: str = typer.Option("local", help="local | ray: --input on a Ray cluster (Parquet out)"),
+    address: Optional[str] = typer.Option(None, help="--engine ray: auto | ray://HOST:PORT "
+                                                     "[default: a Ray started here]"),
+    workers: int = typer.Option(1, min=1, help="--engine ray: actors, each loading the bundle once"),
+    id_col: Optional[str] = typer.Option(None, help="--engine ray: the input's row id column "
+                                                    "[default: id if present]"),
     quiet: bool = QuietOpt,
 ):
-    """Predict: one JSON object per input (a label and probabilities, or entity spans)."""
+    """Predict: one JSON object per input (a label and probabilities, or entity spans). A file
+    or folder of --input rows streams to --output (.parquet, else JSON lines)."""
     from . import load
     from .bundle import write_text_atomic
 
     if sum(map(bool, (text, input, files))) != 1:
         raise ConfigError("give one of: --text (one or more), --input FILE, or image files/"
                           "folders/globs after the bundle")
+    if engine not in ("local", "ray") or (engine == "ray" and not input):
+        raise ConfigError(f"--engine {engine}: use local, or ray with --input FILE|DIR")
+    if engine == "ray":  # batch prediction on Ray (scale/batch.py)
+        from .scale.batch import predict_on_ray
+
+        done = predict_on_ray(bundle, input, output, text_col=text_col, id_col=id_col,
+                              workers=workers, address=address)
+        return _say(quiet, f"[green]wrote[/] {done['rows']} predictions to {output}")
     clf = load(bundle)
+    if input and clf.task_spec().name == "text-classification":  # streamed (scale/stream.py)
+        from .scale.stream import predict_files
+
+        done = predict_files(clf, input, output, text_col=text_col)
+        return _say(quiet or not output, f"[green]wrote[/] {done['rows']} predictions to {output}")
     if files:
         inputs = clf.task_spec().read_inputs(files)
     else:

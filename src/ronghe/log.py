@@ -49,12 +49,15 @@ class _Bar:
 
 
 @contextmanager
-def progress(description: str, total: int | None) -> Iterator[_Bar]:
-    """A rich progress bar with ETA on stderr; silent when quiet or when stderr is not a terminal
-    and ``RONGHE_PROGRESS`` is unset."""
+def progress(description: str, total: int | None, *, unit: str | None = None,
+             enabled: bool = True) -> Iterator[_Bar]:
+    """A rich progress bar with ETA on stderr; silent when quiet, when not ``enabled`` (e.g. on
+    the non-main processes of a distributed run) or when stderr is not a terminal and
+    ``RONGHE_PROGRESS`` is unset. ``unit`` ("rows") adds a throughput column (rows/s)."""
     import os
 
-    show = not is_quiet() and (sys.stderr.isatty() or os.environ.get("RONGHE_PROGRESS") == "1")
+    show = enabled and not is_quiet() and (sys.stderr.isatty()
+                                           or os.environ.get("RONGHE_PROGRESS") == "1")
     if not show:
         yield _Bar(None, None)
         return
@@ -62,7 +65,21 @@ def progress(description: str, total: int | None) -> Iterator[_Bar]:
     from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn,
                                TimeElapsedColumn, TimeRemainingColumn)
 
-    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
-                  TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
-                  console=Console(stderr=True), transient=True) as p:
+    columns = [TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn()]
+    if unit:
+        columns.append(_rate_column(unit))
+    with Progress(*columns, console=Console(stderr=True), transient=True) as p:
         yield _Bar(p, p.add_task(description, total=total))
+
+
+def _rate_column(unit: str):
+    """A progress column showing the throughput: ``1,234 rows/s``."""
+    from rich.progress import ProgressColumn
+    from rich.text import Text
+
+    class Rate(ProgressColumn):
+        def render(self, task):
+            return Text(f"{task.speed:,.0f} {unit}/s" if task.speed else f"- {unit}/s")
+
+    return Rate()

@@ -26,7 +26,8 @@ import torch
 from torch import nn
 
 from ..log import info, progress
-from ..modeling import autocast, collate, length_grouped_batches, steps_per_epoch
+from ..modeling import autocast, collate, length_grouped_batches
+from ..scale import distributed
 from . import checkpoint
 from .adversarial import Adversary
 from .callbacks import Callback
@@ -151,7 +152,7 @@ class Loop:
 
     def _loss(self, batch, y) -> torch.Tensor:
         with autocast(self.device, self.dtype):
-            logits = self.model(**batch)
+            logits = self.forward(**batch)  # the model, or DDP around it (scale/distributed.py)
         loss = self.loss_fn(logits.float(), y)
         if self.extra_loss is not None:
             loss = loss + self.extra_loss()
@@ -159,7 +160,7 @@ class Loop:
 
     def _checkpoint(self, step_in_epoch: int, epoch_rng: dict, best: dict | None,
                     running: tuple[float, int] = (0.0, 0)) -> None:
-        if self.run_dir is None:
+        if self.run_dir is None or not distributed.is_main():
             return
         position = {"epoch": self.epoch, "step_in_epoch": step_in_epoch, "running": list(running),
                     "global_step": self.global_step, "history": self.history,
@@ -174,9 +175,11 @@ class Loop:
 
         cfg = self.cfg
         set_seed(cfg.seed)
-        rng = np.random.default_rng(cfg.seed)
+        rng = np.random.default_rng(cfg.seed)  # the same batch order in every process
+        self.forward = distributed.wrap(self.model)
+        torch.manual_seed(cfg.seed + distributed.seed_offset())
         self.optimizer = adamw(param_groups(self.model, cfg), cfg.learning_rate, self.device)
-        per_epoch = steps_per_epoch(len(self.labels), cfg.batch_size)
+        per_epoch = distributed.steps(len(self.labels), cfg.batch_size)
         total = cfg.epochs * per_epoch
         self.scheduler = get_linear_schedule_with_warmup(self.optimizer,
                                                          int(cfg.warmup_ratio * total), total)
@@ -207,10 +210,12 @@ class Loop:
             self.epoch = epoch
             self.model.train()
             epoch_rng = {"before": rng.bit_generator.state}
-            batches = self.batcher.order(cfg.batch_size, rng)
+            batches = self.batcher.order(cfg.batch_size, rng)  # the global batches
+            batches = distributed.shard(batches)  # this process's share (all of it on one)
             epoch_rng["after"] = rng.bit_generator.state
             running, seen = resumed_running if skip else (0.0, 0)
-            with progress(f"epoch {epoch}/{cfg.epochs}", len(self.labels)) as bar:
+            with progress(f"epoch {epoch}/{cfg.epochs}", len(self.labels),
+                          enabled=distributed.is_main()) as bar:
                 for step, idx in enumerate(batches):
                     if step < skip:
                         continue
@@ -234,7 +239,7 @@ class Loop:
                     self.optimizer.zero_grad(set_to_none=True)
                     running += loss.item() * len(idx)
                     seen += len(idx)
-                    bar.advance(len(idx))
+                    bar.advance(len(idx) * distributed.world_size())
                     if cfg.checkpoint_every and self.global_step % cfg.checkpoint_every == 0:
                         self._checkpoint(step + 1, epoch_rng, best, (running, seen))
             skip = 0

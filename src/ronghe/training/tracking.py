@@ -120,8 +120,12 @@ def run_callbacks(context, config, scores=TEXT_SCORES) -> list[Callback]:
     """A fit's callbacks: the caller's (``context.callbacks``) and, when the run has a directory,
     the ``Tracker`` that writes the resolved config, metrics.csv (with the validation ``scores``
     the fit reports) and TensorBoard events there."""
+    from ..scale import distributed
+
     callbacks = list(context.callbacks)
-    if context.run_dir is not None:
+    if context.run_dir is not None and distributed.is_main():  # one writer in a distributed run
         callbacks.append(Tracker(context.run_dir, config.model_dump(mode="json"), config.report_to,
                                  config.log_every, resume=context.resume, scores=scores))
+    if distributed.in_ray_train():
+        callbacks.append(distributed.RayReport())
     return callbacks

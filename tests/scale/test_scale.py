@@ -1,0 +1,200 @@
+"""Scaling out: streamed batch prediction (local and Ray Data give the same predictions, bad rows
+are listed by row number), data-parallel training (torchrun with 2 gloo processes and Ray Train
+reach the 1-process validation accuracy with the same effective batch), the Ray engines' CLI.
+
+One local Ray instance for the whole folder (2 CPUs, a 200 MB object store: containers have a
+small /dev/shm), shut down at the end."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from makers import make_sentiment
+from ronghe.cli import app
+
+SRC = Path(__file__).resolve().parents[2] / "src"
+
+
+@pytest.fixture(scope="session")
+def ray_local():
+    ray = pytest.importorskip("ray")
+    ray.init(num_cpus=2, object_store_memory=int(2e8), include_dashboard=False,
+             log_to_driver=False, runtime_env={"env_vars": {"HF_HUB_OFFLINE": "1",
+                                                            "OMP_NUM_THREADS": "1"}})
+    ray.data.DataContext.get_current().enable_progress_bars = False
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def classic(tmp_path_factory):
+    from ronghe import TextClassifier
+
+    folder = tmp_path_factory.mktemp("classic")
+    clf = TextClassifier(strategy="classic").fit(make_sentiment(24))
+    return clf, clf.save(folder / "bundle")
+
+
+@pytest.fixture(scope="module")
+def table(tmp_path_factory) -> pd.DataFrame:
+    df = make_sentiment(150, seed=3).drop(columns=["label"])  # 300 rows
+    df.insert(0, "id", np.arange(1000, 1000 + len(df)))
+    df.loc[4, "text"] = ""
+    return df
+
+
+def invoke(*args):
+    return CliRunner().invoke(app, [str(a) for a in args])
+
+
+# --------------------------------------------------------------------------- one machine
+
+
+def test_predict_streams_chunks_into_parquet(tmp_path, classic, table, monkeypatch):
+    from ronghe.scale import stream
+
+    clf, bundle = classic
+    table.to_csv(tmp_path / "in.csv", index=False)
+    seen = []
+    real = stream.read_chunks
+    monkeypatch.setattr(stream, "read_chunks", lambda p, n=0: (seen.append(len(c)) or c
+                                                               for c in real(p, 64)))
+    r = invoke("predict", bundle, "--input", tmp_path / "in.csv", "--output", tmp_path / "o.parquet")
+    assert r.exit_code == 0, r.output
+    assert seen == [64, 64, 64, 64, 44]  # read and written a chunk at a time
+    assert "1 empty or whitespace-only text (row 5)" in " ".join(r.stderr.split())
+    out = pd.read_parquet(tmp_path / "o.parquet")
+    assert out["row"].tolist() == list(range(1, 301))
+    assert out["id"].astype(int).tolist() == table["id"].tolist()  # the input's columns carried
+    expected = clf.predict(table["text"].tolist())
+    assert out["label"].tolist() == list(expected)
+    assert out["error"].isna().all()
+    assert not list(tmp_path.glob(".*tmp*"))
+
+
+def test_a_bad_row_is_reported_by_row_number_not_a_crash(tmp_path, classic, table, caplog):
+    from ronghe.scale import stream
+
+    clf, _ = classic
+
+    class Fussy:  # a model that cannot predict one input (as a bad feature value would)
+        def __getattr__(self, name):
+            return getattr(clf, name)
+
+        def predict_records(self, ds):
+            if any("BROKEN" in t for t in ds.texts):
+                raise ValueError("cannot read this row")
+            return clf.predict_records(ds)
+
+    df = table.head(40).copy()
+    df.loc[[6, 30], "text"] = "BROKEN row"
+    df.to_csv(tmp_path / "in.csv", index=False)
+    predictor = stream.ChunkPredictor(clf)
+    predictor.clf = Fussy()
+    out = predictor(stream.data.read_table(tmp_path / "in.csv"), 1, "in.csv")
+    assert out.loc[out["error"].notna(), "row"].tolist() == [7, 31]
+    assert "cannot read this row" in out.loc[6, "error"]
+    assert out["label"].notna().sum() == 38  # the other rows are predicted
+    tally = stream.Tally()
+    tally.add_bad("", out["row"][out["error"].notna()], out["error"].dropna())
+    tally.report()
+    assert "2 rows could not be predicted (row 7: ValueError" in caplog.text
+
+
+# --------------------------------------------------------------------------- Ray Data
+
+
+def test_ray_batch_inference_matches_the_local_path(tmp_path, ray_local, classic, table):
+    """One Ray Data run through the CLI (2 actors, 64-row batches): every row, numbered as the
+    local path numbers it (the input has no id column), the same predictions."""
+    from ronghe.scale import batch, stream
+
+    _, bundle = classic
+    table.drop(columns=["id"]).to_csv(tmp_path / "in.csv", index=False)
+    local = stream.predict_files(bundle, tmp_path / "in.csv", tmp_path / "local.parquet")
+    assert local["rows"] == 300
+    batch.BATCH_ROWS, before = 64, batch.BATCH_ROWS
+    try:
+        r = invoke("predict", bundle, "--input", tmp_path / "in.csv", "--output",
+                   tmp_path / "ray.parquet", "--engine", "ray", "--workers", "2")
+    finally:
+        batch.BATCH_ROWS = before
+    assert r.exit_code == 0, r.output
+    assert "wrote 300 predictions" in r.stderr
+    a = pd.read_parquet(tmp_path / "local.parquet")
+    b = pd.read_parquet(tmp_path / "ray.parquet").sort_values("row").reset_index(drop=True)
+    assert b["row"].tolist() == a["row"].tolist() == list(range(1, 301))
+    assert b["label"].tolist() == a["label"].tolist()
+    np.testing.assert_allclose(a["score"], b["score"], atol=1e-9)
+    assert b["error"].isna().all()
+
+
+# --------------------------------------------------------------------------- training
+
+
+TRAIN = ["--strategy", "finetune", "--epochs", "6", "--batch-size", "8", "--learning-rate",
+         "1e-3", "--option", "dropout=0.0", "-q"]
+
+
+@pytest.fixture(scope="module")
+def train_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ddp")
+    make_sentiment(32, seed=0).to_csv(folder / "train.csv", index=False)
+    make_sentiment(16, seed=5).to_csv(folder / "valid.csv", index=False)
+    return folder
+
+
+def _valid_accuracy(bundle: Path) -> float:
+    return json.loads((bundle / "ronghe.json").read_text())["metrics"]["valid"]["accuracy"]
+
+
+@pytest.fixture(scope="module")
+def one_process(train_files, tiny_bert):
+    out = train_files / "one"
+    r = invoke("train", train_files / "train.csv", "--valid", train_files / "valid.csv",
+               "--model", tiny_bert, "--out", out, *TRAIN)
+    assert r.exit_code == 0, r.output
+    return _valid_accuracy(out)
+
+
+def test_torchrun_two_processes_reach_the_one_process_accuracy(train_files, tiny_bert,
+                                                               one_process):
+    out = train_files / "two"
+    env = {**os.environ, "PYTHONPATH": f"{SRC}{os.pathsep}{os.environ.get('PYTHONPATH', '')}",
+           "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2",
+           "--standalone", "-m", "ronghe", "train", str(train_files / "train.csv"),
+           "--valid", str(train_files / "valid.csv"), "--model", tiny_bert, "--out", str(out),
+           *TRAIN]
+    p = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=240)
+    assert p.returncode == 0, p.stderr[-3000:]
+    manifest = json.loads((out / "ronghe.json").read_text())
+    assert manifest["strategy"] == "finetune"  # an ordinary bundle
+    assert abs(_valid_accuracy(out) - one_process) <= 0.1, (_valid_accuracy(out), one_process)
+    assert one_process >= 0.8
+    # the schedule: 64 examples / effective batch 8 = 8 steps an epoch, as in one process
+    rows = (out.parent / "two.run" / "metrics.csv").read_text().splitlines()
+    steps = [int(r.split(",")[2]) for r in rows[1:] if r.startswith("epoch")]
+    assert steps[0] == 8
+
+
+def test_ray_train_gives_an_ordinary_bundle(train_files, tiny_bert, ray_local, one_process):
+    out = train_files / "ray"
+    r = invoke("train", train_files / "train.csv", "--valid", train_files / "valid.csv",
+               "--model", tiny_bert, "--out", out, "--engine", "ray", "--workers", "2", *TRAIN)
+    assert r.exit_code == 0, r.output
+    from ronghe import load
+
+    clf = load(out)
+    assert clf.strategy == "finetune" and list(clf.classes_) == ["neg", "pos"]
+    assert abs(_valid_accuracy(out) - one_process) <= 0.1
+    assert list((train_files / "ray.ray" / "ronghe-train").glob("checkpoint_*"))
