@@ -525,6 +525,7 @@ def demo(
 from .apps.assist.cli import app as assist_app  # noqa: E402  (ronghe assist ...)
 app.add_typer(assist_app, name="assist")
 from .apps.monitor.cli import app as monitor_app; app.add_typer(monitor_app, name="monitor")  # noqa: E402,E702
+from .lifecycle.cli import register as _lifecycle; _lifecycle(app)  # noqa: E402,E702  (drift, retrain, adapt-domain)
 
 
 def main() -> None:  # console-script entry point

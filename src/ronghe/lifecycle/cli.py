@@ -1,0 +1,138 @@
+"""``ronghe drift``, ``ronghe retrain``, ``ronghe adapt-domain``: top-level commands registered
+on the main app by ``register(app)`` (one line at the end of ``ronghe/cli.py``).
+
+Exit codes: 0 ok (no drift; no promotion needed), 1 drift found (for cron and CI), 2 bad input
+(the message says what to fix). ``ronghe retrain`` exits 0 whether or not it promoted; the
+decision is printed and recorded in the model history.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from .. import commands
+from ..errors import ConfigError
+
+QuietOpt = commands.QuietOpt
+
+
+def _config(cls, options: list[str], **flags):
+    from pydantic import ValidationError
+
+    values = {**commands.parse_options(options, example="--option min_auc=0.65"),
+              **{k: v for k, v in flags.items() if v is not None}}
+    try:
+        return cls.model_validate(values)
+    except ValidationError as e:
+        lines = [f"{'.'.join(map(str, err['loc']))}: {err['msg']}" for err in e.errors()]
+        raise ConfigError("invalid option(s):\n  " + "\n  ".join(lines)) from None
+
+
+def read_texts(estimator, path: Path, text_col=None, label_col=None):
+    """A text file as a data set, with its labels when it has a label column (else without)."""
+    from .. import data
+
+    if estimator.task != "text-classification":
+        raise ConfigError(f"drift and retraining take text-classification bundles; this one "
+                          f"is {estimator.task}")
+    df = data.read_table(str(path))
+    try:
+        data.detect_column(df, label_col, data.LABEL_CANDIDATES, "label", str(path))
+        labeled = True
+    except Exception:  # noqa: BLE001 - no label column: predictions only
+        if label_col is not None:
+            raise
+        labeled = False
+    return data.from_frame(df, text_col=text_col, label_col=label_col, require_labels=labeled,
+                           on_empty="drop", source=str(path),
+                           feature_cols=getattr(estimator, "feature_cols", None))
+
+
+def register(app: typer.Typer) -> None:
+    command = commands.registrar(app)
+
+    @command
+    def drift(
+        bundle: Path = typer.Argument(..., help="the deployed model's bundle folder"),
+        reference: Path = typer.Option(..., "--reference", help="data the model is known to "
+                                       "work on; with labels (its validation set) the accuracy "
+                                       "is also estimated"),
+        current: Optional[Path] = typer.Option(None, "--current", help="recent inputs (labels "
+                                               "optional)"),
+        out: Optional[Path] = typer.Option(None, "--out", help="write OUT.json and OUT.html "
+                                           "(report with plots)"),
+        min_samples: Optional[int] = typer.Option(None, help="refuse below this many items "
+                                                  "per sample (default 100)"),
+        test: Optional[str] = typer.Option(None, "--test", help="input test that decides: c2st "
+                                           "(default) or mmd; both are reported"),
+        embed_model: str = typer.Option("minilm", help="embeddings for models without their "
+                                        "own encoder (classic)"),
+        text_col: Optional[str] = typer.Option(None, help="text column"),
+        label_col: Optional[str] = typer.Option(None, help="label column"),
+        option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE of the drift "
+                                         "config (alpha, min_auc, min_cramers_v, ...)"),
+        quiet: bool = QuietOpt,
+    ):
+        """Has the data drifted from the reference? Input, prediction, confidence and estimated
+        accuracy; exit code 1 when drift is found."""
+        from .. import load
+        from . import drift as drift_mod
+        from . import report as report_mod
+
+        cfg = _config(drift_mod.DriftConfig, option, min_samples=min_samples, input_test=test)
+        if current is None:
+            raise ConfigError("give the recent data with --current FILE")
+        clf = load(bundle)
+        ref = read_texts(clf, reference, text_col, label_col)
+        cur = read_texts(clf, current, text_col, label_col)
+        result = drift_mod.run(clf, ref, cur, cfg, embed_model=embed_model)
+        result["bundle"], result["reference"], result["current"] = (str(bundle), str(reference),
+                                                                    str(current))
+        public = drift_mod.public(result)
+        if out:
+            base = out.with_suffix("") if out.suffix in (".json", ".html") else out
+            base.parent.mkdir(parents=True, exist_ok=True)
+            tmp = base.with_name("." + base.name + ".json.tmp")
+            tmp.write_text(json.dumps(public, indent=2, default=str), encoding="utf-8")
+            tmp.replace(base.with_suffix(".json"))
+            report_mod.write(result, base.with_suffix(".html"))
+            if not quiet:
+                commands.console().print(f"[green]wrote[/] {base}.json, {base}.html")
+        if quiet:
+            sys.stdout.write(json.dumps(public, default=str) + "\n")
+        else:
+            _print_drift(public)
+        if result["verdict"] == "drift":
+            raise typer.Exit(1)
+
+
+def _print_drift(r: dict) -> None:
+    from rich.table import Table
+
+    t = Table(title=f"drift: {r['verdict'].upper()} ({r['n_reference']} reference vs "
+                    f"{r['n_current']} current)")
+    for col in ("check", "test", "p-value", "effect", "threshold", "verdict"):
+        t.add_column(col, justify="left" if col in ("check", "test") else "right")
+    for name, ch in r["checks"].items():
+        if ch.get("effect") is None:
+            t.add_row(name, ch.get("method", ""), "", "", "", ch.get("note", "")[:60])
+            continue
+        p = ch.get("p_value")
+        t.add_row(name, str(ch.get("test", ch.get("method"))), "" if p is None else f"{p:.3g}",
+                  f"{ch['effect']:.4f}", f"{ch['threshold']:.4f}",
+                  "[bold red]DRIFT[/]" if ch["drift"] else "ok")
+    con = commands.console(stderr=False)
+    con.print(t)
+    acc = r["checks"]["accuracy"]
+    if acc.get("estimated_current") is not None:
+        con.print(f"accuracy: reference {acc['reference_accuracy']:.3f}, estimated now "
+                  f"{acc['estimated_current']:.3f} +- {2 * acc['se']:.3f}"
+                  + (f", measured now {acc['true_current']:.3f}"
+                     if acc.get("true_current") is not None else ""))
+    for n in r["notes"]:
+        con.print(f"note: {n}")
