@@ -110,6 +110,93 @@ def register(app: typer.Typer) -> None:
         if result["verdict"] == "drift":
             raise typer.Exit(1)
 
+    @command
+    def retrain(
+        champion: Path = typer.Argument(..., help="the model in service: a folder of versions "
+                                        "(what `ronghe serve` serves) or one bundle"),
+        new: Optional[Path] = typer.Option(None, "--new", help="new labelled data, oldest row "
+                                           "first (its newest rows are held out for the gate)"),
+        out: Optional[Path] = typer.Option(None, "--out", help="folder of versions to promote "
+                                           "into (default: CHAMPION when it is one)"),
+        keep_old: Optional[Path] = typer.Option(None, "--keep-old", help="old training data to "
+                                                "train the challenger on as well"),
+        old_valid: Optional[Path] = typer.Option(None, "--old-valid", help="old validation data "
+                                                 "for the forgetting gate (default: a 20%% "
+                                                 "split of --keep-old)"),
+        no_old_gate: bool = typer.Option(False, "--no-old-gate", help="allow promotion without "
+                                         "checking old validation data"),
+        init_from: bool = typer.Option(False, "--init-from", help="start from the champion's "
+                                       "fine-tuned encoder (finetune models)"),
+        db: Optional[str] = typer.Option(None, "--db", help="model history database (file or "
+                                         "URL; default OUT/history.sqlite)"),
+        holdout: Optional[float] = typer.Option(None, help="newest share of --new held out "
+                                                "(default 0.2)"),
+        margin: Optional[float] = typer.Option(None, help="accuracy gain required (default 0)"),
+        watch: Optional[Path] = typer.Option(None, "--watch", help="retrain whenever a new "
+                                             "labelled file appears in this folder"),
+        interval: float = typer.Option(30.0, help="--watch: seconds between looks"),
+        once: bool = typer.Option(False, "--once", help="--watch: handle the files present "
+                                  "now, then stop"),
+        text_col: Optional[str] = typer.Option(None, help="text column"),
+        label_col: Optional[str] = typer.Option(None, help="label column"),
+        option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE of the retrain "
+                                         "config (alpha, max_forgetting, min_holdout, ...)"),
+        quiet: bool = QuietOpt,
+    ):
+        """Train a challenger on new labelled data and promote it only if it beats the champion
+        on the newest held-out data (McNemar) without forgetting the old validation data."""
+        from .. import data, load
+        from . import history
+        from . import retrain as rt
+
+        cfg = _config(rt.RetrainConfig, option, holdout=holdout, margin=margin,
+                      init_from=init_from or None)
+        if (new is None) == (watch is None):
+            raise ConfigError("give either --new FILE (one retraining) or --watch DIR (retrain "
+                              "on each new file)")
+        _, bundle_path = rt.current_version(champion)
+        probe = load(bundle_path)
+        read = lambda p: read_texts(probe, p, text_col, label_col)  # noqa: E731
+        old = read(keep_old) if keep_old else None
+        old_v = read(old_valid) if old_valid else None
+        if old_v is None and old is not None:
+            old, old_v = data.split(old, 0.2, cfg.seed)
+        if old_v is None and not no_old_gate:
+            raise ConfigError("the forgetting gate needs old validation data: give --old-valid "
+                              "FILE (or --keep-old FILE, split 80/20), or --no-old-gate")
+        target = out or champion
+        store = history.open_store(db or (Path(target) / "history.sqlite"))
+
+        def step(path: Path) -> dict:
+            decision = rt.retrain(champion, read(path), out=out,
+                                  keep_old=old, old_valid=old_v, config=cfg, store=store,
+                                  new_sha256=rt.file_sha256(path))
+            _print_decision(decision, quiet)
+            return decision
+
+        if new is not None:
+            step(new)
+            return
+        rt.watch(watch, step, store, interval=interval, once=once)
+
+
+def _print_decision(d: dict, quiet: bool) -> None:
+    if quiet:
+        sys.stdout.write(json.dumps(d, default=str) + "\n")
+        return
+    con = commands.console(stderr=False)
+    head = (f"[bold green]PROMOTED[/] {d['challenger']}" if d["decision"] == "promoted"
+            else f"[bold yellow]KEPT[/] champion {d['champion']}")
+    con.print(f"{head} - {d['model']}: newest {d['holdout_n']} items: champion "
+              f"{d['champion_accuracy']:.4f}, challenger {d['challenger_accuracy']:.4f} "
+              f"(gain {d['gain']:+.4f}, McNemar p={d['mcnemar']['p_value']:.3g})"
+              + (f"; old validation {d['champion_old_accuracy']:.4f} -> "
+                 f"{d['challenger_old_accuracy']:.4f}" if d.get("old_valid_n") else ""))
+    for r in d["reasons"]:
+        con.print(f"  - {r}")
+    if d.get("history_id"):
+        con.print(f"  recorded as model-history entry {d['history_id']}")
+
 
 def _print_drift(r: dict) -> None:
     from rich.table import Table
