@@ -30,9 +30,9 @@ def _sq_dists(Z: np.ndarray) -> np.ndarray:
 
 
 def mmd(X: np.ndarray, Y: np.ndarray, *, permutations: int = 500, seed: int = 0) -> dict:
-    """MMD^2 (biased V-statistic, RBF kernel) between ``X`` (reference) and ``Y`` (current) with
-    a permutation p-value. ``effect`` is MMD (the square root), in kernel units: 0 for equal
-    distributions, at most sqrt(2)."""
+    """MMD^2 (V-statistic, RBF kernel) between ``X`` (reference) and ``Y`` (current) with a
+    permutation p-value. ``effect`` is MMD from the unbiased MMD^2 estimate, in kernel units:
+    about 0 for equal distributions, at most sqrt(2)."""
     X = np.asarray(X, dtype=np.float64)
     Y = np.asarray(Y, dtype=np.float64)
     n, m = len(X), len(Y)
@@ -53,7 +53,12 @@ def mmd(X: np.ndarray, Y: np.ndarray, *, permutations: int = 500, seed: int = 0)
     observed = float(stats[0])
     null = stats[1:]
     p = (1 + int((null >= observed).sum())) / (permutations + 1)
-    return {"test": "mmd", "statistic": observed, "effect": float(np.sqrt(max(observed, 0.0))),
+    # the effect: the unbiased estimate (the V-statistic above is biased upwards by ~1/n)
+    kxx = (K[:n, :n].sum() - n) / (n * (n - 1))
+    kyy = (K[n:, n:].sum() - m) / (m * (m - 1))
+    unbiased = float(kxx + kyy - 2 * K[:n, n:].mean())
+    return {"test": "mmd", "statistic": observed, "mmd2_unbiased": unbiased,
+            "effect": float(np.sqrt(max(unbiased, 0.0))),
             "p_value": p, "null_mean": float(null.mean()), "bandwidth": bandwidth,
             "permutations": permutations}
 
