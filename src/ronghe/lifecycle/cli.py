@@ -9,6 +9,7 @@ decision is printed and recorded in the model history.
 from __future__ import annotations
 
 import json
+import re
 import sys
 from pathlib import Path
 from typing import Optional
@@ -64,6 +65,12 @@ def register(app: typer.Typer) -> None:
                                        "is also estimated"),
         current: Optional[Path] = typer.Option(None, "--current", help="recent inputs (labels "
                                                "optional)"),
+        from_db: Optional[str] = typer.Option(None, "--from-db", help="the prediction log "
+                                              "(file or URL) instead of --current"),
+        model_name: Optional[str] = typer.Option(None, "--model-name", help="--from-db: the "
+                                                 "served name (default: the bundle's folder)"),
+        since: Optional[str] = typer.Option(None, "--since", help="--from-db: e.g. 24h, 7d or "
+                                            "2026-12-01T00:00Z"),
         out: Optional[Path] = typer.Option(None, "--out", help="write OUT.json and OUT.html "
                                            "(report with plots)"),
         min_samples: Optional[int] = typer.Option(None, help="refuse below this many items "
@@ -85,12 +92,26 @@ def register(app: typer.Typer) -> None:
         from . import report as report_mod
 
         cfg = _config(drift_mod.DriftConfig, option, min_samples=min_samples, input_test=test)
-        if current is None:
-            raise ConfigError("give the recent data with --current FILE")
+        if (current is None) == (from_db is None):
+            raise ConfigError("give the recent data with --current FILE, or --from-db DB to "
+                              "check what `ronghe serve --option prediction_log=DB` logged")
         clf = load(bundle)
         ref = read_texts(clf, reference, text_col, label_col)
-        cur = read_texts(clf, current, text_col, label_col)
-        result = drift_mod.run(clf, ref, cur, cfg, embed_model=embed_model)
+        if from_db is not None:
+            from ..serving.predlog import PredictionLog
+            from ..store import parse_since
+
+            name = model_name or (bundle.parent.name if re.fullmatch(r"v\d+", bundle.name)
+                                  else bundle.name)
+            plog = PredictionLog(from_db)
+            rows = plog.read(name, since=parse_since(since))
+            plog.close()
+            logged = drift_mod.from_log(rows, f"prediction log of '{name}'")
+            result = drift_mod.run(clf, ref, None, cfg, embed_model=embed_model, logged=logged)
+            current = f"{from_db} (model {name}, since {since or 'the start'})"
+        else:
+            cur = read_texts(clf, current, text_col, label_col)
+            result = drift_mod.run(clf, ref, cur, cfg, embed_model=embed_model)
         result["bundle"], result["reference"], result["current"] = (str(bundle), str(reference),
                                                                     str(current))
         public = drift_mod.public(result)

@@ -70,7 +70,7 @@ class Sample:
 
     def take(self, idx) -> "Sample":
         idx = np.asarray(idx)
-        return Sample(self.embeddings[idx], [self.predicted[i] for i in idx], self.confidence[idx],
+        return Sample(None if self.embeddings is None else self.embeddings[idx], [self.predicted[i] for i in idx], self.confidence[idx],
                       None if self.labels is None else [self.labels[i] for i in idx],
                       None if self.lengths is None else self.lengths[idx], self.source, self.notes)
 
@@ -128,16 +128,23 @@ def check(reference: Sample, current: Sample, classes: list, config: DriftConfig
     info("drift: %d reference vs %d current items", len(reference), len(current))
 
     checks: dict = {}
-    c2 = stats.c2st(reference.embeddings, current.embeddings, seed=c.seed)
-    mm = stats.mmd(reference.embeddings, current.embeddings, permutations=c.permutations,
-                   seed=c.seed)
-    scores = c2.pop("scores")
-    decide = c2 if c.input_test == "c2st" else mm
-    threshold = c.min_auc if c.input_test == "c2st" else c.min_mmd
-    checks["input"] = {"test": c.input_test, "p_value": decide["p_value"],
-                       "effect": decide["effect"], "threshold": threshold,
-                       "drift": _verdict(decide["p_value"], decide["effect"], threshold, c.alpha),
-                       "c2st": c2, "mmd": mm, "dims": int(reference.embeddings.shape[1])}
+    scores = None
+    if current.embeddings is None or reference.embeddings is None:
+        checks["input"] = {"test": c.input_test, "effect": None, "drift": False,
+                           "note": "no embeddings logged for the current data (a model "
+                                   "without an encoder, e.g. classic): input not checked"}
+    else:
+        c2 = stats.c2st(reference.embeddings, current.embeddings, seed=c.seed)
+        mm = stats.mmd(reference.embeddings, current.embeddings, permutations=c.permutations,
+                       seed=c.seed)
+        scores = c2.pop("scores")
+        decide = c2 if c.input_test == "c2st" else mm
+        threshold = c.min_auc if c.input_test == "c2st" else c.min_mmd
+        checks["input"] = {"test": c.input_test, "p_value": decide["p_value"],
+                           "effect": decide["effect"], "threshold": threshold,
+                           "drift": _verdict(decide["p_value"], decide["effect"], threshold,
+                                             c.alpha),
+                           "c2st": c2, "mmd": mm, "dims": int(reference.embeddings.shape[1])}
     ls = stats.label_shift(reference.predicted, current.predicted, classes)
     ls.update(threshold=c.min_cramers_v,
               drift=_verdict(ls["p_value"], ls["effect"], c.min_cramers_v, c.alpha))
@@ -184,16 +191,39 @@ def _accuracy(reference: Sample, current: Sample, c: DriftConfig) -> dict:
     return out
 
 
+def from_log(rows: list[dict], source: str = "prediction log") -> Sample:
+    """The current sample from prediction-log rows (``serving/predlog.py``): logged labels,
+    scores and projected embeddings (``None`` when the model logged none)."""
+    import json
+
+    embs = [r.get("embedding") for r in rows]
+    emb = (np.array([json.loads(e) for e in embs], dtype=np.float32)
+           if rows and all(embs) else None)
+    return Sample(emb, [str(r["label"]) for r in rows],
+                  np.array([float(r["score"] or 0.0) for r in rows]), None,
+                  np.array([r.get("length") or 0 for r in rows]), source)
+
+
 def public(report: dict) -> dict:
     """The report without its plotting data (what JSON output holds)."""
     return {k: v for k, v in report.items() if not k.startswith("_")}
 
 
 def run(estimator, reference_ds, current_ds, config: DriftConfig | None = None, *,
-        embed_model: str = "minilm") -> dict:
-    """Predict, embed and check two data sets (what ``ronghe drift`` does with two files)."""
+        embed_model: str = "minilm", logged: Sample | None = None) -> dict:
+    """Predict, embed and check two data sets (what ``ronghe drift`` does with two files), or
+    the reference against ``logged`` predictions (``from_log``; the reference's embeddings are
+    then projected as the log's are)."""
     embed, what = embedder(estimator, embed_model)
     notes = [f"embeddings: {what}"]
+    if logged is not None:
+        from ..serving.predlog import project
+
+        notes.append(f"current: {len(logged)} logged predictions; embeddings projected to "
+                     f"{logged.embeddings.shape[1] if logged.embeddings is not None else 0} "
+                     "dimensions")
+        ref = sample(estimator, reference_ds, embed, project=project)
+        return check(ref, logged, [str(x) for x in estimator.classes_], config, notes=notes)
     fp = (estimator.data_ or {}) if hasattr(estimator, "data_") else {}
     if reference_ds.labels is not None and fp.get("fingerprint") == reference_ds.fingerprint():
         notes.append("the reference is the model's training data: its confidence there is "

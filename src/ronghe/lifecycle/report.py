@@ -31,14 +31,20 @@ def plots(report: dict) -> str:
     ref, cur = report["_plot"]["reference"], report["_plot"]["current"]
     fig, axes = plt.subplots(2, 2, figsize=(11, 8), dpi=100)
     ax = axes[0, 0]
-    pca = PCA(2, random_state=0).fit(ref.embeddings)
-    a, b = pca.transform(ref.embeddings), pca.transform(cur.embeddings)
-    ax.scatter(a[:, 0], a[:, 1], s=6, alpha=0.35, label=f"reference ({len(ref)})", color="#1f77b4")
-    ax.scatter(b[:, 0], b[:, 1], s=6, alpha=0.35, label=f"current ({len(cur)})", color="#d62728")
     inp = report["checks"]["input"]
-    ax.set_title(f"embeddings, PCA of the reference\nC2ST AUC {inp['c2st']['auc']:.3f}, "
-                 f"MMD {inp['mmd']['effect']:.3f}", fontsize=10)
-    ax.legend(fontsize=8, markerscale=2)
+    if ref.embeddings is not None and cur.embeddings is not None:
+        pca = PCA(2, random_state=0).fit(ref.embeddings)
+        a, b = pca.transform(ref.embeddings), pca.transform(cur.embeddings)
+        ax.scatter(a[:, 0], a[:, 1], s=6, alpha=0.35, label=f"reference ({len(ref)})",
+                   color="#1f77b4")
+        ax.scatter(b[:, 0], b[:, 1], s=6, alpha=0.35, label=f"current ({len(cur)})",
+                   color="#d62728")
+        ax.set_title(f"embeddings, PCA of the reference\nC2ST AUC {inp['c2st']['auc']:.3f}, "
+                     f"MMD {inp['mmd']['effect']:.3f}", fontsize=10)
+        ax.legend(fontsize=8, markerscale=2)
+    else:
+        ax.text(0.5, 0.5, "no embeddings:\ninput not checked", ha="center", va="center")
+        ax.set_axis_off()
 
     ax = axes[0, 1]
     pr = report["checks"]["prediction"]
