@@ -98,3 +98,23 @@ def test_history_on_both_databases(db_url):
     (row,) = history.rows(store, "sentiment")
     assert row["champion"] == "v3" and row["details"]["gain"] == -0.01
     store.close()
+
+
+def test_adapt_domain_writes_a_backbone_that_trains(tiny_bert, tmp_path):
+    """Masked-LM training on in-domain text lowers the held-out MLM loss, and the folder is a
+    backbone a classifier trains on."""
+    from ronghe import backbones
+    from conftest import banking_frame
+
+    texts = tmp_path / "unlabeled.txt"
+    texts.write_text("\n".join(banking_frame(200, seed=2)["text"]))
+    out = tmp_path / "bank-encoder"
+    r = CliRunner().invoke(app, ["adapt-domain", str(texts), "--model", tiny_bert, "--out",
+                                 str(out), "--epochs", "3", "--learning-rate", "1e-3", "-q"])
+    assert r.exit_code == 0, r.output
+    report = json.loads(r.output.strip().splitlines()[-1])
+    assert report["mlm_loss_after"] < report["mlm_loss_before"] - 0.2
+    bb = backbones.resolve(str(out))
+    assert bb.sha256 != backbones.resolve(tiny_bert).sha256
+    clf = TextClassifier("frozen", str(out)).fit(make_sentiment(10, seed=0))
+    assert set(clf.predict(["a fine film"])) <= {"pos", "neg"}

@@ -142,7 +142,7 @@ def register(app: typer.Typer) -> None:
         keep_old: Optional[Path] = typer.Option(None, "--keep-old", help="old training data to "
                                                 "train the challenger on as well"),
         old_valid: Optional[Path] = typer.Option(None, "--old-valid", help="old validation data "
-                                                 "for the forgetting gate (default: a 20%% "
+                                                 "for the forgetting gate (default: a 20% "
                                                  "split of --keep-old)"),
         no_old_gate: bool = typer.Option(False, "--no-old-gate", help="allow promotion without "
                                          "checking old validation data"),
@@ -199,6 +199,45 @@ def register(app: typer.Typer) -> None:
             step(new)
             return
         rt.watch(watch, step, store, interval=interval, once=once)
+
+    @command
+    def adapt_domain(
+        unlabeled: Path = typer.Argument(..., help="in-domain texts: .txt (one per line) or a "
+                                         "table with a text column"),
+        model: str = typer.Option("minilm", "--model", help="the backbone to adapt"),
+        out: Path = typer.Option(..., "--out", help="folder for the adapted backbone (give it "
+                                 "to --model later)"),
+        epochs: Optional[int] = typer.Option(None, help="passes over the texts (default 1)"),
+        learning_rate: Optional[float] = typer.Option(None, help="default 5e-5"),
+        option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE: batch_size, "
+                                         "max_length, mlm_probability, ..."),
+        quiet: bool = QuietOpt,
+    ):
+        """Domain-adaptive pretraining: continue the backbone's masked-LM training on unlabelled
+        in-domain text; writes a backbone folder that --model accepts."""
+        from .adapt import AdaptConfig, adapt
+
+        cfg = _config(AdaptConfig, option, epochs=epochs, learning_rate=learning_rate)
+        report = adapt(_read_unlabelled(unlabeled), out, model, cfg)
+        if quiet:
+            sys.stdout.write(json.dumps(report) + "\n")
+        else:
+            commands.console(stderr=False).print(
+                f"[green]wrote[/] {out}: masked-LM loss on held-out texts "
+                f"{report['mlm_loss_before']} -> {report['mlm_loss_after']} "
+                f"({report['steps']} steps, {report['seconds']} s); use it with --model {out}")
+
+
+def _read_unlabelled(path: Path) -> list[str]:
+    """A .txt file: one text per line; a table (csv, jsonl ...): its text column."""
+    from .. import data
+
+    if path.suffix.lower() in (".txt", ".text"):
+        if not path.is_file():
+            raise ConfigError(f"{path}: file not found")
+        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
+                if line.strip()]
+    return data.load(str(path), require_labels=False).texts
 
 
 def _print_decision(d: dict, quiet: bool) -> None:
