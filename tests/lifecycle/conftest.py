@@ -3,25 +3,9 @@ reviews and an off-domain stream (banking requests)."""
 
 from __future__ import annotations
 
-import random
-
-import pandas as pd
 import pytest
 
-from makers import make_sentiment
-
-BANKING = ["my card has not arrived yet", "how do i transfer money abroad", "what is my balance",
-           "i lost my card please block it", "why was i charged a fee", "top up my account",
-           "change my pin number", "the atm kept my card", "cancel a pending payment",
-           "how long does a transfer take", "verify my identity", "exchange rate for euros"]
-
-
-def banking_frame(n: int, seed: int = 0) -> pd.DataFrame:
-    rng = random.Random(seed)
-    tail = ["", " please", " today", " asap", " thanks", " now"]
-    return pd.DataFrame({"text": [rng.choice(BANKING) + rng.choice(tail) + f" #{i}"
-                                  for i in range(n)]})
-
+from makers import banking_frame, make_sentiment
 
 @pytest.fixture(scope="session")
 def sentiment_bundle(tmp_path_factory):

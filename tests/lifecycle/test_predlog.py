@@ -12,8 +12,7 @@ pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 from typer.testing import CliRunner  # noqa: E402
 
-from conftest import banking_frame  # noqa: E402
-from makers import make_sentiment  # noqa: E402
+from makers import banking_frame, make_sentiment  # noqa: E402
 from ronghe.cli import app as cli  # noqa: E402
 from ronghe.serving import Registry, ServeConfig, create_app  # noqa: E402
 from ronghe.serving.predlog import DIMS, PredictionLog, outcome  # noqa: E402

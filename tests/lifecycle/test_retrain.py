@@ -104,10 +104,10 @@ def test_adapt_domain_writes_a_backbone_that_trains(tiny_bert, tmp_path):
     """Masked-LM training on in-domain text lowers the held-out MLM loss, and the folder is a
     backbone a classifier trains on."""
     from ronghe import backbones
-    from conftest import banking_frame
+    from makers import banking_frame
 
     texts = tmp_path / "unlabeled.txt"
-    texts.write_text("\n".join(banking_frame(200, seed=2)["text"]))
+    texts.write_text("\n".join(banking_frame(120, seed=2)["text"]))
     out = tmp_path / "bank-encoder"
     r = CliRunner().invoke(app, ["adapt-domain", str(texts), "--model", tiny_bert, "--out",
                                  str(out), "--epochs", "3", "--learning-rate", "1e-3", "-q"])

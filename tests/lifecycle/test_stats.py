@@ -63,14 +63,14 @@ def _sample(x, labels=None, seed=0):
 
 
 def test_big_sample_small_effect_is_not_drift_and_small_samples_are_refused():
-    """2,000 items: a shift too small to matter gets a tiny p-value but stays under the effect
+    """1,500 items: a shift too small to matter gets a tiny p-value but stays under the effect
     threshold - no alarm; a real shift does raise one; 50 items are refused."""
     cfg = drift.DriftConfig(permutations=20, max_reference=2000)
-    ref, cur = _sample(gauss(2000, seed=0)), _sample(gauss(2000, 0.15, seed=1), seed=1)
+    ref, cur = _sample(gauss(1500, seed=0)), _sample(gauss(1500, 0.15, seed=1), seed=1)
     r = drift.check(ref, cur, ["a", "b"], cfg)
     assert r["checks"]["input"]["c2st"]["p_value"] < cfg.alpha
     assert r["checks"]["input"]["effect"] < cfg.min_auc and not r["checks"]["input"]["drift"]
-    moved = drift.check(ref, _sample(gauss(2000, 1.0, seed=2), seed=1), ["a", "b"], cfg)
+    moved = drift.check(ref, _sample(gauss(1500, 1.0, seed=2), seed=1), ["a", "b"], cfg)
     assert moved["checks"]["input"]["drift"] and moved["verdict"] == "drift"
     with pytest.raises(DataError, match="at least 100"):
         drift.check(ref, _sample(gauss(50, seed=3)), ["a", "b"], cfg)
