@@ -107,6 +107,10 @@ def train(
                                                       "[default: OUT.run for network strategies]"),
     resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in --run-dir"),
     report_to: Optional[str] = typer.Option(None, help="comma-separated: tensorboard, mlflow, none"),
+    unlabeled: Optional[Path] = typer.Option(None, "--unlabeled", help="unlabelled texts (.txt or "
+                                             "a table) for self-training (text classification)"),
+    self_train_option: list[str] = typer.Option([], "--self-train-option", help="KEY=VALUE: "
+                                                "rounds, min_precision, min_support, min_gain"),
     quiet: bool = QuietOpt,
 ):
     """Train a model (any task) and save it as a bundle."""
@@ -149,7 +153,16 @@ def train(
     clf.set_params(run_dir=str(run) if run else None)
     train_ds = reader(values["data"])
     valid_ds = reader(values["valid"]) if values.get("valid") else None
-    clf.fit(train_ds, valid=valid_ds, resume=resume)
+    if unlabeled:
+        from .config import validate
+        from .lifecycle import selftrain
+
+        clf = selftrain.self_train(clf, train_ds, valid_ds, selftrain.read_unlabeled(unlabeled),
+                                   validate(selftrain.SelfTrainConfig, _parse_options(self_train_option),
+                                            "self-training"),
+                                   resume=resume)
+    else:
+        clf.fit(train_ds, valid=valid_ds, resume=resume)
     path = clf.save(values["out"])
     _say(quiet, f"[green]saved[/] {path}  ({spec.cli_name}, {clf.strategy}, {len(clf.classes_)} "
                 f"{spec.label_noun}, valid "

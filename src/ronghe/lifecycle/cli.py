@@ -216,9 +216,10 @@ def register(app: typer.Typer) -> None:
         """Domain-adaptive pretraining: continue the backbone's masked-LM training on unlabelled
         in-domain text; writes a backbone folder that --model accepts."""
         from .adapt import AdaptConfig, adapt
+        from .selftrain import read_unlabeled
 
         cfg = _config(AdaptConfig, option, epochs=epochs, learning_rate=learning_rate)
-        report = adapt(_read_unlabelled(unlabeled), out, model, cfg)
+        report = adapt(read_unlabeled(unlabeled), out, model, cfg)
         if quiet:
             sys.stdout.write(json.dumps(report) + "\n")
         else:
@@ -226,18 +227,6 @@ def register(app: typer.Typer) -> None:
                 f"[green]wrote[/] {out}: masked-LM loss on held-out texts "
                 f"{report['mlm_loss_before']} -> {report['mlm_loss_after']} "
                 f"({report['steps']} steps, {report['seconds']} s); use it with --model {out}")
-
-
-def _read_unlabelled(path: Path) -> list[str]:
-    """A .txt file: one text per line; a table (csv, jsonl ...): its text column."""
-    from .. import data
-
-    if path.suffix.lower() in (".txt", ".text"):
-        if not path.is_file():
-            raise ConfigError(f"{path}: file not found")
-        return [line.strip() for line in path.read_text(encoding="utf-8").splitlines()
-                if line.strip()]
-    return data.load(str(path), require_labels=False).texts
 
 
 def _print_decision(d: dict, quiet: bool) -> None:
