@@ -118,3 +118,25 @@ def test_adapt_domain_writes_a_backbone_that_trains(tiny_bert, tmp_path):
     assert bb.sha256 != backbones.resolve(tiny_bert).sha256
     clf = TextClassifier("frozen", str(out)).fit(make_sentiment(10, seed=0))
     assert set(clf.predict(["a fine film"])) <= {"pos", "neg"}
+
+
+@pytest.mark.parametrize("current, drifted", [("banking.csv", True), ("same.csv", False)])
+def test_watch_retrains_on_all_files_when_drift_is_found(served, files, tmp_path, current,
+                                                         drifted):
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    make_sentiment(60, seed=8).to_csv(inbox / "batch1.csv", index=False)
+    make_sentiment(60, seed=9).to_csv(inbox / "batch2.csv", index=False)
+    r = CliRunner().invoke(app, ["retrain", str(served), "--watch", str(inbox), "--once",
+                                 "--no-old-gate", "-q", "--option", "min_holdout=20", "--drift-reference",
+                                 str(files / "reference.csv"), "--drift-current",
+                                 str(files / current)])
+    assert r.exit_code == 0, r.output
+    decisions = [json.loads(x) for x in r.output.strip().splitlines()]
+    assert [d.get("trigger") for d in decisions] == [None, None] + (["drift"] if drifted else [])
+    rows = history.rows(history.open_store(served / "history.sqlite"))
+    assert len(rows) == len(decisions)
+    if drifted:  # one challenger on both files: 240 rows, the newest 20% of them held out
+        d = rows[-1]["details"]
+        assert d["files"] == ["batch1.csv", "batch2.csv"] and "input" in d["drift_checks"]
+        assert d["n_train"] == 192 and d["holdout_n"] == 48

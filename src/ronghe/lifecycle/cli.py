@@ -18,6 +18,7 @@ import typer
 
 from .. import commands
 from ..errors import ConfigError
+from ..log import info, warn
 
 QuietOpt = commands.QuietOpt
 
@@ -52,6 +53,34 @@ def read_texts(estimator, path: Path, text_col=None, label_col=None):
     return data.from_frame(df, text_col=text_col, label_col=label_col, require_labels=labeled,
                            on_empty="drop", source=str(path),
                            feature_cols=getattr(estimator, "feature_cols", None))
+
+
+def check_drift(clf, bundle: Path, reference: Path, current: Optional[Path],
+                from_db: Optional[str], cfg, *, model_name=None, since=None,
+                embed_model="minilm", text_col=None, label_col=None) -> dict:
+    """The drift report of ``clf`` (at ``bundle``): ``reference`` against the ``current`` file
+    or what the prediction log ``from_db`` holds for the model (since ``since``)."""
+    from . import drift as drift_mod
+
+    ref = read_texts(clf, reference, text_col, label_col)
+    if from_db is not None:
+        from ..serving.predlog import PredictionLog
+        from ..store import parse_since
+
+        name = model_name or (bundle.parent.name if re.fullmatch(r"v\d+", bundle.name)
+                              else bundle.name)
+        plog = PredictionLog(from_db)
+        rows = plog.read(name, since=parse_since(since))
+        plog.close()
+        logged = drift_mod.from_log(rows, f"prediction log of '{name}'")
+        result = drift_mod.run(clf, ref, None, cfg, embed_model=embed_model, logged=logged)
+        current = f"{from_db} (model {name}, since {since or 'the start'})"
+    else:
+        cur = read_texts(clf, current, text_col, label_col)
+        result = drift_mod.run(clf, ref, cur, cfg, embed_model=embed_model)
+    result["bundle"], result["reference"], result["current"] = (str(bundle), str(reference),
+                                                                str(current))
+    return result
 
 
 def register(app: typer.Typer) -> None:
@@ -95,25 +124,9 @@ def register(app: typer.Typer) -> None:
         if (current is None) == (from_db is None):
             raise ConfigError("give the recent data with --current FILE, or --from-db DB to "
                               "check what `ronghe serve --option prediction_log=DB` logged")
-        clf = load(bundle)
-        ref = read_texts(clf, reference, text_col, label_col)
-        if from_db is not None:
-            from ..serving.predlog import PredictionLog
-            from ..store import parse_since
-
-            name = model_name or (bundle.parent.name if re.fullmatch(r"v\d+", bundle.name)
-                                  else bundle.name)
-            plog = PredictionLog(from_db)
-            rows = plog.read(name, since=parse_since(since))
-            plog.close()
-            logged = drift_mod.from_log(rows, f"prediction log of '{name}'")
-            result = drift_mod.run(clf, ref, None, cfg, embed_model=embed_model, logged=logged)
-            current = f"{from_db} (model {name}, since {since or 'the start'})"
-        else:
-            cur = read_texts(clf, current, text_col, label_col)
-            result = drift_mod.run(clf, ref, cur, cfg, embed_model=embed_model)
-        result["bundle"], result["reference"], result["current"] = (str(bundle), str(reference),
-                                                                    str(current))
+        result = check_drift(load(bundle), bundle, reference, current, from_db, cfg,
+                             model_name=model_name, since=since, embed_model=embed_model,
+                             text_col=text_col, label_col=label_col)
         public = drift_mod.public(result)
         if out:
             base = out.with_suffix("") if out.suffix in (".json", ".html") else out
@@ -158,6 +171,16 @@ def register(app: typer.Typer) -> None:
         interval: float = typer.Option(30.0, help="--watch: seconds between looks"),
         once: bool = typer.Option(False, "--once", help="--watch: handle the files present "
                                   "now, then stop"),
+        drift_reference: Optional[Path] = typer.Option(None, "--drift-reference", help="--watch: "
+                                                       "also check drift against this data and "
+                                                       "retrain on every labelled file in DIR "
+                                                       "when it is found"),
+        drift_current: Optional[Path] = typer.Option(None, "--drift-current", help="--watch: "
+                                                     "recent inputs for the drift check"),
+        drift_db: Optional[str] = typer.Option(None, "--drift-db", help="--watch: the "
+                                               "prediction log for the drift check"),
+        drift_since: str = typer.Option("24h", help="--drift-db: window checked"),
+        drift_every: float = typer.Option(3600.0, help="--watch: seconds between drift checks"),
         text_col: Optional[str] = typer.Option(None, help="text column"),
         label_col: Optional[str] = typer.Option(None, help="label column"),
         option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE of the retrain "
@@ -198,7 +221,16 @@ def register(app: typer.Typer) -> None:
         if new is not None:
             step(new)
             return
-        rt.watch(watch, step, store, interval=interval, once=once)
+        on_look = None
+        if drift_reference is not None:
+            if (drift_current is None) == (drift_db is None):
+                raise ConfigError("--drift-reference needs the recent inputs: --drift-current "
+                                  "FILE or --drift-db DB (the prediction log)")
+            on_look = _drift_trigger(champion, out, read, old, old_v, cfg, store, quiet,
+                                     every=drift_every, reference=drift_reference,
+                                     current=drift_current, from_db=drift_db, since=drift_since,
+                                     text_col=text_col, label_col=label_col)
+        rt.watch(watch, step, store, interval=interval, once=once, on_look=on_look)
 
     @command
     def adapt_domain(
@@ -227,6 +259,50 @@ def register(app: typer.Typer) -> None:
                 f"[green]wrote[/] {out}: masked-LM loss on held-out texts "
                 f"{report['mlm_loss_before']} -> {report['mlm_loss_after']} "
                 f"({report['steps']} steps, {report['seconds']} s); use it with --model {out}")
+
+
+def _drift_trigger(champion: Path, out, read, old, old_v, cfg, store, quiet: bool, *,
+                   every: float, reference: Path, current, from_db, since, text_col, label_col):
+    """``on_look(files)`` for ``retrain --watch``: every ``every`` seconds, check the served
+    version for drift; when found, train a challenger on all labelled files in the folder
+    together (oldest first: the newest file's last rows are the held-out slice) through the same
+    gate. Once per drift episode: not again until the files or the served version change."""
+    import time
+
+    from .. import data, load
+    from . import drift as drift_mod
+    from . import retrain as rt
+
+    state = {"last": float("-inf"), "done": None}
+
+    def on_look(files: list[Path]) -> None:
+        if time.monotonic() - state["last"] < every:
+            return
+        state["last"] = time.monotonic()
+        version, bundle_path = rt.current_version(out or champion)
+        key = (version, tuple(rt.file_sha256(f) for f in files))
+        if key == state["done"]:
+            return
+        r = check_drift(load(bundle_path), bundle_path, reference, current, from_db,
+                        drift_mod.DriftConfig(), since=since, text_col=text_col,
+                        label_col=label_col)
+        if r["verdict"] != "drift":
+            info("drift check of %s: no drift", version or bundle_path)
+            return
+        fired = sorted(k for k, c in r["checks"].items() if c.get("drift"))
+        if not files:
+            warn("drift found (%s) but no labelled file in the folder to retrain on: label "
+                 "recent inputs and put them there", ", ".join(fired))
+            return
+        new = rt.concat([read(f) for f in files], "labelled files in the watched folder")
+        decision = rt.retrain(champion, new, out=out, keep_old=old, old_valid=old_v,
+                              config=cfg, store=store,
+                              extra={"trigger": "drift", "drift_checks": fired,
+                                     "files": [f.name for f in files]})
+        _print_decision(decision, quiet)
+        state["done"] = (rt.current_version(out or champion)[0], key[1])
+
+    return on_look
 
 
 def _print_decision(d: dict, quiet: bool) -> None:

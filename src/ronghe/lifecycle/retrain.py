@@ -142,7 +142,7 @@ def decide(champion, challenger, holdout, old_valid, config: RetrainConfig | Non
 
 # -- the whole step -------------------------------------------------------------------------------
 
-def _concat(parts: list, source: str):
+def concat(parts: list, source: str):
     from .. import data
 
     texts = [t for p in parts for t in p.texts]
@@ -171,7 +171,7 @@ def file_sha256(path) -> str:
 
 def retrain(champion_path: Path, new, *, out: Path | None = None, keep_old=None,
             old_valid=None, config: RetrainConfig | None = None, store=None,
-            challenger=None, new_sha256: str | None = None) -> dict:
+            challenger=None, new_sha256: str | None = None, extra: dict | None = None) -> dict:
     """Train a challenger on ``new`` (+ ``keep_old``), gate it, promote it into ``out``.
     ``challenger``: an already fitted model to gate instead of training one (tests, benchmarks).
     Returns the decision (also recorded in ``store``'s model history when given)."""
@@ -195,7 +195,7 @@ def retrain(champion_path: Path, new, *, out: Path | None = None, keep_old=None,
     if new.labels is None:
         raise DataError(f"{new.source}: retraining needs labels; no label column was found")
     train_new, holdout = split_newest(new, c)
-    train = _concat([train_new] + ([keep_old] if keep_old is not None else []), new.source)
+    train = concat([train_new] + ([keep_old] if keep_old is not None else []), new.source)
     started = time.perf_counter()
     if challenger is None:
         params = {k: v for k, v in champion.get_params().items() if k != "run_dir"}
@@ -209,7 +209,7 @@ def retrain(champion_path: Path, new, *, out: Path | None = None, keep_old=None,
     decision = decide(champion, challenger, holdout, old_valid, c)
     decision.update(model=out.name, champion=version or str(bundle_path),
                     n_train=len(train), train_seconds=round(time.perf_counter() - started, 1),
-                    new_data=new.source, config=c.model_dump())
+                    new_data=new.source, config=c.model_dump(), **(extra or {}))
     if decision["decision"] == "promoted":
         label = next_version(out, version)
         challenger.save(out / label)
@@ -226,11 +226,13 @@ def retrain(champion_path: Path, new, *, out: Path | None = None, keep_old=None,
 
 
 def watch(folder: Path, step, store, *, interval: float = 30.0, once: bool = False,
-          settle_s: float = 2.0) -> int:
+          settle_s: float = 2.0, on_look=None) -> int:
     """Call ``step(path)`` for each labelled file that appears in ``folder`` (oldest first), once
     per content (the model history remembers each file's sha256, so a restart skips what was
     done). Files modified in the last ``settle_s`` seconds wait for the next look (still being
-    written). A file that fails is reported and skipped until its content changes."""
+    written). A file that fails is reported and skipped until its content changes.
+    ``on_look(files)``, when given, runs after each look with the settled files (oldest first):
+    the drift trigger of ``ronghe retrain --watch DIR --drift-reference ...``."""
     from .. import data
     from ..errors import RongheError
     from ..log import warn
@@ -245,10 +247,9 @@ def watch(folder: Path, step, store, *, interval: float = 30.0, once: bool = Fal
         files = sorted((p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
                         and any(p.name.endswith(e) for e in data.SUPPORTED_EXTENSIONS)),
                        key=lambda p: (p.stat().st_mtime, p.name))
-        for path in files:
-            if not once and time.time() - path.stat().st_mtime < settle_s:
-                continue
-            digest = file_sha256(path)
+        digests = {p: file_sha256(p) for p in files
+                   if once or time.time() - p.stat().st_mtime >= settle_s}
+        for path, digest in digests.items():
             if digest in failed or history.seen(store, digest):
                 continue
             try:
@@ -257,6 +258,11 @@ def watch(folder: Path, step, store, *, interval: float = 30.0, once: bool = Fal
             except RongheError as e:
                 warn("%s: %s", path.name, e)
                 failed.add(digest)
+        if on_look is not None:
+            try:
+                on_look([p for p, d in digests.items() if d not in failed])
+            except RongheError as e:
+                warn("drift check: %s", e)
         if once:
             return done
         time.sleep(interval)
