@@ -128,8 +128,9 @@ def test_watch_retrains_on_all_files_when_drift_is_found(served, files, tmp_path
     make_sentiment(60, seed=8).to_csv(inbox / "batch1.csv", index=False)
     make_sentiment(60, seed=9).to_csv(inbox / "batch2.csv", index=False)
     r = CliRunner().invoke(app, ["retrain", str(served), "--watch", str(inbox), "--once",
-                                 "--no-old-gate", "-q", "--option", "min_holdout=20", "--drift-reference",
-                                 str(files / "reference.csv"), "--drift-current",
+                                 "--no-old-gate", "-q", "--option", "min_holdout=20",
+                                 "--drift-reference", str(files / "reference.csv"),
+                                 "--drift-current",
                                  str(files / current)])
     assert r.exit_code == 0, r.output
     decisions = [json.loads(x) for x in r.output.strip().splitlines()]

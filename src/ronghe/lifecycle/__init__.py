@@ -14,7 +14,10 @@
     retrain.py    champion/challenger: train on the new data, compare on the newest held-out
                   slice (McNemar), gate on the old validation data, promote as the next version
     adapt.py      domain-adaptive pretraining (continued masked-LM training) -> a backbone folder
-    cli.py        ``ronghe drift``, ``ronghe retrain``, ``ronghe adapt-domain``
+    selftrain.py  self-training (``ronghe train --unlabeled``): confident pseudo-labels, the
+                  threshold chosen on validation, rounds kept while validation improves
+    cli.py        ``ronghe drift``, ``ronghe retrain`` (+ ``--watch`` with a drift trigger),
+                  ``ronghe adapt-domain``
 
 Prediction logging (what ``--from-db`` reads) is a serving hook: ``serving/predlog.py``.
 """
