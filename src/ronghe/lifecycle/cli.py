@@ -269,7 +269,7 @@ def _drift_trigger(champion: Path, out, read, old, old_v, cfg, store, quiet: boo
     gate. Once per drift episode: not again until the files or the served version change."""
     import time
 
-    from .. import data, load
+    from .. import load
     from . import drift as drift_mod
     from . import retrain as rt
 
