@@ -275,11 +275,20 @@ def _drift_trigger(champion: Path, out, read, old, old_v, cfg, store, quiet: boo
 
     state = {"last": float("-inf"), "done": None}
 
+    def served() -> tuple:
+        """What is served now: the newest version in OUT, or the champion before OUT has one."""
+        if out is not None:
+            try:
+                return rt.current_version(out)
+            except ConfigError:  # no version promoted into OUT yet
+                pass
+        return rt.current_version(champion)
+
     def on_look(files: list[Path]) -> None:
         if time.monotonic() - state["last"] < every:
             return
         state["last"] = time.monotonic()
-        version, bundle_path = rt.current_version(out or champion)
+        version, bundle_path = served()
         key = (version, tuple(rt.file_sha256(f) for f in files))
         if key == state["done"]:
             return
@@ -300,7 +309,7 @@ def _drift_trigger(champion: Path, out, read, old, old_v, cfg, store, quiet: boo
                               extra={"trigger": "drift", "drift_checks": fired,
                                      "files": [f.name for f in files]})
         _print_decision(decision, quiet)
-        state["done"] = (rt.current_version(out or champion)[0], key[1])
+        state["done"] = (served()[0], key[1])
 
     return on_look
 
