@@ -55,3 +55,37 @@ def tiny_vision(tmp_path_factory):
                            "crop_pct": 0.9, "mean": [0.485, 0.456, 0.406],
                            "std": [0.229, 0.224, 0.225]}}))
     return str(folder)
+
+
+PG_ENV = "RONGHE_TEST_PG_URL"
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def db_url(request, tmp_path):
+    """(Every test folder: the assistant, the monitor, the lifecycle.) A fresh database: an SQLite file, or a new PostgreSQL database on the server named by
+    RONGHE_TEST_PG_URL (skipped only where that variable is unset; .ci/run sets it)."""
+    if request.param == "sqlite":
+        yield str(tmp_path / "assist.sqlite")
+        return
+    import os
+    import uuid
+
+    base = os.environ.get(PG_ENV)
+    if not base and os.environ.get("CI"):
+        pytest.fail(f"{PG_ENV} is not set in CI: .ci/run starts PostgreSQL and exports it")
+    if not base:
+        pytest.skip(f"{PG_ENV} is not set (.ci/run starts PostgreSQL and sets it)")
+    import sqlalchemy as sa
+
+    name = f"ronghe_test_{uuid.uuid4().hex[:10]}"
+    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
+    with admin.connect() as c:
+        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
+    try:
+        yield url
+    finally:
+        sa.create_engine(url).dispose()
+        with admin.connect() as c:
+            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()

@@ -77,3 +77,17 @@ def make_shapes(root, n_per_class: int = 12, seed: int = 0, size: int = 40):
                 d.polygon([(x, y + s), (x + s, y + s), (x + s // 2, y)], fill=col)
             img.save(root / cls / f"{seed}-{i}.png")
     return root
+
+
+BANKING = ["my card has not arrived yet", "how do i transfer money abroad", "what is my balance",
+           "i lost my card please block it", "why was i charged a fee", "top up my account",
+           "change my pin number", "the atm kept my card", "cancel a pending payment",
+           "how long does a transfer take", "verify my identity", "exchange rate for euros"]
+
+
+def banking_frame(n: int, seed: int = 0) -> pd.DataFrame:
+    """Off-domain texts for drift tests: short banking requests, numbered."""
+    rng = random.Random(seed)
+    tail = ["", " please", " today", " asap", " thanks", " now"]
+    return pd.DataFrame({"text": [rng.choice(BANKING) + rng.choice(tail) + f" #{i}"
+                                  for i in range(n)]})

@@ -112,6 +112,10 @@ def train(
                                              "| ray: data-parallel on Ray Train"),
     workers: int = typer.Option(1, min=1, help="--engine ray: training processes"),
     address: Optional[str] = typer.Option(None, help="--engine ray: auto | ray://HOST:PORT"),
+    unlabeled: Optional[Path] = typer.Option(None, "--unlabeled", help="unlabelled texts (.txt or "
+                                             "a table) for self-training (text classification)"),
+    self_train_option: list[str] = typer.Option([], "--self-train-option", help="KEY=VALUE: "
+                                                "rounds, min_precision, min_support, min_gain"),
     quiet: bool = QuietOpt,
 ):
     """Train a model (any task) and save it as a bundle. Under torchrun, each process runs this
@@ -171,7 +175,16 @@ def train(
     clf.set_params(run_dir=str(run) if run else None)
     train_ds = reader(values["data"])
     valid_ds = reader(values["valid"]) if values.get("valid") else None
-    clf.fit(train_ds, valid=valid_ds, resume=resume)
+    if unlabeled:
+        from .config import validate
+        from .lifecycle import selftrain
+
+        clf = selftrain.self_train(clf, train_ds, valid_ds, selftrain.read_unlabeled(unlabeled),
+                                   validate(selftrain.SelfTrainConfig, _parse_options(self_train_option),
+                                            "self-training"),
+                                   resume=resume)
+    else:
+        clf.fit(train_ds, valid=valid_ds, resume=resume)
     if not distributed.is_main():  # rank 0 saves the bundle
         return
     path = clf.save(values["out"])
@@ -573,6 +586,7 @@ from .apps.assist.cli import app as assist_app  # noqa: E402  (ronghe assist ...
 app.add_typer(assist_app, name="assist")
 from .apps.monitor.cli import app as monitor_app; app.add_typer(monitor_app, name="monitor")  # noqa: E402,E702
 from .apps.recommend.cli import app as recommend_app; app.add_typer(recommend_app, name="recommend")  # noqa: E402,E702
+from .lifecycle.cli import register as _lifecycle; _lifecycle(app)  # noqa: E402,E702  (drift, retrain, adapt-domain)
 
 
 def main() -> None:  # console-script entry point

@@ -19,8 +19,9 @@ messages or logs (``safe_url``).
 from __future__ import annotations
 
 import os
+import re
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from typing import Iterator
 
@@ -31,6 +32,26 @@ SCHEMA_TABLE = "ronghe_schema"
 
 def now() -> datetime:
     return datetime.now(timezone.utc)
+
+
+_SPAN = re.compile(r"^(\d+)\s*([smhdw])$")
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:
+    """'7d', '24h', '30m' (before now) or an ISO 8601 time."""
+    if not text:
+        return None
+    now = now or datetime.now(timezone.utc)
+    m = _SPAN.match(text.strip())
+    if m:
+        return now - timedelta(seconds=int(m[1]) * _UNITS[m[2]])
+    try:
+        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise ConfigError(f"--since {text!r}: give a time like 2026-12-01T00:00Z or a span "
+                          "like 24h, 7d, 30m") from None
+    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
 
 
 def as_url(value: str | os.PathLike) -> str:

@@ -89,37 +89,3 @@ def bot(material):
 def saved(bot, tmp_path_factory):
     """The built assistant as a bundle folder named 'helpdesk'."""
     return bot.save(tmp_path_factory.mktemp("bundles") / "helpdesk")
-
-
-PG_ENV = "RONGHE_TEST_PG_URL"
-
-
-@pytest.fixture(params=["sqlite", "postgresql"])
-def db_url(request, tmp_path):
-    """A fresh database: an SQLite file, or a new PostgreSQL database on the server named by
-    RONGHE_TEST_PG_URL (skipped only where that variable is unset; .ci/run sets it)."""
-    if request.param == "sqlite":
-        yield str(tmp_path / "assist.sqlite")
-        return
-    import os
-    import uuid
-
-    base = os.environ.get(PG_ENV)
-    if not base and os.environ.get("CI"):
-        pytest.fail(f"{PG_ENV} is not set in CI: .ci/run starts PostgreSQL and exports it")
-    if not base:
-        pytest.skip(f"{PG_ENV} is not set (.ci/run starts PostgreSQL and sets it)")
-    import sqlalchemy as sa
-
-    name = f"ronghe_test_{uuid.uuid4().hex[:10]}"
-    admin = sa.create_engine(base, isolation_level="AUTOCOMMIT")
-    with admin.connect() as c:
-        c.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    url = sa.engine.make_url(base).set(database=name).render_as_string(hide_password=False)
-    try:
-        yield url
-    finally:
-        sa.create_engine(url).dispose()
-        with admin.connect() as c:
-            c.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()

@@ -274,7 +274,10 @@ async def submit(svc, request: Request, name: str, model, inputs: list, *, timeo
     model refuses, 500 (logged) if it fails. ``who`` names the model in the messages."""
     try:
         async with asyncio.timeout(timeout_s):
-            return await svc.batcher(name).submit(model, inputs)
+            answer = await svc.batcher(name).submit(model, inputs)
+        if svc.predictions is not None:  # opt-in prediction log (predlog.py), before answering
+            await run_in_threadpool(svc.predictions.write, name, model, inputs, answer[0])
+        return answer
     except QueueFull:
         return error_response(request, 503, "queue_full", f"{who} is at capacity; retry shortly",
                               {"Retry-After": "1"})
@@ -398,6 +401,12 @@ class Service:
         self._loading: asyncio.Future | None = None
         # paths added by applications: (regex, endpoint, model name or None, open without key)
         self.extra_paths: list[tuple[re.Pattern, str, str | None, bool]] = []
+        self.predictions = None
+        if config.prediction_log:
+            from .predlog import PredictionLog
+
+            self.predictions = PredictionLog(config.prediction_log,
+                                             with_text=config.prediction_log_text)
 
     def add_path(self, pattern: str, endpoint: str, model: str | None = None,
                  open_: bool = False) -> None:
@@ -465,6 +474,8 @@ class Service:
                                for b in self.batchers.values()))
         self.registry.stop_watcher()
         self.request_log.close()
+        if self.predictions is not None:
+            self.predictions.close()
 
 
 # -- the middleware -----------------------------------------------------------------------------

@@ -72,6 +72,12 @@ class ServeConfig(BaseModel):
     log_inputs: bool = Field(False, description="add the (PII-masked) inputs to the request log")
     shutdown_timeout_s: float = Field(30.0, ge=0, description="grace period for in-flight requests")
 
+    # prediction log (predlog.py): off unless a database is given
+    prediction_log: str | None = Field(None, description="database (file path or URL) where "
+                                       "every text prediction is logged, for ronghe drift "
+                                       "--from-db")
+    prediction_log_text: bool = Field(False, description="also log each input text, masked")
+
     @field_validator("request_log")
     @classmethod
     def _log_off(cls, v):

@@ -3,34 +3,13 @@
 
 from __future__ import annotations
 
-import re
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
 
-from ...errors import ConfigError
+from ...store import parse_since  # noqa: F401  (monitor/cli.py imports it from here)
 from . import queries
 from .charts import STYLE, key_chart
-
-_REL = re.compile(r"^(\d+)\s*([smhdw])$")
-_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-def parse_since(text: str | None, now: datetime | None = None) -> datetime | None:
-    """'7d', '24h', '30m' (before now) or an ISO 8601 time."""
-    if not text:
-        return None
-    now = now or datetime.now(timezone.utc)
-    m = _REL.match(text.strip())
-    if m:
-        return now - timedelta(seconds=int(m[1]) * _UNITS[m[2]])
-    try:
-        t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
-    except ValueError:
-        raise ConfigError(f"--since {text!r}: give a time like 2026-12-01T00:00Z or a span "
-                          "like 24h, 7d, 30m") from None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
 
 def build(store, rules: list[str] | None, *, since: datetime | None = None, bucket_s: int = 3600,
           max_keys: int = 12) -> str:
