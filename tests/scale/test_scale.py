@@ -24,10 +24,10 @@ from ronghe.cli import app
 SRC = Path(__file__).resolve().parents[2] / "src"
 
 
-# Ray's worker processes inherit the environment of the raylet this process starts: set there
-# (not as a runtime_env, which would keep Ray from reusing its pre-started workers for the
-# actors); Ray Train's controller polls its workers every 0.2 s instead of 2 s and starts no
-# preemption watcher (one process less) - test speed only, the training is the same.
+# Ray's worker processes inherit the environment of the raylet this process starts, so it is set
+# there (a job runtime_env gives the job's workers an environment of their own); Ray Train's
+# controller polls its workers every 0.2 s instead of 2 s and starts no preemption watcher (one
+# process less) - test speed only, the training is the same.
 RAY_ENV = {"OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false",
            "RAY_TRAIN_HEALTH_CHECK_INTERVAL_S": "0.2", "RAY_TRAIN_ENABLE_PREEMPTION_WATCHER": "0"}
 
