@@ -301,6 +301,10 @@ def tune(
     text_col: Optional[str] = typer.Option(None, help=_text_col_help("text")),
     label_col: Optional[str] = typer.Option(None, help=_text_col_help("label")),
     option: list[str] = typer.Option([], "--option", help="fixed strategy option KEY=VALUE"),
+    engine: str = typer.Option("local", help="local | ray: trials in parallel with Ray Tune "
+                                             "(Optuna sampler, ASHA stopping)"),
+    concurrent: int = typer.Option(2, min=1, help="--engine ray: trials at a time"),
+    address: Optional[str] = typer.Option(None, help="--engine ray: auto | ray://HOST:PORT"),
     quiet: bool = QuietOpt,
 ):
     """Search hyper-parameters with Optuna (TPE, median pruning); writes STUDY_DIR/best.yaml."""
@@ -319,9 +323,19 @@ def tune(
         if value:
             paths[key] = value
     paths["task"] = spec.cli_name
-    study = run_tune(read(data), strategy=strategy or spec.default_strategy, task=spec.name,
-                     study_dir=study_dir, trials=trials, timeout=timeout,
-                     valid=read(valid) if valid else None, base=base, seed=seed, data_paths=paths)
+    given = dict(strategy=strategy or spec.default_strategy, task=spec.name, study_dir=study_dir,
+                 trials=trials, timeout=timeout, valid=read(valid) if valid else None, base=base,
+                 seed=seed, data_paths=paths)
+    if engine == "ray":  # Ray Tune (scale/tune.py)
+        from .scale.tune import tune_on_ray
+
+        best = tune_on_ray(read(data), **given, concurrent=concurrent, address=address)
+        return _say(quiet, f"[green]best[/] validation {spec.score} {best['value']:.4f} of "
+                           f"{best['trials']} trials on Ray with {best['params']}; config: "
+                           f"{best['best_yaml']}")
+    if engine != "local":
+        raise ConfigError(f"--engine {engine}: use local or ray")
+    study = run_tune(read(data), **given)
     _say(quiet, f"[green]best[/] validation {spec.score} {study.best_value:.4f} with "
                 f"{study.best_params}; config: {study_dir / 'best.yaml'}")
 

@@ -80,48 +80,85 @@ class PruningCallback(Callback):
             raise optuna.TrialPruned(f"pruned at epoch {row['epoch']}")
 
 
+class Problem:
+    """What a study searches: one strategy of a task on fixed train/validation data. Shared by
+    the Optuna loop here and the Ray Tune trials (``scale/tune.py``): the search space, a trial's
+    config and its fit/score are defined once."""
+
+    def __init__(self, train, *, strategy: str, task: str = "text-classification", valid=None,
+                 base: dict | None = None, seed: int = 0):
+        self.spec = spec = tasks.get(task)
+        spaces = SEARCH_SPACES.get(spec.name, {})
+        if strategy not in spaces:
+            raise ConfigError(f"no search space for {spec.cli_name} strategy '{strategy}'; "
+                              f"tunable: {', '.join(spaces) or 'none'}")
+        self.strategy, self.base = strategy, dict(base or {})
+        est_cls = spec.estimator_class()
+        probe = est_cls(strategy=strategy, options=self.base or None)
+        train = probe._as_data(train, role="training data")
+        probe._check_train(train, probe.strategy_class())
+        if valid is None:
+            train, valid = spec.split(train, self.base.get("valid_fraction", 0.1), seed)
+        else:
+            valid = probe._as_data(valid, role="validation data")
+            probe._check_valid(train, valid)
+        self.train, self.valid = train, valid
+
+    @property
+    def space(self) -> Callable[[Any], dict]:
+        return SEARCH_SPACES[self.spec.name][self.strategy]
+
+    @property
+    def study_name(self) -> str:
+        # text studies keep the name they had before tasks, so a study_dir can be continued
+        return (f"ronghe-{self.strategy}" if self.spec.name == tasks.DEFAULT else
+                f"ronghe-{self.spec.cli_name}-{self.strategy}")
+
+    def options(self, trial) -> dict:
+        """The estimator options of a trial (an Optuna trial, or ``FixedTrial(params)``)."""
+        return {**self.base, **_decode(self.space(trial))}
+
+    def fit(self, options: dict, callbacks: list) -> tuple[float, dict]:
+        """Train one trial; its validation score and the summary to keep with it."""
+        clf = self.spec.estimator_class()(strategy=self.strategy, options=options)
+        clf.fit(self.train, valid=self.valid, callbacks=callbacks)
+        attrs = {key: clf.metrics_["valid"][key] for key in self.spec.summary}
+        attrs["train_seconds"] = round(clf.train_seconds_, 2)
+        return clf.metrics_["valid"][self.spec.score], attrs
+
+    def write_best(self, study_dir: Path, params: dict, data_paths: dict | None, *, trials: int,
+                   value: float, number, source) -> Path:
+        """``study_dir/best.yaml``: the best trial's config, trainable by ``ronghe train
+        --config``."""
+        import optuna
+
+        best = {"strategy": self.strategy, **(data_paths or {}),
+                **self.options(optuna.trial.FixedTrial(params))}
+        path = Path(study_dir) / "best.yaml"
+        _write_yaml(path, best, trials=trials, value=value, number=number, source=source,
+                    score=self.spec.score)
+        return path
+
+
 def tune(train, *, strategy: str, study_dir: Path, task: str = "text-classification",
          trials: int = 20, timeout: float | None = None, valid=None, base: dict | None = None,
          seed: int = 0, data_paths: dict | None = None):
     """Run (or continue) a study of one strategy of a task; return it. Writes
     ``study_dir/best.yaml``. Trials are scored by the task's validation score."""
-    try:
-        import optuna
-    except ImportError:
-        raise ConfigError("ronghe tune needs optuna: pip install optuna") from None
-    spec = tasks.get(task)
-    spaces = SEARCH_SPACES.get(spec.name, {})
-    if strategy not in spaces:
-        raise ConfigError(f"no search space for {spec.cli_name} strategy '{strategy}'; "
-                          f"tunable: {', '.join(spaces) or 'none'}")
-    est_cls = spec.estimator_class()
-    base = dict(base or {})
-    probe = est_cls(strategy=strategy, options=base or None)
-    train = probe._as_data(train, role="training data")
-    probe._check_train(train, probe.strategy_class())
-    if valid is None:
-        train, valid = spec.split(train, base.get("valid_fraction", 0.1), seed)
-    else:
-        valid = probe._as_data(valid, role="validation data")
-        probe._check_valid(train, valid)
+    optuna = require_optuna()
+    problem = Problem(train, strategy=strategy, task=task, valid=valid, base=base, seed=seed)
     study_dir = Path(study_dir)
     study_dir.mkdir(parents=True, exist_ok=True)
     storage = f"sqlite:///{(study_dir / 'study.db').resolve()}"
     study = optuna.create_study(
-        # text studies keep the name they had before tasks, so a study_dir can be continued
-        study_name=f"ronghe-{strategy}" if spec.name == tasks.DEFAULT else
-        f"ronghe-{spec.cli_name}-{strategy}", storage=storage, load_if_exists=True, direction="maximize",
+        study_name=problem.study_name, storage=storage, load_if_exists=True, direction="maximize",
         sampler=optuna.samplers.TPESampler(seed=seed),
         pruner=optuna.pruners.MedianPruner(n_startup_trials=3, n_warmup_steps=1))
 
     def objective(trial) -> float:
-        params = {**base, **_decode(spaces[strategy](trial))}
-        clf = est_cls(strategy=strategy, options=params)
-        clf.fit(train, valid=valid, callbacks=[PruningCallback(trial)])
-        score = clf.metrics_["valid"][spec.score]
-        for key in spec.summary:
-            trial.set_user_attr(key, clf.metrics_["valid"][key])
-        trial.set_user_attr("train_seconds", round(clf.train_seconds_, 2))
+        score, attrs = problem.fit(problem.options(trial), [PruningCallback(trial)])
+        for key, value in attrs.items():
+            trial.set_user_attr(key, value)
         return score
 
     done = len([t for t in study.trials if t.state.is_finished()])
@@ -131,18 +168,28 @@ def tune(train, *, strategy: str, study_dir: Path, task: str = "text-classificat
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if not complete:
         raise ConfigError("no trial completed; raise --timeout or --trials")
-    best = {"strategy": strategy, **(data_paths or {}), **base,
-            **_decode(spaces[strategy](optuna.trial.FixedTrial(study.best_params)))}
-    _write_yaml(study_dir / "best.yaml", best, study, spec.score)
+    problem.write_best(study_dir, study.best_params, data_paths, trials=len(study.trials),
+                       value=study.best_value, number=study.best_trial.number,
+                       source=study_dir / "study.db")
     return study
 
 
-def _write_yaml(path: Path, config: dict, study, score: str = "macro_f1") -> None:
+def require_optuna():
+    try:
+        import optuna
+    except ImportError:
+        raise ConfigError("ronghe tune needs optuna: pip install optuna") from None
+    return optuna
+
+
+def _write_yaml(path: Path, config: dict, *, trials: int, value: float, number, source,
+                score: str = "macro_f1") -> None:
     import yaml
 
-    header = (f"# best of {len(study.trials)} trials in {path.parent / 'study.db'}: validation "
-              f"{score.replace('macro_f1', 'macro-F1')} {study.best_value:.4f} (trial "
-              f"{study.best_trial.number})\n"
+    header = (f"# best of {trials} trials in {source}: validation "
+              f"{score.replace('macro_f1', 'macro-F1')} {value:.4f} (trial {number})\n"
               "# train it: ronghe train --config best.yaml --out DIR\n")
     clean = {k: (list(v) if isinstance(v, tuple) else v) for k, v in config.items()}
-    path.write_text(header + yaml.safe_dump(clean, sort_keys=False, allow_unicode=True))
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(header + yaml.safe_dump(clean, sort_keys=False, allow_unicode=True))
+    tmp.replace(path)
