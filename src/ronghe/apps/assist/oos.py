@@ -12,8 +12,8 @@
 * ``combined``: the mean of the other scores, each standardised by its mean and spread on the
   in-scope validation messages. The scores err on different messages (a near-duplicate of a
   training message with a low top probability, a confident classifier far from every training
-  message); on CLINC150 their mean separates better than any one (test AUROC 0.981 against
-  0.967 for the best single score - benchmarks/README.md).
+  message); on CLINC150 their mean separates better than any one (test AUROC 0.980 against
+  0.965 for the best single score - benchmarks/README.md).
 
 ``choose`` keeps the score that does best on validation at its own threshold (AUROC reported
 beside it). The threshold is, by default, the one with the best out-of-scope F1; with
