@@ -412,8 +412,10 @@ def readme(result: dict, quick: bool) -> str:
                                               f"{'kept' if x['kept'] else 'dropped'}"
                                               for x in (r["rounds"] or [])[1:]) or "-",
                                     r["seconds"], r["cpu_seconds"]] for r in st["rows"]]), ""]
-    lines += common.reproduce("flock /tmp/ronghe-bench.lock .venv/bin/python "
-                              "benchmarks/lifecycle.py", NAME, quick)
+    if result.get("aims"):
+        lines += ["### Aims", ""] + [f"- {a}" for a in result["aims"]] + [""]
+    lines += common.reproduce(result.get("command", "flock /tmp/ronghe-bench.lock "
+                                         ".venv/bin/python benchmarks/lifecycle.py"), NAME, quick)
     return "\n".join(lines)
 
 
