@@ -50,8 +50,17 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture
-def slow_clients_server(tmp_path, fake_task):
+@pytest.fixture(params=["httptools", "h11"])
+def slow_clients_server(request, tmp_path, fake_task, monkeypatch):
+    """The same limits over both of uvicorn's HTTP parsers (httptools is the default when it
+    imports; h11 the fallback)."""
+    from ronghe.serving import protocol, server
+
+    if request.param == "httptools":
+        pytest.importorskip("httptools")
+        assert protocol.protocol_class().endswith(":HeaderDeadlineFast")
+    else:
+        monkeypatch.setattr(server, "protocol_class", lambda: "ronghe.serving.protocol:HeaderDeadline")
     m = fake_bundle(tmp_path / "m")
     cfg = config([m], port=free_port(), header_timeout_s=1.0, body_timeout_s=1.0,
                  max_connections=4)

@@ -1,4 +1,4 @@
-"""uvicorn's h11 protocol with a deadline for each request's line and headers.
+"""uvicorn's HTTP protocol with a deadline for each request's line and headers.
 
 uvicorn times out idle keep-alive connections but not a client that sends its headers a byte at
 a time (slowloris): each such connection is held open for as long as the client likes. Here a
@@ -6,6 +6,10 @@ connection must deliver a complete request head within ``header_timeout_s`` of c
 again after each response; otherwise it is closed. The body has its own deadline
 (``body_timeout_s``, in the app's middleware), and the number of connections is bounded by
 uvicorn's ``limit_concurrency`` (``max_connections``).
+
+The deadline is a mixin over uvicorn's two HTTP/1.1 implementations: ``httptools`` (the C
+parser; uvicorn's own choice when it is installed, and in the ``serve`` extra) and ``h11`` (pure
+Python, the fallback); ``protocol_class()`` picks httptools when it imports.
 """
 
 from __future__ import annotations
@@ -17,7 +21,11 @@ from uvicorn.protocols.http.h11_impl import H11Protocol
 ENV = "RONGHE_HEADER_TIMEOUT_S"  # for worker processes, which build their own uvicorn config
 
 
-class HeaderDeadline(H11Protocol):
+class _Deadline:
+    """Closes a connection whose request head is not complete ``header_timeout_s`` after it
+    opened or after the previous response (both protocols keep the current request in
+    ``self.cycle``)."""
+
     def __init__(self, config, *args, **kwargs):
         super().__init__(config, *args, **kwargs)
         self.header_timeout_s = float(getattr(config, "ronghe_header_timeout_s", None)
@@ -55,3 +63,29 @@ class HeaderDeadline(H11Protocol):
     def connection_lost(self, exc) -> None:
         self._disarm()
         super().connection_lost(exc)
+
+
+class HeaderDeadline(_Deadline, H11Protocol):
+    """h11 (pure Python) with the head deadline."""
+
+
+def protocol_class() -> str:
+    """The import path uvicorn should load: httptools with the deadline when available."""
+    try:
+        import httptools  # noqa: F401
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: F401
+    except ImportError:
+        return f"{__name__}:HeaderDeadline"
+    return f"{__name__}:HeaderDeadlineFast"
+
+
+def __getattr__(name: str):
+    if name == "HeaderDeadlineFast":  # defined on first use: httptools is optional
+        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+        cls = type("HeaderDeadlineFast", (_Deadline, HttpToolsProtocol),
+                   {"__doc__": "httptools (C parser) with the head deadline.",
+                    "__module__": __name__})
+        globals()[name] = cls
+        return cls
+    raise AttributeError(name)

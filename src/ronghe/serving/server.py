@@ -24,6 +24,7 @@ from typing import Any, Sequence
 from ..errors import ConfigError
 from .auth import load_keys
 from .config import ServeConfig, build
+from .protocol import protocol_class
 
 CONFIG_ENV = "RONGHE_SERVE_CONFIG"
 
@@ -87,14 +88,13 @@ def app_from_env():
     return create_app(ServeConfig.model_validate_json(raw).for_process())
 
 
-PROTOCOL = "ronghe.serving.protocol:HeaderDeadline"  # h11 with a deadline for request heads
 
 
 def _uvicorn_options(config: ServeConfig) -> dict:
     """uvicorn settings from the serve config (one process or several)."""
     return dict(host=config.host, port=config.port, workers=config.workers, access_log=False,
                 timeout_graceful_shutdown=config.shutdown_timeout_s, server_header=False,
-                lifespan="on", http=PROTOCOL, limit_concurrency=config.max_connections)
+                lifespan="on", http=protocol_class(), limit_concurrency=config.max_connections)
 
 
 def _uvicorn_config(app, config: ServeConfig, **extra):
