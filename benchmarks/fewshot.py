@@ -8,7 +8,7 @@ to three learners, each in a fresh subprocess with 2 pinned threads:
 * ronghe ``frozen`` (mean-pooled MiniLM embeddings + logistic regression) with its defaults;
 * SetFit 1.2 with its default settings (``TrainingArguments()``: batch 16, 1 epoch, pair
   oversampling, CosineSimilarityLoss, logistic-regression head), run by this same file in a
-  separate virtual environment (``benchmarks/.work/setfit-venv``: torch 2.13.0 CPU first, then
+  separate virtual environment (``benchmarks/.work/setfit-venv``: ronghe's torch release first, then
   ``setfit==1.2.*``), offline, with the same MiniLM folder as its sentence-transformers model.
 
 ronghe is called the way a user calls it, ``fit(texts, labels)``: it holds out a stratified 10 %
@@ -97,16 +97,25 @@ def setfit_status() -> dict:
         return {"available": False, "why": f"cannot query the venv: {e.stderr[-500:]}"}
     if "setfit" not in v:
         return {"available": False, "why": "setfit is not installed in the venv", "versions": v}
-    if not v.get("torch", "").startswith("2.13.0"):
-        return {"available": False, "why": f"the venv has torch {v.get('torch')}, not 2.13.0",
-                "versions": v}
+    if v.get("torch") != _torch_version():
+        return {"available": False, "why": f"the venv has torch {v.get('torch')}, not ronghe's "
+                f"{_torch_version()} (run --setup-setfit again)", "versions": v}
     return {"available": True, "versions": v}
+
+
+def _torch_version() -> str:
+    """The torch release ronghe runs on here (the same one goes into SetFit's venv)."""
+    from importlib.metadata import version
+
+    return version("torch")
 
 
 def setup_setfit() -> None:
     subprocess.run(["python3.11", "-m", "venv", str(SETFIT_VENV)], check=True)
     pip = [str(SETFIT_PY), "-m", "pip", "install"]
-    subprocess.run(pip + ["torch==2.13.0"], check=True)  # CPU build first, or pip pulls CUDA
+    # ronghe's torch first (pinned: an unpinned torch pulls the newest CUDA build), so both
+    # learners run the same kernels
+    subprocess.run(pip + [f"torch=={_torch_version().split('+')[0]}"], check=True)
     subprocess.run(pip + ["setfit==1.2.*"], check=True)
     print(json.dumps(setfit_status(), indent=2))
 
