@@ -285,13 +285,14 @@ def readme(result: dict, quick: bool) -> str:
                    if r["rows"].get("classic-gold", {}).get("source") else "") + ". Latency: batch 1 over "
                   f"{lat.get('n_single', '-')} texts, batch 32 over {lat.get('n_batches', '-')} "
                   f"batches, median of {lat.get('rounds', '-')} rounds, {lat.get('threads', '-')} "
-                  f"threads, mean 1-min load while timing {lat.get('load', {}).get('load1_mean', '-')}.",
+                  f"threads, mean 1-min load while timing {lat.get('load', {}).get('load1_mean', '-')}."
+                  + f" Machine: {common.machine_line(r.get('machine') or result['machine'])}.",
                   "", common.md_table(["model", "what", "test acc", "test macro-F1", "acc / teacher",
                                        "train s", "ms @1", "ms @32", "speed-up @1 / @32", "bundle MB"],
                                       rows), "",
                   f"**Student `layers:{cfg['layers']}`: {acc}; {spd}.**" + (f" {cls}." if cls else ""), ""]
     cmd = "python benchmarks/distill.py" + (" --quick" if quick else "")
-    parts += [f"Machine: {common.machine_line(result['machine'])}. Train s of a reused teacher is "
+    parts += ["Each data set's machine is named under its table. Train s of a reused teacher is "
               "from its own run in fusion.py; the student's excludes computing the teacher "
               "logits.", "", "Reproduce (after `python benchmarks/fusion.py`, whose finetune "
               "bundles serve as teachers):", "", "```bash",
@@ -320,11 +321,14 @@ def main() -> None:
         a.epochs = 1
     t0 = time.perf_counter()
     result = json.loads(path.read_text()) if path.exists() else {"datasets": {}}
+    for r in result["datasets"].values():  # rows kept from an earlier run keep that run's machine
+        r.setdefault("machine", result.get("machine"))
     result.update(benchmark=NAME, quick=a.quick, machine=common.machine_info(),
                   config={"epochs": a.epochs, "max_length": a.max_length, "layers": a.layers,
                           "unlabeled": a.unlabeled, "threads": a.threads})
     for name in [s.strip() for s in a.only.split(",") if s.strip()]:
-        result["datasets"][name] = {**run_dataset(name, a), "config": dict(result["config"])}
+        result["datasets"][name] = {**run_dataset(name, a), "config": dict(result["config"]),
+                                    "machine": result["machine"]}
         common.write_json(NAME, result, a.quick)
     common.finish(NAME, result, a, readme, t0)
 
