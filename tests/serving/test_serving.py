@@ -362,15 +362,13 @@ def test_unknown_task_is_refused_naming_the_served_tasks(tmp_path):
         reg.load_all()
 
 
-def test_transformer_batches_run_in_length_sorted_groups_and_keep_order():
+def test_a_micro_batch_reaches_the_model_whole_and_answers_keep_their_order():
+    """The serving model passes the batch on in one call: grouping by length is the strategies'
+    job (``batching.length_grouped_batches``, tested in tests/test_batching.py)."""
     import numpy as np
-
-    class Strategy:
-        uses_backbone = True
 
     class Estimator:  # what text classification's ServingModel needs from a TextClassifier
         classes_ = np.array(["neg", "pos"], dtype=object)
-        strategy_ = Strategy()
         calls: list[list[str]] = []
 
         def predict_proba(self, texts):
@@ -382,10 +380,9 @@ def test_transformer_batches_run_in_length_sorted_groups_and_keep_order():
     model = text_classification.TASK.serving_model(est)
     texts = ["x" * n for n in (40, 3, 17, 50, 1, 9, 33, 2, 25, 12, 8, 44)]
     got = model.predict(texts)
-    assert got == records(est.classes_, Estimator().predict_proba(texts))  # input order kept
-    groups = est.calls[:-1]  # the last call is the reference above
-    assert [len(g) for g in groups] == [8, 4]
-    assert [len(t) for g in groups for t in g] == sorted(len(t) for t in texts)
+    assert est.calls == [texts]
+    assert [r["score"] for r in got] == [round(max(min(n, 50) / 50, 1 - min(n, 50) / 50), 6)
+                                         for n in (40, 3, 17, 50, 1, 9, 33, 2, 25, 12, 8, 44)]
 
 
 # -- micro-batching -----------------------------------------------------------------------------

@@ -108,28 +108,17 @@ def records(classes, proba: np.ndarray) -> list[dict]:
 class ServingModel:
     """``predict(texts)`` -> the records ``ronghe predict`` prints (label, score, probabilities).
 
-    For strategies that run a transformer, a batch is cut into length-sorted groups of
-    ``sub_batch`` texts: a micro-batch of random requests padded to its longest text wastes most
-    of a CPU's time on padding (measured on MiniLM, 2 cores: 32 texts in groups of 4-8 run about
-    twice as fast as in one padded batch). Results come back in input order."""
+    A micro-batch of random requests is passed whole: the strategies cut it into length-sorted
+    groups padded to their own longest text (``batching.length_grouped_batches``)."""
 
     accepts = ("texts",)
-    sub_batch = 8
 
     def __init__(self, estimator):
         self.estimator = estimator
         self.classes = estimator.classes_
-        self.group = bool(getattr(getattr(estimator, "strategy_", None), "uses_backbone", False))
 
     def predict(self, texts: list[str]) -> list[dict]:
-        if not self.group or len(texts) <= self.sub_batch:
-            return records(self.classes, self.estimator.predict_proba(texts))
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        proba = np.empty((len(texts), len(self.classes)))
-        for start in range(0, len(order), self.sub_batch):
-            idx = order[start:start + self.sub_batch]
-            proba[idx] = self.estimator.predict_proba([texts[i] for i in idx])
-        return records(self.classes, proba)
+        return records(self.classes, self.estimator.predict_proba(texts))
 
 
 class ClassificationTask(Task):
