@@ -24,8 +24,8 @@ Usage::
     taskset -c 1 python benchmarks/text_classification.py --part longdoc   # classic, long docs
 
 ``--part longdoc`` is a separate measurement (code in ``benchmarks/classic_longdoc.py``): the
-``classic`` strategy's training stages on ~300-word, 77-class documents made from BANKING77, old
-settings vs today's defaults, plus an accuracy check on SST-2 and BANKING77; it writes
+``classic`` strategy's training stages on ~300-word, 77-class documents made from BANKING77, the
+old code vs today's defaults, plus an accuracy check on SST-2 and BANKING77; it writes
 ``benchmarks/results/classic_longdoc.json`` and the ``classic_longdoc`` README section.
 
 Writes ``benchmarks/results/text_classification.json`` (``...quick.json`` with ``--quick``) and
@@ -658,14 +658,15 @@ def main(argv=None) -> int:
     p.add_argument("--part", choices=("strategies", "longdoc"), default="strategies",
                    help="strategies: the SST-2 comparison (default); longdoc: where classic's "
                         "training time goes on long, many-class documents (1 thread; pin it "
-                        "with taskset), old settings vs today's defaults")
+                        "with taskset), the old code vs today's defaults")
     p.add_argument("--per-class", type=int, default=80,
                    help="longdoc: training documents per BANKING77 intent (default 80)")
     p.add_argument("--words", type=int, default=300, help="longdoc: words per document")
     p.add_argument("--noise", type=float, default=0.7,
                    help="longdoc: share of a document's queries drawn from any intent")
     p.add_argument("--before-ref", default=None,
-                   help="longdoc: also time the source of this git commit with its defaults")
+                   help="longdoc: the git commit timed as `before-code` (default: "
+                        "classic_longdoc.BEFORE_REF, main before the change)")
     p.add_argument("--skip-check", action="store_true",
                    help="longdoc: skip the SST-2 / BANKING77 accuracy check")
     p.add_argument("--worker", nargs=3, metavar=("MODE", "SPEC", "OUT"), help=argparse.SUPPRESS)

@@ -101,7 +101,7 @@ def test_classic_defaults_record_stages_and_round_trip(tmp_path):
     long = make_sentiment(12, 0)
     long["text"] = long["text"] + " " + "padding words here " * 300
     clf = TextClassifier(strategy="classic", options={"char_max_chars": 200}).fit(long)
-    assert clf.config_.C_path == "warm" and clf.config_.char_max_chars == 200
+    assert clf.config_.C_path == "cold" and clf.config_.char_max_chars == 200
     assert TextClassifier(strategy="classic").fit(make_sentiment(8, 0)).strategy_ \
         .tfidf.char_max_chars is None  # off by default
     st = clf.strategy_
