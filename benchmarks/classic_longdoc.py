@@ -326,7 +326,9 @@ def markdown(doc: dict) -> str:
              "`fit` then `transform` per vectoriser); `after` = today's defaults (one "
              "`fit_transform` per vectoriser); `warm-path` = today's code with "
              "`C_path=\"warm\"` (a candidate measured, not a default). 1 thread, pinned with taskset; each run a fresh "
-             f"process; seconds are medians of {doc['reps']} interleaved runs.", "",
+             f"process; "
+             + (f"seconds are medians of {doc['reps']} interleaved runs." if doc["reps"] > 1 else
+                "one run of each (time allowed no more).") + "", "",
              "| stage (s) | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
     for key, label in STAGES:
         vals = [runs[v]["stages_median"].get(key) for v in names]
@@ -358,6 +360,15 @@ def markdown(doc: dict) -> str:
                 f"{d[v]['test_accuracy']:.4f} / {d[v]['train_seconds']:.1f} s / "
                 f"C={d[v]['chosen_C']:g}" for v in names if v in d) + " |")
     m = doc["machine"]
+    lines += ["", "**Notes:** the stage seconds of one run are noisy (the same settings' fits "
+              "differ by up to ~10 s between runs), so compare iterations as well as seconds. "
+              "'Other processes' CPU share' counts the whole 2-core machine: ~50 % means the "
+              "other core was busy (another benchmark) while this run had its pinned core. "
+              "The logistic-regression fits are ~85 % of the time: each lbfgs iteration costs "
+              "about (non-zeros of the matrix) x (classes), and the char n-grams hold most of "
+              "the non-zeros; the options that shrink them were measured to cost accuracy "
+              "(char n-grams on the first 1,000 characters: -2 points; char (3, 5): -0.5 point), "
+              "so they are not defaults."]
     lines += ["", "**Reproduce:**", "", "```bash", doc["command"], "```", "",
               f"**Machine:** /proc/cpuinfo \"{m['cpu_model']}\" (family/model/stepping "
               f"{'/'.join(str(x) for x in m['cpu_family_model_stepping'])}"
