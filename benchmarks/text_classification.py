@@ -21,6 +21,12 @@ Usage::
     python benchmarks/text_classification.py                 # full run (~40-60 min on 2 cores)
     python benchmarks/text_classification.py --quick         # smoke run, small sizes
     python benchmarks/text_classification.py --only frozen,finetune
+    taskset -c 1 python benchmarks/text_classification.py --part longdoc   # classic, long docs
+
+``--part longdoc`` is a separate measurement (code in ``benchmarks/classic_longdoc.py``): the
+``classic`` strategy's training stages on ~300-word, 77-class documents made from BANKING77, the
+old code vs today's defaults, plus an accuracy check on SST-2 and BANKING77; it writes
+``benchmarks/results/classic_longdoc.json`` and the ``classic_longdoc`` README section.
 
 Writes ``benchmarks/results/text_classification.json`` (``...quick.json`` with ``--quick``) and
 rewrites the section between ``<!-- text_classification:start -->`` and
@@ -649,11 +655,29 @@ def main(argv=None) -> int:
                         "file) and only re-measure serving: reload, dev score, latency, memory")
     p.add_argument("--machine-label", default="2 cores of a Sapphire Rapids-class Intel Xeon (KVM guest), no GPU",
                    help="human description of the machine for the README")
+    p.add_argument("--part", choices=("strategies", "longdoc"), default="strategies",
+                   help="strategies: the SST-2 comparison (default); longdoc: where classic's "
+                        "training time goes on long, many-class documents (1 thread; pin it "
+                        "with taskset), the old code vs today's defaults")
+    p.add_argument("--per-class", type=int, default=80,
+                   help="longdoc: training documents per BANKING77 intent (default 80)")
+    p.add_argument("--words", type=int, default=300, help="longdoc: words per document")
+    p.add_argument("--noise", type=float, default=0.7,
+                   help="longdoc: share of a document's queries drawn from any intent")
+    p.add_argument("--before-ref", default=None,
+                   help="longdoc: the git commit timed as `before-code` (default: "
+                        "classic_longdoc.BEFORE_REF, main before the change)")
+    p.add_argument("--skip-check", action="store_true",
+                   help="longdoc: skip the SST-2 / BANKING77 accuracy check")
     p.add_argument("--worker", nargs=3, metavar=("MODE", "SPEC", "OUT"), help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.worker:
         worker_main(*args.worker)
         return 0
+    if args.part == "longdoc":
+        import classic_longdoc
+
+        return classic_longdoc.main(args)
 
     t_start = time.perf_counter()
     selected = STRATEGIES
