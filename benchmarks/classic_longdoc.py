@@ -229,6 +229,7 @@ def _median_run(reps: list[dict]) -> dict:
 
 
 def main(args) -> int:
+    import common
     from text_classification import machine_info
 
     t0 = time.perf_counter()
@@ -270,7 +271,7 @@ def main(args) -> int:
                 print(f"[{NAME}] {data} {v}: train {r['train_seconds']:.1f}s "
                       f"acc {r['test_accuracy']:.4f}", flush=True)
     machine = machine_info(1)
-    machine["cpu_flags_all"] = _all_flags()
+    machine["cpu_flags_all"] = common.cpu_flags()
     machine["taskset"] = sorted(os.sched_getaffinity(0))
     doc = {"benchmark": NAME, "date": invocation,
            "command": "taskset -c 1 python benchmarks/text_classification.py --part longdoc"
@@ -288,16 +289,6 @@ def main(args) -> int:
     if args.readme is not False:
         _update_readme(section)
     return 0
-
-
-def _all_flags() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return ""
 
 
 STAGES = [("word_fit", "word fit"), ("word_fit_transform", "word fit_transform"),

@@ -54,6 +54,17 @@ def torch_threads(threads: int = THREADS) -> None:
 
 # ------------------------------------------------------------------------------- machine info
 
+def cpu_flags() -> str:
+    """Every flag /proc/cpuinfo lists for the first CPU (empty where it cannot be read)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return ""
+
+
 def cpu_model() -> str:
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
