@@ -74,8 +74,10 @@ def readme(result: dict, quick: bool) -> str:
         f"{s['accuracy_difference_points']:+.2f} points (bf16 - fp32, mean over runs). "
         f"This CPU {'has' if amx else 'exposes no'} AMX tiles (it has "
         f"{'AVX512-BF16' if 'avx512_bf16' in isa else 'no AVX512-BF16'}), so bf16 is {verdict} "
-        f"here; `precision=\"auto\"` resolves to **{auto}** on this machine and to bf16 on CUDA "
-        "and on AMX CPUs, where bf16 runs on matrix units (not measured: this machine has none).",
+        f"here; `precision=\"auto\"` resolves to **{auto}** on this machine"
+        + (" - the AMX rule measured, the choice confirmed." if amx else
+           " and to bf16 on CUDA and on AMX CPUs, where bf16 runs on matrix units (not measured "
+           "here: this machine has none)."),
         "",
         f"Machine: {common.machine_line(info)}. Mean 1-minute load average during the runs: "
         f"{', '.join(str(r['load']['load1_mean']) for r in result['runs'])} "
