@@ -183,7 +183,7 @@ def readme(result: dict, quick: bool) -> str:
                else f"SetFit could not be run: {sf.get('why')}")
     loads = [r["load"]["load1_mean"] for r in result["runs"]]
     return "\n".join([
-        "## Few-shot: ronghe `contrastive` and `frozen` vs SetFit",
+        "## Few-shot: ronghe `contrastive` and `frozen` vs SetFit" + (f" (`--name {NAME}`: k = {', '.join(map(str, result['ks']))})" if NAME != "fewshot" else ""),
         "",
         common.quick_note(quick, "python benchmarks/fewshot.py") +
         f"SST-2, k examples per class sampled from train (seeds {result['seeds']}; the same sample "
@@ -206,12 +206,14 @@ def readme(result: dict, quick: bool) -> str:
         *common.reproduce(
             "python benchmarks/fewshot.py"
             f"{' --ks ' + ','.join(map(str, result['ks'])) if not quick and result['ks'] != [8, 16, 64] else ''}"
-            f"{' --seeds ' + str(len(result['seeds'])) if not quick and len(result['seeds']) != 5 else ''}",
+            f"{' --seeds ' + str(len(result['seeds'])) if not quick and len(result['seeds']) != 5 else ''}"
+            f"{' --name ' + NAME if NAME != 'fewshot' else ''}",
             NAME, quick, setup=("python benchmarks/fewshot.py --setup-setfit   # once, needs the package index",)),
     ])
 
 
 def main() -> None:
+    global NAME
     ap = common.parser(__doc__, "k = 8, one seed")
     ap.add_argument("--ks", default="8,16,64")
     ap.add_argument("--seeds", type=int, default=5)
@@ -219,7 +221,10 @@ def main() -> None:
     ap.add_argument("--merge", action="store_true",
                     help="keep the saved runs of the learners not run now (same ks and seeds)")
     ap.add_argument("--setup-setfit", action="store_true")
+    ap.add_argument("--name", default=NAME, help="results/README name, e.g. fewshot_small for a "
+                    "partial run (fewer ks) kept beside the full one instead of replacing it")
     a = ap.parse_args()
+    NAME = a.name
     workers = {"setfit": worker_setfit, "ronghe": worker_ronghe}
     if common.handled(a, NAME, readme, workers):
         return
