@@ -5,11 +5,11 @@ strength C is picked from a small grid by validation macro-F1 (a default that ad
 instead of being tuned to one benchmark). The fitted model is stored as ``coef``/``intercept``
 arrays and rebuilt without pickle.
 
-The grid can be walked as a warm-started regularisation path (``path="warm"``, the ``classic``
-strategy's default): one ``LogisticRegression`` with ``warm_start=True`` is refitted with C
+The grid can be walked as a warm-started regularisation path (``path="warm"``, an option of the
+``classic`` strategy, measured no faster there): one ``LogisticRegression`` with ``warm_start=True`` is refitted with C
 increasing, each fit starting from the previous solution. The problem is convex, so every C
-reaches the same optimum as a cold fit (within the solver tolerance) in fewer iterations.
-``path="cold"`` (this function's default, kept for the other strategies) refits from zero for
+reaches the same optimum as a cold fit (within the solver tolerance).
+``path="cold"`` (the default) refits from zero for
 each C. The continuation fits stop at ``tol * WARM_TOL_FACTOR``: lbfgs stops on the size of the
 gradient, and at the previous C's solution the gradient of the new objective is often already
 below the cold fits' ``tol`` (the objective is averaged over the samples), so without a tighter

@@ -9,8 +9,8 @@ batches are formed from texts of similar length and padded only to the longest i
 from __future__ import annotations
 
 import hashlib
-import os
 import math
+import os
 from pathlib import Path
 
 import numpy as np

@@ -69,23 +69,15 @@ class HeaderDeadline(_Deadline, H11Protocol):
     """h11 (pure Python) with the head deadline."""
 
 
+try:  # httptools is optional (the serve extra installs it)
+    from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+except ImportError:
+    HttpToolsProtocol = None
+else:
+    class HeaderDeadlineFast(_Deadline, HttpToolsProtocol):
+        """httptools (C parser) with the head deadline."""
+
+
 def protocol_class() -> str:
     """The import path uvicorn should load: httptools with the deadline when available."""
-    try:
-        import httptools  # noqa: F401
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol  # noqa: F401
-    except ImportError:
-        return f"{__name__}:HeaderDeadline"
-    return f"{__name__}:HeaderDeadlineFast"
-
-
-def __getattr__(name: str):
-    if name == "HeaderDeadlineFast":  # defined on first use: httptools is optional
-        from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
-
-        cls = type("HeaderDeadlineFast", (_Deadline, HttpToolsProtocol),
-                   {"__doc__": "httptools (C parser) with the head deadline.",
-                    "__module__": __name__})
-        globals()[name] = cls
-        return cls
-    raise AttributeError(name)
+    return f"{__name__}:{'HeaderDeadline' if HttpToolsProtocol is None else 'HeaderDeadlineFast'}"

@@ -8,9 +8,8 @@ vectoriser analyses the training texts once (``fit_transform``, not ``fit`` then
 Two measured candidates stay options, off by default: ``C_path="warm"`` (the C grid as a
 warm-started path, see ``ronghe.linear``) needed as many lbfgs iterations as cold fits once its
 continuation fits were held to a tolerance that makes them move, and picked a worse C on SST-2
-20k (0.802 vs 0.809); ``char_max_chars``
-(off by default) lets the char n-grams read only the start of each text (the word n-grams always
-read all of it): the character features of a long text are the bulk of the matrix, but on
+20k (0.802 vs 0.809); ``char_max_chars`` lets the char n-grams read only the start of each text
+(the word n-grams always read all of it): the character features of a long text are the bulk of the matrix, but on
 300-word documents a 1,000-character cap cut the matrix by only 20 % and cost 2 points of
 accuracy, so it is left to the user. ``fit`` records the seconds of each stage in
 ``stage_seconds``.
@@ -33,9 +32,6 @@ from ..config import StrategyConfig
 from .base import Strategy
 
 
-CHAR_MAX_CHARS = None  # measured: a 1,000-character cap cost 2 points on 300-word documents
-
-
 class ClassicConfig(StrategyConfig):
     word_ngrams: tuple[int, int] = (1, 2)
     char_ngrams: tuple[int, int] | None = Field((2, 5), description="None disables char n-grams")
@@ -49,7 +45,7 @@ class ClassicConfig(StrategyConfig):
         "cold", description="warm: one model refitted with C increasing, each fit starting from "
                             "the previous solution; cold: every C fitted from scratch")
     char_max_chars: int | None = Field(
-        CHAR_MAX_CHARS, ge=1, description="char n-grams read at most this many characters of "
+        None, ge=1, description="char n-grams read at most this many characters of "
                                           "each text (None: all, the default); word n-grams "
                                           "read all")
 
@@ -148,14 +144,10 @@ class Classic(Strategy):
         tf_arrays, files, names = self.tfidf.export()
         arrays.update(tf_arrays)
         meta["vectorisers"] = names
-        meta["char_max_chars"] = self.tfidf.char_max_chars
         return State(meta=meta, arrays=arrays, files=files)
 
     @classmethod
     def from_state(cls, config, classes, backbone, reader: BundleReader):
-        if "char_max_chars" not in reader.meta and getattr(config, "char_max_chars", None):
-            # bundles written before the cap existed read the whole text for char n-grams
-            config = config.model_copy(update={"char_max_chars": None})
         self = cls(config, classes, backbone)
         arrays = reader.arrays()
         self.tfidf = TfidfFeatures.from_config(config).restore(arrays, reader,
