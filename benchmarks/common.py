@@ -54,25 +54,24 @@ def torch_threads(threads: int = THREADS) -> None:
 
 # ------------------------------------------------------------------------------- machine info
 
-def cpu_flags() -> str:
-    """Every flag /proc/cpuinfo lists for the first CPU (empty where it cannot be read)."""
+def _cpuinfo(key: str) -> str | None:
+    """The first /proc/cpuinfo line's value for ``key`` (None where it cannot be read)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
+            if line.startswith(key):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return ""
+    return None
+
+
+def cpu_flags() -> str:
+    """Every flag /proc/cpuinfo lists for the first CPU (empty where it cannot be read)."""
+    return _cpuinfo("flags") or ""
 
 
 def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
+    return _cpuinfo("model name") or platform.processor() or "unknown"
 
 
 def cpu_details() -> dict:
