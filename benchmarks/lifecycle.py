@@ -440,7 +440,7 @@ def _load(part: dict) -> str:
         return ""
     start, end = part["load_average"]
     return (f"; run niced, without the benchmark lock (accuracy and rates do not depend on "
-            f"speed; times are on a loaded machine: 1-min load average {start[0]} at the start, "
+            f"speed; times are on a shared machine: 1-min load average {start[0]} at the start, "
             f"{end[0]} at the end, 2 cores)")
 
 
@@ -628,7 +628,13 @@ def aims(result: dict) -> list[str]:
                        "training sentences): drift verdict rate " +
                        "; ".join(parts) + ". Detected in at least 80% of samples from " +
                        ", ".join(f"{_pct(first[n]) if first[n] is not None else 'no share'} "
-                                 f"at {n} texts" for n in sizes) + ".")
+                                 f"at {n} texts" for n in sizes) + ". With p-values alone (no "
+                       f"effect threshold) the MMD flags, at {sizes[-1]} texts, " + ", ".join(
+                           f"{_pct(f)} BANKING77 in "
+                           f"{_pct(rows[('null', f, sizes[-1])]['rates']['p_only_mmd'])}"
+                           for f in shares if ("null", f, sizes[-1]) in rows) +
+                       " of samples (the control: "
+                       f"{_pct(rows[('null', 0.0, sizes[-1])]['rates']['p_only_mmd'])}).")
         else:
             out.append("Detection of BANKING77 on the no-drift base: **not measured**.")
         mixed = [r for r in d["rows"] if r.get("base", "sst") == "sst" and
