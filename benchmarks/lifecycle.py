@@ -711,6 +711,10 @@ def aims(result: dict) -> list[str]:
                        f"{a['process']['wall_seconds']} s, peak {a['peak_rss_mb']} MB; held-out "
                        f"MLM loss {a['mlm_loss_before']} -> {a['mlm_loss_after']}): "
                        + "; ".join(said) + ".")
+        done = {run["dataset"] for run in dp["runs"]}
+        left = [ds for ds in ("banking77", "clinc150") if ds not in done]
+        if left:
+            out.append(f"DAPT on {', '.join(left)}: **not measured** (not run: time).")
     else:
         out.append("DAPT gain (adapt-domain) on scarce labels: **not measured**.")
     loads = [x for p in ("drift", "retrain", "selftrain", "dapt") if p in result
