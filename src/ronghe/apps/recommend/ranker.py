@@ -23,14 +23,25 @@ INCREASING = {"popularity", "popularity_recent", "cooccurrence", "cooccurrence_r
               "text", "text_recent"}
 
 
+def _top(s: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, len(s))
+    return np.argpartition(-s, k - 1)[:k] if 0 < k < len(s) else np.arange(len(s))[:k]
+
+
 def candidates(scores: dict[str, np.ndarray], text_hits: np.ndarray, seen: np.ndarray,
-               per_signal: int) -> np.ndarray:
+               per_signal: int, cold: np.ndarray | None = None, per_cold: int = 0
+               ) -> np.ndarray:
     """The union of each signal's ``per_signal`` best unseen items (the text signal's come from
-    the vector index), in a stable order."""
+    the vector index) and of the ``per_cold`` best unseen ``cold`` items (no interactions) by
+    text and by MF score, in a stable order."""
     n = len(scores["popularity"])
     banned = np.zeros(n, bool)
     banned[seen] = True
     pool = [text_hits[~banned[text_hits]] if len(text_hits) else text_hits]
+    if per_cold and cold is not None and len(cold):
+        cold = cold[~banned[cold]]
+        for name in ("text", "mf"):
+            pool.append(cold[_top(scores[name][cold], per_cold)])
     for name in ("popularity", "cooccurrence", "mf"):
         s = np.where(banned, -np.inf, scores[name])
         k = min(per_signal, n - 1)
