@@ -177,7 +177,7 @@ def test_cold_items_join_the_candidates_by_text_and_mf():
 
 
 def test_the_fitted_ranker_sees_new_items_as_candidates(rec):
-    assert rec.metrics_["ranker"]["cold_holdout_by"] == "newest"
+    assert rec.metrics_["ranker"]["cold_holdout_by"] == "random"  # as asked (conftest)
     new = {rec.item_pos_[f"{t}-new"] for t in ("space", "romance", "cooking", "football")}
     for user in ("u-space-1", "u-cooking-2"):
         cand = set(rec.rank(user)[0].tolist())
@@ -190,3 +190,13 @@ def test_an_unknown_cold_holdout_rule_is_refused():
 
     with pytest.raises(ConfigError, match="cold_holdout_by"):
         Recommender(cold_holdout_by="oldest")
+
+
+def test_new_arrival_places_put_the_best_new_items_at_the_end_of_the_top_10():
+    full = np.r_[np.arange(20, 0, -1.0), 0.5, 0.7, 0.1, -np.inf]  # items 20..22 new, 23 seen
+    cold = np.zeros(24, bool)
+    cold[20:24] = True
+    out = ev._with_new_places(full, cold, 2)
+    order = np.argsort(-out, kind="stable")
+    assert list(order[:10]) == [0, 1, 2, 3, 4, 5, 6, 7, 21, 20]
+    assert list(order[10:12]) == [8, 9] and out[23] == -np.inf and np.isfinite(out[22])

@@ -96,6 +96,8 @@ class Recommender:
                           base["time"].to_numpy(), len(self.user_ids_), len(self.item_ids_), E,
                           cfg)
         hist = _histories(base, len(self.user_ids_))
+        self.feature_names_ = (rk.BASE_FEATURES + [f"item.{c}" for c in self.item_feature_names_]
+                               + [f"user.{c}" for c in self.user_feature_names_])
         groups = []
         for row in target.itertuples(index=False):
             h = hist[row.user]
@@ -103,8 +105,6 @@ class Recommender:
                 continue
             cand, X = self._candidates(sig, row.user, h)
             groups.append((X, (cand == row.item).astype(np.int32)))
-        self.feature_names_ = (rk.BASE_FEATURES + [f"item.{c}" for c in self.item_feature_names_]
-                               + [f"user.{c}" for c in self.user_feature_names_])
         booster, best, report = rk.train(groups, cfg.ranker_valid_users, cfg, self.feature_names_)
         self._set_ranker(booster.model_to_string(num_iteration=best))
         report["cold_holdout_items"] = int(n_cold)
@@ -153,7 +153,15 @@ class Recommender:
         ux = user_x if user_x is not None else (
             self.user_x_[upos] if upos is not None and upos < len(self.user_x_)
             else np.full(len(self.user_feature_names_), np.nan, np.float32))
-        return cand, rk.features(sig, scores, cand, hist, cfg.recent, self.item_x_, ux)
+        if upos is None:
+            recency = np.nan  # an anonymous history: when it happened is unknown
+        elif factor_user is None:
+            recency = 0.0  # a user who has just interacted (after training)
+        else:
+            recency = (sig.t_end - sig.user_last_time[upos]) / sig.span
+        base = [f for f in self.feature_names_ if f in rk.SIGNAL_OF]
+        return cand, rk.features(sig, scores, cand, hist, cfg.recent, self.item_x_, ux,
+                                 recency, base)
 
     def rank(self, user: str | None = None, history: list[str] | None = None):
         """(candidate item positions, ranker scores, features, all signal scores) for a known
