@@ -200,3 +200,9 @@ def test_new_arrival_places_put_the_best_new_items_at_the_end_of_the_top_10():
     order = np.argsort(-out, kind="stable")
     assert list(order[:10]) == [0, 1, 2, 3, 4, 5, 6, 7, 21, 20]
     assert list(order[10:12]) == [8, 9] and out[23] == -np.inf and np.isfinite(out[22])
+    # ties stay ties (the evaluation counts a tie at its average place, never by item order)
+    tied = np.r_[np.full(12, 1.0), 0.5, -np.inf]
+    cold = np.zeros(14, bool)
+    cold[12] = True
+    out = ev._with_new_places(tied, cold, 2)
+    assert len(set(out[:12])) == 1 and out[12] < out[0]

@@ -47,15 +47,21 @@ def _with_new_places(full: np.ndarray, cold: np.ndarray, places: int, k: int = 1
                      ) -> np.ndarray:
     """The fused ranking with ``places`` of the top ``k`` kept for the best-scored items
     without interactions: the ranker's top ``k - places`` come first, then those new items,
-    then the rest in the ranker's order (scores become minus the place; seen items stay -inf)."""
+    then the rest, each group in the ranker's order with its ties kept (seen items: -inf)."""
     ok = np.isfinite(full)
+    if not ok.any():
+        return full.copy()
     new = np.flatnonzero(cold & ok)
     best_new = new[np.argsort(-full[new], kind="stable")[:places]]
-    order = np.argsort(-full, kind="stable")
-    order = order[ok[order] & ~np.isin(order, best_new)]
-    order = np.r_[order[:k - places], best_new, order[k - places:]]
-    out = np.full(len(full), -np.inf)
-    out[order] = -np.arange(len(order), dtype=np.float64)
+    others = ok.copy()
+    others[best_new] = False
+    lo = full[ok].min()
+    span = full[ok].max() - lo + 1.0
+    vals = np.sort(full[others])[::-1]
+    t = vals[min(k - places, len(vals)) - 1] if len(vals) and k > places else np.inf
+    out = np.where(ok, full - lo, -np.inf)  # the rest: [0, span)
+    out[others & (full >= t)] += 3 * span  # the top k - places (all of a tie at the edge)
+    out[best_new] += 2 * span
     return out
 
 
