@@ -6,7 +6,8 @@ Metrics per held-out interaction, averaged: HR@10, NDCG@10, MRR, recall@50; cata
 interaction; ties count at their average place), ``cold_shelf``: the cold test items ranked among the cold items only (a "new
 arrivals" list), and ``history_1``: the same users given only their most recent training
 interaction, as a brand-new user would be. Methods side by side: the fused ranker and each
-signal alone (popularity, co-occurrence, MF, text).
+signal alone (popularity, co-occurrence, MF, text); with ``new_places`` also ``fused+{n}new``,
+the fused top 10 with its last n places kept for the best-scored items without interactions.
 """
 
 from __future__ import annotations
