@@ -177,7 +177,11 @@ def test_cold_items_join_the_candidates_by_text_and_mf():
 
 
 def test_the_fitted_ranker_sees_new_items_as_candidates(rec):
-    assert rec.metrics_["ranker"]["cold_holdout_by"] == "random"  # as asked (conftest)
+    report = rec.metrics_["ranker"]
+    assert report["cold_holdout_by"] == "random"  # as asked (conftest)
+    assert 0 <= report["groups_cold_positive"] <= report["groups_train"] + report["groups_valid"]
+    gain = report["feature_gain_share"]
+    assert list(gain) == rec.feature_names_ and abs(sum(gain.values()) - 1) < 1e-3
     new = {rec.item_pos_[f"{t}-new"] for t in ("space", "romance", "cooking", "football")}
     for user in ("u-space-1", "u-cooking-2"):
         cand = set(rec.rank(user)[0].tolist())

@@ -98,17 +98,22 @@ class Recommender:
         hist = _histories(base, len(self.user_ids_))
         self.feature_names_ = (rk.BASE_FEATURES + [f"item.{c}" for c in self.item_feature_names_]
                                + [f"user.{c}" for c in self.user_feature_names_])
-        groups = []
+        groups, cold_positive = [], 0
         for row in target.itertuples(index=False):
             h = hist[row.user]
             if not len(h):
                 continue
             cand, X = self._candidates(sig, row.user, h)
             groups.append((X, (cand == row.item).astype(np.int32)))
+            cold_positive += bool(sig.counts[row.item] == 0 and (cand == row.item).any())
         booster, best, report = rk.train(groups, cfg.ranker_valid_users, cfg, self.feature_names_)
         self._set_ranker(booster.model_to_string(num_iteration=best))
         report["cold_holdout_items"] = int(n_cold)
         report["cold_holdout_by"] = cfg.cold_holdout_by
+        # users whose held-out item had no interactions and was among their candidates: the
+        # examples the ranker has of how an item without interactions is taken up
+        report["groups_cold_positive"] = int(cold_positive)
+        report["feature_gain_share"] = _gain_share(booster, best, self.feature_names_)
         info("recommender: ranker stopped at %d trees, validation NDCG@10 (among candidates) "
              "%.4f", best, report["valid_ndcg@10"])
         # 3. the signals on everything, for serving
@@ -330,6 +335,12 @@ class Recommender:
         self.notes_ = list(self.data_.get("notes", []))
         self.bundle_path_ = Path(path)
         return self
+
+
+def _gain_share(booster, best: int, names: list[str]) -> dict[str, float]:
+    gain = booster.feature_importance("gain", iteration=best)
+    total = float(gain.sum()) or 1.0
+    return {n: round(float(g) / total, 4) for n, g in zip(names, gain)}
 
 
 def _holdout(base: pd.DataFrame, seen_items: np.ndarray, n: int, by: str,
