@@ -10,12 +10,22 @@ is removed from training; each user's last interaction (by time) is the test int
 be a cold item: that is the cold slice). The recommender is trained with its defaults (its own
 validation split inside the training data; nothing is tuned on the test interactions).
 
+A second, time-aware split per seed (``split_newest``): the cold items are the NEWEST movies
+(the last 15% by first rating), all their ratings removed from training; the same last-rating
+test. Real cold-start items are new ones; a random old movie no one has rated is not. On that
+split also ``fused+2new``: the fused top 10 with its last 2 places kept for the best-scored new
+items (a "new arrivals" policy, measured as a what-if). The recommender's cold-start options
+(``cold_holdout_by``) are compared on validation data inside the time-aware training set
+(``validate``), never on the test ratings.
+
 Methods side by side on the same full rankings: popularity, co-occurrence, MF (implicit ALS),
 text (MiniLM embeddings of the item text), the fused LambdaRank ranker.
-Aims: fused > the best single signal on NDCG@10; cold-start HR@10 >= half the warm HR@10;
+Aims: fused > the best single signal on NDCG@10; cold-start HR@10 >= half the warm HR@10 (both
+splits reported);
 recommendation latency p50 < 20 ms per user.
 
     flock /tmp/ronghe-bench.lock python benchmarks/recommend.py [--seeds 0,1,2] [--quick]
+        [--validate-seed 0|none]
 """
 
 from __future__ import annotations
@@ -31,6 +41,17 @@ common.pin_threads()
 
 NAME = "recommend"
 COLD_SHARE = 0.1
+# the time-aware cold slice: the newest 15% of the movies by first rating (first rated after
+# 1997-12-07; 93 users' last rating is one of them). 10% (after 1998-01-21) leaves only 36 cold
+# test cases, too few to read HR@10 from; the share was chosen from these counts alone.
+NEW_SHARE = 0.15
+# the "new arrivals" what-if on the time-aware slice: places of the top 10 kept for new items
+NEW_PLACES = 2
+# the cold-start options compared on validation data (``validate``); the defaults come from it
+VARIANTS = [{"cold_holdout_by": "newest", "cold_candidates": 20},
+            {"cold_holdout_by": "random", "cold_candidates": 20},
+            {"cold_holdout_by": "newest", "cold_candidates": 100},
+            {"cold_holdout_by": "newest", "cold_candidates": 100, "cold_holdout": 0.2}]
 
 
 def ml100k_dir() -> Path:
@@ -82,6 +103,20 @@ def split(inter, items, seed: int = 0, cold_share: float = COLD_SHARE):
     return train, test, cold
 
 
+def split_newest(inter, share: float = NEW_SHARE):
+    """The time-aware cold split: (train, test, cold item ids, cut time). The cold items are the
+    newest ``share`` of the items by first interaction (they enter the log after the cut);
+    every interaction with them leaves training; each user's last interaction is the test one."""
+    from ronghe.apps.recommend.data import leave_last_out
+
+    first = inter.groupby("item")["time"].min().sort_values(kind="stable")
+    n = int(round(share * len(first)))
+    cold = set(first.index[-n:])
+    train, test = leave_last_out(inter, 1, min_left=1)
+    train = train[~train["item"].isin(cold)].reset_index(drop=True)
+    return train, test, cold, float(first.iloc[-n])
+
+
 def latency(rec, users: list[str], repeats: int = 3) -> dict:
     """Per-user time of ``recommend(user, 10)`` with reasons, one BLAS thread (as served);
     the median over ``repeats`` passes of each percentile."""
@@ -111,9 +146,7 @@ def run_seed(seed: int, quick: bool) -> dict:
 
     inter, items, users = load_ml100k()
     train, test, cold = split(inter, items, seed)
-    if quick:
-        keep = sorted(set(train["user"]))[:150]
-        train, test = train[train.user.isin(keep)], test[test.user.isin(keep)]
+    train, test = _subset(train, test, quick)
     t0 = time.perf_counter()
     rec = Recommender(seed=seed).fit(train, items, users)
     fit_s = time.perf_counter() - t0
@@ -127,12 +160,77 @@ def run_seed(seed: int, quick: bool) -> dict:
     print(f"seed {seed}: fit {fit_s:.0f} s, fused NDCG@10 "
           f"{report['methods']['fused']['all']['ndcg@10']:.4f}, p50 {lat['p50_ms']:.1f} ms",
           flush=True)
-    return {"seed": seed, "fit_seconds": round(fit_s, 1), "train": int(len(train)),
-            "test": int(len(test)), "cold_items": len(cold),
-            "cold_test": int(test["item"].isin(cold).sum()), "ranker": rec.metrics_["ranker"],
-            "methods": report["methods"], "latency": lat, "bandit": bandit,
-            "items_in_candidates_mean": None if quick else float(np.mean(
-                [len(rec.rank(u)[0]) for u in sorted(set(test["user"]))[:100]]))}
+    out = {"seed": seed, "fit_seconds": round(fit_s, 1), "train": int(len(train)),
+           "test": int(len(test)), "cold_items": len(cold),
+           "cold_test": int(test["item"].isin(cold).sum()), "ranker": rec.metrics_["ranker"],
+           "methods": report["methods"], "latency": lat, "bandit": bandit,
+           "items_in_candidates_mean": None if quick else float(np.mean(
+               [len(rec.rank(u)[0]) for u in sorted(set(test["user"]))[:100]]))}
+    del rec
+    out["time_aware"] = run_time_aware(seed, quick, inter, items, users)
+    return out
+
+
+def _subset(train, test, quick):
+    if quick:
+        keep = sorted(set(train["user"]))[:150]
+        train, test = train[train.user.isin(keep)], test[test.user.isin(keep)]
+    return train, test
+
+
+def run_time_aware(seed: int, quick: bool, inter, items, users) -> dict:
+    """The time-aware cold slice: the newest movies are the cold ones (``split_newest``)."""
+    import pandas as pd
+    from threadpoolctl import threadpool_limits
+
+    from ronghe.apps.recommend import Recommender
+    from ronghe.apps.recommend import evaluate as ev
+
+    train, test, cold, cut = split_newest(inter)
+    train, test = _subset(train, test, quick)
+    t0 = time.perf_counter()
+    rec = Recommender(seed=seed).fit(train, items, users)
+    fit_s = time.perf_counter() - t0
+    with threadpool_limits(1, "blas"):
+        report = ev.evaluate(rec, test, history_1=False, new_places=NEW_PLACES)
+    lat = latency(rec, sorted(set(test["user"]))[:300])
+    m = report["methods"]["fused"]
+    print(f"seed {seed} time-aware: fit {fit_s:.0f} s, fused NDCG@10 {m['all']['ndcg@10']:.4f}, "
+          f"HR@10 warm {m['warm']['hr@10']:.4f} cold {m['cold'].get('hr@10', float('nan')):.4f}"
+          f", p50 {lat['p50_ms']:.1f} ms", flush=True)
+    return {"fit_seconds": round(fit_s, 1), "train": int(len(train)), "test": int(len(test)),
+            "cold_items": len(cold), "cold_test": int(test["item"].isin(cold).sum()),
+            "cut": pd.to_datetime(cut, unit="s").isoformat(), "ranker": rec.metrics_["ranker"],
+            "methods": report["methods"], "latency": lat}
+
+
+def validate(seed: int, quick: bool, variants: list[dict]) -> list[dict]:
+    """The recommender's cold-start options compared on VALIDATION data, never the test: inside
+    the time-aware training data, each user's last training interaction is the validation one
+    and the newest 15% of the training movies are the validation cold items."""
+    from threadpoolctl import threadpool_limits
+
+    from ronghe.apps.recommend import Recommender
+    from ronghe.apps.recommend import evaluate as ev
+
+    inter, items, users = load_ml100k()
+    train, _, _, _ = split_newest(inter)
+    vtrain, vtest, vcold, cut = split_newest(train)
+    vtrain, vtest = _subset(vtrain, vtest, quick)
+    out = []
+    for v in variants:
+        rec = Recommender(seed=seed, **v).fit(vtrain, items, users)
+        with threadpool_limits(1, "blas"):
+            r = ev.evaluate(rec, vtest, history_1=False)["methods"]
+        row = {"seed": seed, "options": v, "valid_cold_items": len(vcold),
+               "fused": {s: r["fused"][s] for s in ("all", "warm", "cold")},
+               "best_single_ndcg@10": max(r[m]["all"]["ndcg@10"]
+                                          for m in ("popularity", "cooccurrence", "mf", "text"))}
+        print(f"validation {v}: NDCG@10 {row['fused']['all']['ndcg@10']:.4f}, HR@10 warm "
+              f"{row['fused']['warm']['hr@10']:.4f} cold "
+              f"{row['fused']['cold'].get('hr@10', float('nan')):.4f}", flush=True)
+        out.append(row)
+    return out
 
 
 def aggregate(runs: list[dict]) -> dict:
@@ -141,7 +239,7 @@ def aggregate(runs: list[dict]) -> dict:
     from ronghe.apps.recommend.evaluate import METHODS, METRICS
 
     out = {}
-    for m in METHODS:
+    for m in [*METHODS, *(k for k in runs[0]["methods"] if k not in METHODS)]:
         out[m] = {}
         for s in runs[0]["methods"][m]:
             vals = {k: [r["methods"][m][s][k] for r in runs if k in r["methods"][m][s]]
@@ -152,7 +250,7 @@ def aggregate(runs: list[dict]) -> dict:
     return out
 
 
-def aims(mean: dict, runs: list[dict]) -> dict:
+def aims(mean: dict, runs: list[dict], time_aware: dict | None = None) -> dict:
     import numpy as np
 
     singles = {m: mean[m]["all"]["ndcg@10"] for m in ("popularity", "cooccurrence", "mf", "text")}
@@ -161,6 +259,11 @@ def aims(mean: dict, runs: list[dict]) -> dict:
     nan = float("nan")
     warm, cold = mean["fused"]["warm"].get("hr@10", nan), mean["fused"]["cold"].get("hr@10", nan)
     shelf = mean["fused"]["cold_shelf"].get("hr@10", nan)
+    ta = time_aware or {}
+    twarm = ta.get("fused", {}).get("warm", {}).get("hr@10", nan)
+    tcold = ta.get("fused", {}).get("cold", {}).get("hr@10", nan)
+    tsingles = {m: ta[m]["all"]["ndcg@10"] for m in singles} if ta else {}
+    tbest = max(tsingles, key=tsingles.get) if tsingles else None
     p50 = float(np.median([r["latency"]["p50_ms"] for r in runs]))
     wins = sum(r["methods"]["fused"]["all"]["ndcg@10"] > max(
         r["methods"][m]["all"]["ndcg@10"] for m in singles) for r in runs)
@@ -171,12 +274,23 @@ def aims(mean: dict, runs: list[dict]) -> dict:
             "cold_half_of_warm": {"warm_hr@10": warm, "cold_hr@10_full_catalogue": cold,
                                   "cold_hr@10_among_cold_items": shelf,
                                   "met": cold >= 0.5 * warm},
-            "latency_p50_under_20ms": {"p50_ms": p50, "met": p50 < 20}}
+            "cold_half_of_warm_time_aware": {
+                "warm_hr@10": twarm, "cold_hr@10_full_catalogue": tcold,
+                "cold_hr@10_among_cold_items":
+                    ta.get("fused", {}).get("cold_shelf", {}).get("hr@10", nan),
+                "met": bool(tcold >= 0.5 * twarm)},
+            "fused_above_best_single_time_aware": {
+                "fused_ndcg@10": ta["fused"]["all"]["ndcg@10"] if ta else nan,
+                "best_single": tbest, "best_single_ndcg@10": tsingles.get(tbest, nan),
+                "met": bool(ta) and ta["fused"]["all"]["ndcg@10"] > tsingles[tbest]},
+            "latency_p50_under_20ms": {
+                "p50_ms": p50, "met": p50 < 20,
+                "p50_ms_per_seed": [r["latency"]["p50_ms"] for r in runs],
+                "p50_ms_time_aware": [r["time_aware"]["latency"]["p50_ms"] for r in runs
+                                      if "time_aware" in r]}}
 
 
 def readme(r: dict, quick: bool) -> str:
-    from ronghe.apps.recommend.evaluate import METHODS
-
     m, a = r["mean"], r["aims"]
     lines = ["## Recommendation (`recommend.py`, issue 17)", "",
              common.quick_note(quick, "flock /tmp/ronghe-bench.lock python benchmarks/recommend.py"),
@@ -187,12 +301,79 @@ def readme(r: dict, quick: bool) -> str:
              f"each user's last interaction by time is the test one. Full ranking over all "
              f"1,682 movies, seen items excluded; mean over seeds (± std). Machine: "
              f"{common.machine_line(r['machine'])}.", ""]
-    for s, title in (("all", "all test interactions"), ("warm", "warm items"),
-                     ("cold", "cold-start items, ranked in the full catalogue"),
-                     ("cold_shelf", "cold-start items ranked among the cold items only"),
-                     ("history_1", "each user given only their most recent training interaction")):
+    lines += ["### Random cold items (10% of the movies drawn at random)", ""]
+    lines += tables(m, (("all", "all test interactions"), ("warm", "warm items"),
+                        ("cold", "cold-start items, ranked in the full catalogue"),
+                        ("cold_shelf", "cold-start items ranked among the cold items only"),
+                        ("history_1", "each user given only their most recent training "
+                                      "interaction")))
+    ta = r.get("time_aware")
+    if ta:
+        t0 = r["runs"][0]["time_aware"]
+        lines += ["### Time-aware cold items (the newest movies)", "",
+                  f"The cold items are the newest {ta['share']:.0%} of the movies by first "
+                  f"rating ({t0['cold_items']} movies, first rated after {t0['cut'][:10]}), all "
+                  f"their ratings removed from training; each user's last rating is the test "
+                  f"one, as above ({t0['cold_test']} of them are on a cold movie). Real "
+                  f"cold-start items are new ones: this is the slice a catalogue meets. Same "
+                  f"recommender defaults, same seeds.", ""]
+        lines += tables(ta["mean"], (("all", "all test interactions"), ("warm", "warm items"),
+                                     ("cold", "new (cold) items, ranked in the full catalogue"),
+                                     ("cold_shelf", "new items ranked among the new items "
+                                                    "only")))
+        places = [k for k in ta["mean"] if k.startswith("fused+")]
+        if places:
+            x = ta["mean"][places[0]]
+            lines += [f"`{places[0]}` is a what-if policy, not the ranker: the fused top 10 with "
+                      f"its last {places[0][6:-3]} places kept for the new items the ranker "
+                      f"scores best. It buys new items HR@10 {x['cold']['hr@10']:.4f} (the ranker "
+                      f"alone: {ta['mean']['fused']['cold']['hr@10']:.4f}) for warm HR@10 "
+                      f"{x['warm']['hr@10']:.4f} (from {ta['mean']['fused']['warm']['hr@10']:.4f})"
+                      f" and overall NDCG@10 {x['all']['ndcg@10']:.4f} (from "
+                      f"{ta['mean']['fused']['all']['ndcg@10']:.4f}).", ""]
+    if r.get("validation"):
+        lines += validation_lines(r["validation"])
+    f, c, t = a["fused_above_best_single"], a["cold_half_of_warm"], a["latency_p50_under_20ms"]
+    met = {True: "**met**", False: "**missed**"}
+    nan = float("nan")
+    p50s = [(x["latency"]["p50_ms"], x.get("time_aware", {}).get("latency", {}).get("p50_ms", nan))
+            for x in r["runs"]]
+    lines += ["Aims:", "",
+              f"- fused above the best single signal on NDCG@10: {met[f['met']]} "
+              f"({f['fused_ndcg@10']:.4f} vs {f['best_single']} {f['best_single_ndcg@10']:.4f}; "
+              f"fused ahead in {f['seeds_won']} seeds)"
+              + (f"; on the time-aware split {met[a['fused_above_best_single_time_aware']['met']]}"
+                 f" ({a['fused_above_best_single_time_aware']['fused_ndcg@10']:.4f} vs "
+                 f"{a['fused_above_best_single_time_aware']['best_single']} "
+                 f"{a['fused_above_best_single_time_aware']['best_single_ndcg@10']:.4f})."
+                 if "fused_above_best_single_time_aware" in a else "."),
+              f"- cold-start HR@10 at least half the warm HR@10, random cold items: "
+              f"{met[c['met']]} in the full "
+              f"catalogue ({c['cold_hr@10_full_catalogue']:.4f} vs warm {c['warm_hr@10']:.4f}); "
+              f"ranked among the cold items only (a 'new arrivals' list) the cold HR@10 is "
+              f"{c['cold_hr@10_among_cold_items']:.4f}. A random old movie that no one has "
+              f"rated is, by everything the ranker can see, a movie few people watch: an "
+              f"accuracy-seeking ranker rightly keeps it out of a top 10.",
+              *time_aware_aim(a, met, cold_diagnosis(r["runs"])),
+              f"- recommendation latency p50 < 20 ms per user (top 10 with reasons, one BLAS "
+              f"thread): {met[t['met']]} ({t['p50_ms']:.1f} ms, the median of the seeds' p50 "
+              f"{', '.join(f'{x[0]:.1f}' for x in p50s)} ms; on the time-aware models "
+              f"{', '.join(f'{x[1]:.1f}' for x in p50s)} ms; load during the run "
+              f"{r['load']['load1_mean']} mean, so "
+              f"{common.load_note([r['load']['load1_max']])}).", "",
+              "Exploration (`bandit.py`: mabwiser LinUCB, alpha 0.5, over 20 k-means clusters of "
+              "the item text, 2 of 10 places explored, learning online as the replay goes): "
+              + bandit_line(r["runs"]), "",
+              *common.reproduce("flock /tmp/ronghe-bench.lock python benchmarks/recommend.py",
+                                NAME, quick, ("pip install --no-deps recbole",))]
+    return "\n".join(lines)
+
+
+def tables(m: dict, slices) -> list[str]:
+    lines = []
+    for s, title in slices:
         rows = []
-        for meth in METHODS:
+        for meth in m:
             x = m[meth][s]
             if "hr@10" not in x:
                 continue
@@ -202,26 +383,63 @@ def readme(r: dict, quick: bool) -> str:
         lines += [f"**{title}** ({m['fused'][s]['n']:.0f} per seed)", "",
                   common.md_table(["method", "HR@10", "NDCG@10", "MRR", "recall@50",
                                    "coverage@10"], rows), ""]
-    f, c, t = a["fused_above_best_single"], a["cold_half_of_warm"], a["latency_p50_under_20ms"]
-    met = {True: "**met**", False: "**missed**"}
-    lines += ["Aims:", "",
-              f"- fused above the best single signal on NDCG@10: {met[f['met']]} "
-              f"({f['fused_ndcg@10']:.4f} vs {f['best_single']} {f['best_single_ndcg@10']:.4f}; "
-              f"fused ahead in {f['seeds_won']} seeds).",
-              f"- cold-start HR@10 at least half the warm HR@10: {met[c['met']]} in the full "
-              f"catalogue ({c['cold_hr@10_full_catalogue']:.4f} vs warm {c['warm_hr@10']:.4f}); "
-              f"ranked among the cold items only (a 'new arrivals' list) the cold HR@10 is "
-              f"{c['cold_hr@10_among_cold_items']:.4f}.",
-              f"- recommendation latency p50 < 20 ms per user (top 10 with reasons, one BLAS "
-              f"thread): {met[t['met']]} ({t['p50_ms']:.1f} ms; load during the run "
-              f"{r['load']['load1_mean']} mean, so "
-              f"{common.load_note([r['load']['load1_max']])}).", "",
-              "Exploration (`bandit.py`: mabwiser LinUCB, alpha 0.5, over 20 k-means clusters of "
-              "the item text, 2 of 10 places explored, learning online as the replay goes): "
-              + bandit_line(r["runs"]), "",
-              *common.reproduce("flock /tmp/ronghe-bench.lock python benchmarks/recommend.py",
-                                NAME, quick, ("pip install --no-deps recbole",))]
-    return "\n".join(lines)
+    return lines
+
+
+def validation_lines(val: list[dict]) -> list[str]:
+    rows = [[v["options"]["cold_holdout_by"], v["options"].get("cold_holdout", 0.1),
+             v["options"]["cold_candidates"],
+             f"{v['fused']['all']['ndcg@10']:.4f}", f"{v['fused']['warm']['hr@10']:.4f}",
+             f"{v['fused']['cold'].get('hr@10', float('nan')):.4f}",
+             f"{v['best_single_ndcg@10']:.4f}"] for v in val]
+    return [f"**Choosing the cold-start options on validation data** (seed {val[0]['seed']}; "
+            f"inside the time-aware training data each user's last training rating is the "
+            f"validation one and the newest 15% of the training movies "
+            f"({val[0]['valid_cold_items']}) are cold; no test rating is used; "
+            f"{val[0]['fused']['cold']['n']} validation cases are on a cold movie). The "
+            f"defaults are the row with the best validation NDCG@10 over all cases.", "",
+            common.md_table(["cold_holdout_by", "cold_holdout", "cold_candidates", "NDCG@10 all",
+                             "HR@10 warm",
+                             "HR@10 cold", "best single NDCG@10"], rows), ""]
+
+
+def time_aware_aim(a: dict, met: dict, diag: str | None = None) -> list[str]:
+    c = a.get("cold_half_of_warm_time_aware")
+    if not c:
+        return []
+    return [f"- cold-start HR@10 at least half the warm HR@10, time-aware cold items (the "
+            f"newest movies): {met[c['met']]} in the full catalogue "
+            f"({c['cold_hr@10_full_catalogue']:.4f} vs warm {c['warm_hr@10']:.4f}; half is "
+            f"{0.5 * c['warm_hr@10']:.4f}); among the new items only "
+            f"{c['cold_hr@10_among_cold_items']:.4f}." + (diag or "")]
+
+
+def cold_diagnosis(runs: list[dict]) -> str | None:
+    """Why the ranker keeps new items out of the top 10: how many examples of a new item being
+    taken up its training data held, and what it leaned on."""
+    import numpy as np
+
+    reps = [r["time_aware"]["ranker"] for r in runs if "time_aware" in r]
+    if not reps or "groups_cold_positive" not in reps[0]:
+        return None
+    n = [x["groups_cold_positive"] for x in reps]
+    total = [x["groups_train"] + x["groups_valid"] for x in reps]
+    gain = {k: float(np.mean([x["feature_gain_share"][k] for x in reps]))
+            for k in reps[0]["feature_gain_share"]}
+    top = sorted(gain.items(), key=lambda kv: -kv[1])[:4]
+    return (f" Why: with the newest {reps[0]['cold_holdout_items']} training movies hidden, the "
+            f"ranker's training data held only {', '.join(map(str, n))} users (of "
+            f"{', '.join(map(str, total))} with a positive candidate, per seed) whose held-out "
+            f"movie was new and among their candidates - too few examples to learn which new "
+            f"movie a user takes up; is_cold carries {gain.get('is_cold', 0):.1%} of the "
+            f"ranker's gain, user_recency {gain.get('user_recency', 0):.1%}, item.year "
+            f"{gain.get('item.year', 0):.1%} (largest: "
+            f"{', '.join(f'{k} {v:.1%}' for k, v in top)}). Without a single interaction, "
+            f"a hot new release and an obscure one look alike (title, genres, year); the "
+            f"new items the test users took are few titles (Titanic, Good Will Hunting, The Big "
+            f"Lebowski, Jackie Brown ...), which an item's first clicks would reveal at once "
+            f"(from then on it is warm). More cold candidates (100) or a larger hold-out (20%) "
+            f"did not help on validation (table above).")
 
 
 def bandit_line(runs: list[dict]) -> str:
@@ -244,6 +462,8 @@ def bandit_line(runs: list[dict]) -> str:
 def main() -> None:
     ap = common.parser(__doc__)
     ap.add_argument("--seeds", default="0,1,2")
+    ap.add_argument("--validate-seed", default="0", help="seed of the validation comparison "
+                    "of the cold-start options ('none': skip it)")
     args = ap.parse_args()
     if common.handled(args, NAME, readme):
         return
@@ -252,8 +472,13 @@ def main() -> None:
     result = {"machine": common.machine_info()}
     with common.LoadMonitor(10) as mon:
         runs = [run_seed(int(s), args.quick) for s in args.seeds.split(",")]
-    result.update({"runs": runs, "mean": aggregate(runs), "load": mon.summary()})
-    result["aims"] = aims(result["mean"], runs)
+        validation = (validate(int(args.validate_seed), args.quick, VARIANTS)
+                      if args.validate_seed != "none" else [])
+    result.update({"runs": runs, "mean": aggregate(runs), "load": mon.summary(),
+                   "time_aware": {"share": NEW_SHARE,
+                                  "mean": aggregate([r["time_aware"] for r in runs])},
+                   "validation": validation})
+    result["aims"] = aims(result["mean"], runs, result["time_aware"]["mean"])
     common.finish(NAME, result, args, readme, t0)
 
 

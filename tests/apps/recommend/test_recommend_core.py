@@ -140,3 +140,73 @@ def test_the_bandit_explores_other_clusters_and_learns_from_clicks(rec, shop):
     report = replay(rec, Explorer(rec, clusters=4, slots=2, dims=4), shop["test"], k=5)
     assert report["events"] == len(shop["test"]) and "replay" in report["estimator"]
     assert 0 <= report["explore_hr@5"] <= 1 and report["ranker_hr@5"] > 0.3
+
+
+def test_the_cold_holdout_hides_the_newest_items_or_a_random_draw():
+    from ronghe.apps.recommend.recommender import _holdout
+
+    # item k first appears at time 10 * k (items 7 and 3 tie at 70: the higher position goes)
+    base = pd.DataFrame({"user": [0, 1, 0, 1, 2, 2, 0, 1, 2],
+                         "item": [5, 5, 1, 2, 7, 3, 4, 0, 6],
+                         "time": [50., 90., 10., 20., 70., 70., 40., 0., 60.]})
+    seen = np.unique(base["item"])
+    rng = np.random.default_rng(0)
+    assert sorted(_holdout(base, seen, 3, "newest", rng)) == [3, 6, 7]
+    assert sorted(_holdout(base, seen, 2, "newest", rng)) == [3, 7]
+    assert len(_holdout(base, seen, 0, "newest", rng)) == 0
+    draws = {tuple(sorted(_holdout(base, seen, 3, "random", np.random.default_rng(s))))
+             for s in range(8)}
+    assert len(draws) > 1 and all(set(d) <= set(seen) for d in draws)
+
+
+def test_cold_items_join_the_candidates_by_text_and_mf():
+    from ronghe.apps.recommend import ranker as rk
+
+    n = 12
+    warm = np.r_[np.arange(8, 0, -1), np.zeros(4)]  # items 0..7 lead every signal
+    scores = {"popularity": warm.copy(), "cooccurrence": warm.copy(), "mf": warm + 3,
+              "text": warm + 1}
+    scores["text"][[9, 10]] = [0.9, 0.1]  # among the cold items 8..11, 9 is the text's best
+    scores["mf"][[11, 8]] = [2.0, 1.0]  # and 11 the MF's, then 8
+    cold = np.array([8, 9, 10, 11])
+    plain = rk.candidates(scores, np.zeros(0, np.int64), np.array([0]), 3)
+    assert not set(plain) & {8, 9}
+    got = rk.candidates(scores, np.zeros(0, np.int64), np.array([0, 11]), 3, cold=cold,
+                        per_cold=1)
+    assert {9, 8} <= set(got) and 0 not in got and 11 not in got  # seen items stay out
+
+
+def test_the_fitted_ranker_sees_new_items_as_candidates(rec):
+    report = rec.metrics_["ranker"]
+    assert report["cold_holdout_by"] == "random"  # as asked (conftest)
+    assert 0 <= report["groups_cold_positive"] <= report["groups_train"] + report["groups_valid"]
+    gain = report["feature_gain_share"]
+    assert list(gain) == rec.feature_names_ and abs(sum(gain.values()) - 1) < 1e-3
+    new = {rec.item_pos_[f"{t}-new"] for t in ("space", "romance", "cooking", "football")}
+    for user in ("u-space-1", "u-cooking-2"):
+        cand = set(rec.rank(user)[0].tolist())
+        assert rec.item_pos_[user.split("-")[1] + "-new"] in cand & new
+
+
+def test_an_unknown_cold_holdout_rule_is_refused():
+    from ronghe.apps.recommend import Recommender
+    from ronghe.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="cold_holdout_by"):
+        Recommender(cold_holdout_by="oldest")
+
+
+def test_new_arrival_places_put_the_best_new_items_at_the_end_of_the_top_10():
+    full = np.r_[np.arange(20, 0, -1.0), 0.5, 0.7, 0.1, -np.inf]  # items 20..22 new, 23 seen
+    cold = np.zeros(24, bool)
+    cold[20:24] = True
+    out = ev._with_new_places(full, cold, 2)
+    order = np.argsort(-out, kind="stable")
+    assert list(order[:10]) == [0, 1, 2, 3, 4, 5, 6, 7, 21, 20]
+    assert list(order[10:12]) == [8, 9] and out[23] == -np.inf and np.isfinite(out[22])
+    # ties stay ties (the evaluation counts a tie at its average place, never by item order)
+    tied = np.r_[np.full(12, 1.0), 0.5, -np.inf]
+    cold = np.zeros(14, bool)
+    cold[12] = True
+    out = ev._with_new_places(tied, cold, 2)
+    assert len(set(out[:12])) == 1 and out[12] < out[0]

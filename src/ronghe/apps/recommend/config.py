@@ -29,6 +29,13 @@ class RecommendConfig(BaseModel):
     cold_holdout: float = Field(0.1, ge=0, lt=0.5, description=(
         "share of items whose interactions are hidden from the signals while the ranker "
         "learns, so it learns to place items known only by their text"))
+    cold_holdout_by: Literal["newest", "random"] = Field("newest", description=(
+        "which items the hold-out hides: the newest (by first interaction: real cold-start "
+        "items are new ones, so the ranker learns how new items are taken up) or a random "
+        "draw"))
+    cold_candidates: int = Field(20, ge=0, le=10_000, description=(
+        "items without interactions added to each user's candidates (the best by text and by "
+        "text-mapped MF score), so the ranker can place a new item in a top list; 0: none"))
     ranker_valid_users: float = Field(0.2, gt=0, lt=0.5, description=(
         "share of users whose held-out interaction validates the ranker (early stopping)"))
     ranker_rounds: int = Field(400, ge=1, le=10_000)

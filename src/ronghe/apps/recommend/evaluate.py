@@ -6,7 +6,8 @@ Metrics per held-out interaction, averaged: HR@10, NDCG@10, MRR, recall@50; cata
 interaction; ties count at their average place), ``cold_shelf``: the cold test items ranked among the cold items only (a "new
 arrivals" list), and ``history_1``: the same users given only their most recent training
 interaction, as a brand-new user would be. Methods side by side: the fused ranker and each
-signal alone (popularity, co-occurrence, MF, text).
+signal alone (popularity, co-occurrence, MF, text); with ``new_places`` also ``fused+{n}new``,
+the fused top 10 with its last n places kept for the best-scored items without interactions.
 """
 
 from __future__ import annotations
@@ -43,7 +44,29 @@ def _summary(ranks: list[int], tops: list[np.ndarray], n_items: int) -> dict:
             "coverage@10": float(cov)}
 
 
-def _method_scores(rec, user=None, history=None) -> dict[str, np.ndarray]:
+def _with_new_places(full: np.ndarray, cold: np.ndarray, places: int, k: int = 10
+                     ) -> np.ndarray:
+    """The fused ranking with ``places`` of the top ``k`` kept for the best-scored items
+    without interactions: the ranker's top ``k - places`` come first, then those new items,
+    then the rest, each group in the ranker's order with its ties kept (seen items: -inf)."""
+    ok = np.isfinite(full)
+    if not ok.any():
+        return full.copy()
+    new = np.flatnonzero(cold & ok)
+    best_new = new[np.argsort(-full[new], kind="stable")[:places]]
+    others = ok.copy()
+    others[best_new] = False
+    lo = full[ok].min()
+    span = full[ok].max() - lo + 1.0
+    vals = np.sort(full[others])[::-1]
+    t = vals[min(k - places, len(vals)) - 1] if len(vals) and k > places else np.inf
+    out = np.where(ok, full - lo, -np.inf)  # the rest: [0, span)
+    out[others & (full >= t)] += 3 * span  # the top k - places (all of a tie at the edge)
+    out[best_new] += 2 * span
+    return out
+
+
+def _method_scores(rec, user=None, history=None, new_places: int = 0) -> dict[str, np.ndarray]:
     full, hist = rec.full_ranking(user, history)
     upos = rec.user_pos_.get(user) if user is not None else None
     factor_user = None if (upos is None or upos in rec.changed_) else upos
@@ -53,11 +76,17 @@ def _method_scores(rec, user=None, history=None) -> dict[str, np.ndarray]:
         s = sig[m].astype(np.float64).copy()
         s[hist] = -np.inf
         out[m] = s
+    if new_places:
+        out[f"fused+{new_places}new"] = _with_new_places(full, rec.signals_.counts == 0,
+                                                         new_places)
     return out
 
 
-def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, progress=None) -> dict:
-    """``test``: user, item (time ignored) rows held out after the training data."""
+def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, new_places: int = 0,
+             progress=None) -> dict:
+    """``test``: user, item (time ignored) rows held out after the training data.
+    ``new_places`` > 0 adds the method ``fused+{n}new``: the fused top 10 with that many places
+    kept for the best-scored items without interactions (a "new arrivals" policy)."""
     unknown_users = sorted(set(test["user"]) - set(rec.user_pos_))
     unknown_items = sorted(set(test["item"]) - set(rec.item_pos_))
     if unknown_items:
@@ -76,15 +105,16 @@ def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, progress=None) 
     n_items = len(rec.item_ids_)
     slices = ("all", "warm", "cold", "cold_shelf") + (("history_1",) if history_1 else ())
     cold_items = counts == 0
-    ranks = {m: {s: [] for s in slices} for m in METHODS}
-    tops = {m: {s: [] for s in slices} for m in METHODS}
+    methods = METHODS + ((f"fused+{new_places}new",) if new_places else ())
+    ranks = {m: {s: [] for s in slices} for m in methods}
+    tops = {m: {s: [] for s in slices} for m in methods}
     latency = []
     groups = list(rows.groupby("user", sort=False))
     for j, (user, g) in enumerate(groups):
         t0 = time.perf_counter()
         rec.recommend(user, 10)
         latency.append((time.perf_counter() - t0) * 1000)
-        views = [("all", _method_scores(rec, user))]
+        views = [("all", _method_scores(rec, user, new_places=new_places))]
         if history_1:
             h = rec.hist_[rec.user_pos_[user]]
             if len(h):
@@ -108,7 +138,7 @@ def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, progress=None) 
             progress(j + 1, len(groups))
     lat = np.asarray(latency) if latency else np.zeros(1)
     return {"methods": {m: {s: _summary(ranks[m][s], tops[m][s], n_items) for s in slices}
-                        for m in METHODS},
+                        for m in methods},
             "test_interactions": int(len(test)), "evaluated": int(len(rows)),
             "unknown_users": len(unknown_users),
             "already_seen": int(seen.sum()),  # can never be hit: seen items are excluded

@@ -15,7 +15,7 @@ SIGNAL_OF = {"popularity": "popularity", "popularity_recent": "popularity",
              "item_age": "recency", "item_last_seen": "recency",
              "cooccurrence": "cooccurrence", "cooccurrence_recent": "cooccurrence",
              "mf": "mf", "text": "text", "text_recent": "text", "is_cold": "text",
-             "history_length": "user"}
+             "history_length": "user", "user_recency": "user"}
 BASE_FEATURES = list(SIGNAL_OF)
 # a higher signal score never makes an item worse: monotone constraints keep the ranker from
 # learning wiggles on sparse regions (where a new item's scores lie) from few users
@@ -23,14 +23,25 @@ INCREASING = {"popularity", "popularity_recent", "cooccurrence", "cooccurrence_r
               "text", "text_recent"}
 
 
+def _top(s: np.ndarray, k: int) -> np.ndarray:
+    k = min(k, len(s))
+    return np.argpartition(-s, k - 1)[:k] if 0 < k < len(s) else np.arange(len(s))[:k]
+
+
 def candidates(scores: dict[str, np.ndarray], text_hits: np.ndarray, seen: np.ndarray,
-               per_signal: int) -> np.ndarray:
+               per_signal: int, cold: np.ndarray | None = None, per_cold: int = 0
+               ) -> np.ndarray:
     """The union of each signal's ``per_signal`` best unseen items (the text signal's come from
-    the vector index), in a stable order."""
+    the vector index) and of the ``per_cold`` best unseen ``cold`` items (no interactions) by
+    text and by MF score, in a stable order."""
     n = len(scores["popularity"])
     banned = np.zeros(n, bool)
     banned[seen] = True
     pool = [text_hits[~banned[text_hits]] if len(text_hits) else text_hits]
+    if per_cold and cold is not None and len(cold):
+        cold = cold[~banned[cold]]
+        for name in ("text", "mf"):
+            pool.append(cold[_top(scores[name][cold], per_cold)])
     for name in ("popularity", "cooccurrence", "mf"):
         s = np.where(banned, -np.inf, scores[name])
         k = min(per_signal, n - 1)
@@ -41,19 +52,28 @@ def candidates(scores: dict[str, np.ndarray], text_hits: np.ndarray, seen: np.nd
 
 
 def features(sig, scores: dict[str, np.ndarray], cand: np.ndarray, hist: np.ndarray,
-             recent: int, item_x: np.ndarray, user_x: np.ndarray) -> np.ndarray:
-    """One row per candidate: BASE_FEATURES, then the item's and the user's tabular columns."""
+             recent: int, item_x: np.ndarray, user_x: np.ndarray, user_recency: float = np.nan,
+             names: list[str] | None = None) -> np.ndarray:
+    """One row per candidate: the base features (``names``, in their order; default
+    BASE_FEATURES), then the item's and the user's tabular columns. ``user_recency``: time
+    since the user's last interaction, as a share of the log's span (NaN: unknown)."""
     span = sig.span
     if len(hist):
         text_recent = (sig.E[cand] @ sig.E[hist[-recent:]].T).max(axis=1)
     else:
         text_recent = np.zeros(len(cand), np.float32)
-    cols = [scores["popularity"][cand], np.log1p(sig.recent_counts[cand]),
-            (sig.t_end - sig.first_time[cand]) / span, (sig.t_end - sig.last_time[cand]) / span,
-            scores["cooccurrence"][cand], scores["cooccurrence_recent"][cand], scores["mf"][cand],
-            scores["text"][cand], text_recent, (sig.counts[cand] == 0).astype(np.float32),
-            np.full(len(cand), np.log1p(len(hist)), np.float32)]
-    X = np.column_stack(cols).astype(np.float32)
+    n = len(cand)
+    cols = {"popularity": scores["popularity"][cand],
+            "popularity_recent": np.log1p(sig.recent_counts[cand]),
+            "item_age": (sig.t_end - sig.first_time[cand]) / span,
+            "item_last_seen": (sig.t_end - sig.last_time[cand]) / span,
+            "cooccurrence": scores["cooccurrence"][cand],
+            "cooccurrence_recent": scores["cooccurrence_recent"][cand],
+            "mf": scores["mf"][cand], "text": scores["text"][cand], "text_recent": text_recent,
+            "is_cold": (sig.counts[cand] == 0).astype(np.float32),
+            "history_length": np.full(n, np.log1p(len(hist)), np.float32),
+            "user_recency": np.full(n, user_recency, np.float32)}
+    X = np.column_stack([cols[c] for c in (names or BASE_FEATURES)]).astype(np.float32)
     parts = [X]
     if item_x.shape[1]:
         parts.append(item_x[cand])

@@ -6,7 +6,8 @@ Fitting (time-aware, nothing from a user's future reaches the model that ranks i
 1. every item's text is embedded with the backbone (mean-pooled, unit length);
 2. the ranker's training data: each user's last interaction is held out (``leave_last_out``),
    the signals are fitted on what remains, with ``cold_holdout`` of the items hidden entirely
-   (so the ranker sees positives known only by their text, as a new item will be); each
+   (the newest by first interaction, or a random draw: ``cold_holdout_by``), so the ranker
+   sees positives known only by their text and features, as a new item will be; each
    user's candidates become rows labelled 1 for the held-out item; LambdaRank learns on 80%
    of the users and stops early on the others' NDCG@10;
 3. the signals are fitted again on all the interactions, for serving.
@@ -89,24 +90,30 @@ class Recommender:
         rng = np.random.default_rng(cfg.seed)
         seen_items = np.unique(base["item"].to_numpy())
         n_cold = int(round(cfg.cold_holdout * len(seen_items)))
-        cold = rng.choice(seen_items, n_cold, replace=False) if n_cold else np.zeros(0, np.int64)
+        cold = _holdout(base, seen_items, n_cold, cfg.cold_holdout_by, rng)
         base = base[~base["item"].isin(cold)]
         sig = Signals.fit(base["user"].to_numpy(), base["item"].to_numpy(),
                           base["time"].to_numpy(), len(self.user_ids_), len(self.item_ids_), E,
                           cfg)
         hist = _histories(base, len(self.user_ids_))
-        groups = []
+        self.feature_names_ = (rk.BASE_FEATURES + [f"item.{c}" for c in self.item_feature_names_]
+                               + [f"user.{c}" for c in self.user_feature_names_])
+        groups, cold_positive = [], 0
         for row in target.itertuples(index=False):
             h = hist[row.user]
             if not len(h):
                 continue
             cand, X = self._candidates(sig, row.user, h)
             groups.append((X, (cand == row.item).astype(np.int32)))
-        self.feature_names_ = (rk.BASE_FEATURES + [f"item.{c}" for c in self.item_feature_names_]
-                               + [f"user.{c}" for c in self.user_feature_names_])
+            cold_positive += bool(sig.counts[row.item] == 0 and (cand == row.item).any())
         booster, best, report = rk.train(groups, cfg.ranker_valid_users, cfg, self.feature_names_)
         self._set_ranker(booster.model_to_string(num_iteration=best))
         report["cold_holdout_items"] = int(n_cold)
+        report["cold_holdout_by"] = cfg.cold_holdout_by
+        # users whose held-out item had no interactions and was among their candidates: the
+        # examples the ranker has of how an item without interactions is taken up
+        report["groups_cold_positive"] = int(cold_positive)
+        report["feature_gain_share"] = _gain_share(booster, best, self.feature_names_)
         info("recommender: ranker stopped at %d trees, validation NDCG@10 (among candidates) "
              "%.4f", best, report["valid_ndcg@10"])
         # 3. the signals on everything, for serving
@@ -146,11 +153,20 @@ class Recommender:
             hits = hits[0][hits[0] >= 0]
         else:
             hits = np.zeros(0, np.int64)
-        cand = rk.candidates(scores, hits, hist, cfg.candidates_per_signal)
+        cand = rk.candidates(scores, hits, hist, cfg.candidates_per_signal,
+                             cold=np.flatnonzero(sig.counts == 0), per_cold=cfg.cold_candidates)
         ux = user_x if user_x is not None else (
             self.user_x_[upos] if upos is not None and upos < len(self.user_x_)
             else np.full(len(self.user_feature_names_), np.nan, np.float32))
-        return cand, rk.features(sig, scores, cand, hist, cfg.recent, self.item_x_, ux)
+        if upos is None:
+            recency = np.nan  # an anonymous history: when it happened is unknown
+        elif factor_user is None:
+            recency = 0.0  # a user who has just interacted (after training)
+        else:
+            recency = (sig.t_end - sig.user_last_time[upos]) / sig.span
+        base = [f for f in self.feature_names_ if f in rk.SIGNAL_OF]
+        return cand, rk.features(sig, scores, cand, hist, cfg.recent, self.item_x_, ux,
+                                 recency, base)
 
     def rank(self, user: str | None = None, history: list[str] | None = None):
         """(candidate item positions, ranker scores, features, all signal scores) for a known
@@ -319,6 +335,25 @@ class Recommender:
         self.notes_ = list(self.data_.get("notes", []))
         self.bundle_path_ = Path(path)
         return self
+
+
+def _gain_share(booster, best: int, names: list[str]) -> dict[str, float]:
+    gain = booster.feature_importance("gain", iteration=best)
+    total = float(gain.sum()) or 1.0
+    return {n: round(float(g) / total, 4) for n, g in zip(names, gain)}
+
+
+def _holdout(base: pd.DataFrame, seen_items: np.ndarray, n: int, by: str,
+             rng: np.random.Generator) -> np.ndarray:
+    """The ``n`` items the ranker's signals do not see: the newest by first interaction
+    (ties: the higher position) or a random draw."""
+    if not n:
+        return np.zeros(0, np.int64)
+    if by == "random":
+        return rng.choice(seen_items, n, replace=False)
+    first = base.groupby("item")["time"].min()
+    order = np.lexsort((first.index.to_numpy(), first.to_numpy()))
+    return first.index.to_numpy()[order[-n:]].astype(np.int64)
 
 
 def _histories(frame: pd.DataFrame, n_users: int) -> list[np.ndarray]:

@@ -11,6 +11,9 @@ history:
                    recency-weighted mean of the history's embeddings), candidates found with
                    ``ronghe.search.VectorIndex`` (faiss); also the best match to a recent item.
 
+Each user's last interaction time is kept too: how long ago a user was last active tells the
+ranker whether they are around when new items arrive (``user_recency``).
+
 ``Signals`` holds plain arrays only, so it is saved as safetensors and loaded without pickle.
 """
 
@@ -68,7 +71,8 @@ class Signals:
     """Fitted on (user, item, time) positions; ``scores(history)`` for one user."""
 
     ARRAYS = ("counts", "recent_counts", "first_time", "last_time", "item_factors",
-              "user_factors", "text_map", "cooc_indptr", "cooc_indices", "cooc_data")
+              "user_factors", "text_map", "cooc_indptr", "cooc_indices", "cooc_data",
+              "user_last_time")
 
     @classmethod
     def fit(cls, users: np.ndarray, items: np.ndarray, times: np.ndarray, n_users: int,
@@ -84,9 +88,11 @@ class Signals:
         self.recent_counts = np.bincount(items[recent], minlength=n_items).astype(np.float32)
         self.first_time = np.full(n_items, np.nan, np.float64)
         self.last_time = np.full(n_items, np.nan, np.float64)
+        self.user_last_time = np.full(n_users, np.nan, np.float64)
         if len(items):
             np.fmin.at(self.first_time, items, times)
             np.fmax.at(self.last_time, items, times)
+            np.fmax.at(self.user_last_time, users, times)
         X = sp.csr_matrix((np.ones(len(items), np.float32), (users, items)),
                           shape=(n_users, n_items))
         X.data[:] = 1.0  # duplicates summed by the constructor: back to "interacted"
@@ -180,7 +186,8 @@ def to_arrays(s: Signals) -> tuple[dict[str, np.ndarray], dict]:
               "last_time": s.last_time, "item_factors": s.item_factors,
               "user_factors": s.user_factors, "text_map": s.text_map,
               "cooc_indptr": s.cooc.indptr.astype(np.int64),
-              "cooc_indices": s.cooc.indices.astype(np.int64), "cooc_data": s.cooc.data}
+              "cooc_indices": s.cooc.indices.astype(np.int64), "cooc_data": s.cooc.data,
+              "user_last_time": s.user_last_time}
     meta = {"t_start": s.t_start, "t_end": s.t_end, "span": s.span, "mf_kind": s.mf_kind,
             "reg": s.reg, "alpha": s.alpha}
     return {f"signals.{k}": v for k, v in arrays.items()}, meta
@@ -192,6 +199,8 @@ def from_arrays(arrays: dict, meta: dict, E: np.ndarray, cfg) -> Signals:
     for k in ("counts", "recent_counts", "first_time", "last_time", "item_factors",
               "user_factors", "text_map"):
         setattr(s, k, a[k])
+    # bundles from before the user recency feature: unknown (their ranker does not use it)
+    s.user_last_time = a.get("user_last_time", np.full(len(s.user_factors), np.nan))
     n = len(a["counts"])
     s.cooc = sp.csr_matrix((a["cooc_data"], a["cooc_indices"], a["cooc_indptr"]), shape=(n, n))
     for k, v in meta.items():
