@@ -100,7 +100,8 @@ def train(
     option: list[str] = typer.Option([], "--option", help="strategy option KEY=VALUE (repeatable)"),
     config: Optional[Path] = typer.Option(None, help="YAML/TOML/JSON file with any of these options"),
     task: Optional[str] = typer.Option(None, help=_task_help() + " [default: text]"),
-    crf: bool = typer.Option(False, "--crf", help="ner finetune: decode with a jointly trained CRF layer"),
+    crf: Optional[bool] = typer.Option(None, "--crf/--no-crf", help="ner finetune/lora: decode "
+                                       "with a jointly trained CRF layer (default) or a softmax"),
     skip_bad_images: bool = typer.Option(False, "--skip-bad-images",
                                          help="image: leave out files that do not decode (listed "
                                               "in the report) instead of stopping"),
@@ -149,7 +150,7 @@ def train(
                  batch_size=batch_size, learning_rate=learning_rate, max_length=max_length, seed=seed,
                  valid_fraction=valid_fraction, device=device, precision=precision,
                  text_col=text_col, label_col=label_col, run_dir=run_dir,
-                 feature_cols=feature_cols, init_from=init_from, crf=crf or None,
+                 feature_cols=feature_cols, init_from=init_from, crf=crf,
                  skip_bad_images=skip_bad_images or None)
     values.update({k: v for k, v in flags.items() if v is not None})
     if isinstance(values.get("feature_cols"), str):

@@ -50,7 +50,7 @@ def test_collapsed_finetune_is_reported_not_shipped_silently(tmp_path, tiny_bert
     r = runner.invoke(app, ["train", str(DATA / "en_train.conll"), "--task", "ner", "--strategy",
                             "finetune", "--model", tiny_bert, "--epochs", "1", "--learning-rate",
                             "1e-9", "--option", "head_learning_rate=1e-9", "--option",
-                            "head_init=random", "--max-length", "32",
+                            "head_init=random", "--max-length", "32", "--no-crf",
                             "--out", str(tmp_path / "m"), "--quiet"])
     assert r.exit_code == 0, r.output
     out = " ".join(r.output.split())
@@ -60,6 +60,7 @@ def test_collapsed_finetune_is_reported_not_shipped_silently(tmp_path, tiny_bert
     (problem,) = manifest["metrics"]["warnings"]
     assert "validation entity F1 is 0" in problem and "learning rate" in problem
     assert manifest["metrics"]["valid"]["f1"] < ronghe.ner.TokenClassifier.COLLAPSED_F1
+    assert manifest["config"]["crf"] is False  # --no-crf: the softmax head, not the default CRF
 
 
 def test_collapse_rule_names_what_the_tagger_does():

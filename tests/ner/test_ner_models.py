@@ -208,8 +208,10 @@ def test_sentencepiece_space_piece_is_dropped_for_chinese():
 
 @pytest.fixture(scope="module")
 def finetuned(en):
+    """The softmax head (crf=False); the default CRF head has its own test below."""
     train, test = en
-    return TokenClassifier(strategy="finetune", epochs=1, learning_rate=3e-4, **FAST).fit(train, test)
+    return TokenClassifier(strategy="finetune", crf=False, epochs=1, learning_rate=3e-4,
+                           **FAST).fit(train, test)
 
 
 def test_finetune_trains_and_round_trips(finetuned, en, tmp_path):
@@ -244,8 +246,9 @@ def test_sentence_longer_than_max_length_loses_no_token(finetuned):
 
 
 def test_finetune_crf_decodes_valid_sequences_and_round_trips(en, tmp_path):
+    """The CRF head is the default (crf left unset)."""
     train, test = en
-    clf = TokenClassifier(strategy="finetune", crf=True, epochs=1, learning_rate=3e-4,
+    clf = TokenClassifier(strategy="finetune", epochs=1, learning_rate=3e-4,
                           **FAST).fit(train, test)
     assert clf.config_.crf and clf.strategy_.model.crf is not None
     tags = clf.predict_tags(test)

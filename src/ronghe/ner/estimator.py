@@ -1,7 +1,7 @@
 """``TokenClassifier``: named-entity recognition with the same estimator and bundle shape as
 ``TextClassifier``.
 
->>> ner = TokenClassifier(strategy="finetune", model="minilm", crf=True, epochs=3)
+>>> ner = TokenClassifier(strategy="finetune", model="minilm", epochs=3)  # crf=False: softmax
 >>> ner.fit("train.conll", "valid.conll")            # files, Sentences, records or token/tag lists
 >>> ner.predict(["Angela Merkel visited Paris."])     # character spans into each text
 [[{'start': 0, 'end': 13, 'label': 'PER', 'score': 0.98, 'text': 'Angela Merkel', ...}, ...]]
@@ -57,13 +57,13 @@ def as_sentences(X, y=None, *, role: str, scheme: str = "auto", require_tags: bo
 
 class TokenClassifier(Estimator):
     """Named-entity recognition: ``classic`` (CRF on hand-made features), ``finetune`` (backbone +
-    token head, ``crf=True`` for a jointly trained CRF) or ``lora``."""
+    token head decoded by a jointly trained CRF; ``crf=False`` for a softmax head) or ``lora``."""
 
     task = "token-classification"
     not_config = ("strategy", "options", "run_dir", "scheme", "crf")
 
     def __init__(self, strategy: str = "finetune", model: str | None = None, *,
-                 crf: bool = False, epochs: int | None = None, batch_size: int | None = None,
+                 crf: bool | None = None, epochs: int | None = None, batch_size: int | None = None,
                  learning_rate: float | None = None, max_length: int | None = None,
                  stride: int | None = None, scheme: str = "auto", seed: int | None = None,
                  valid_fraction: float | None = None, device: str | None = None,
@@ -74,13 +74,13 @@ class TokenClassifier(Estimator):
     # -- the task's hooks (see ``Estimator``) -------------------------------------------------
 
     def _config_values(self, cls) -> dict[str, Any]:
-        if not self.crf:
+        if self.crf is None:  # the strategy's default (finetune, lora: a CRF layer)
             return {}
         if "crf" not in cls.Config.model_fields:
-            raise ConfigError(f"crf=True applies to the network strategies (finetune, lora); "
+            raise ConfigError(f"crf={self.crf} applies to the network strategies (finetune, lora); "
                               f"'{self.strategy}' " + ("is a CRF already" if self.strategy == "classic"
                                                        else "has no CRF layer"))
-        return {"crf": True}
+        return {"crf": bool(self.crf)}
 
     def _as_data(self, X, y=None, *, role: str, labeled: bool = True) -> Sentences:
         return as_sentences(X, y, role=role, scheme=self.scheme, require_tags=labeled)
