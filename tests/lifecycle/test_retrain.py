@@ -8,10 +8,12 @@ import json
 
 import numpy as np
 import pytest
+import torch
 from typer.testing import CliRunner
 
 from makers import make_sentiment
 from ronghe import TextClassifier, data
+from ronghe.errors import ConfigError
 from ronghe.cli import app
 from ronghe.lifecycle import history, retrain
 
@@ -111,6 +113,46 @@ def test_adapt_domain_anchor_keeps_the_sentence_space(tiny_bert, tmp_path):
         epochs=3, learning_rate=3e-3, anchor=a, head_warmup_steps=10))
         ["embedding_cosine_to_original"] for a in (0.0, 50.0)}
     assert kept[50.0] > kept[0.0] + 0.02, kept
+
+
+def test_adapt_domain_resumes_a_killed_run_exactly(tiny_bert, tmp_path, monkeypatch):
+    """A run killed after its second checkpoint, resumed from the run directory, ends with the
+    same weights as the run that was never interrupted; metrics.csv has the steps."""
+    from safetensors.torch import load_file
+
+    from makers import banking_frame
+    from ronghe.lifecycle import adapt as adapt_mod
+    from ronghe.training import checkpoint
+
+    texts = list(banking_frame(80, seed=3)["text"])
+    cfg = adapt_mod.AdaptConfig(epochs=2, batch_size=8, learning_rate=1e-3, head_warmup_steps=4,
+                                checkpoint_every=3)
+    whole = adapt_mod.adapt(texts, tmp_path / "whole", tiny_bert, cfg, run_dir=tmp_path / "r1")
+    real, saved = checkpoint.save, []
+
+    def killed_after_two(*args, **kw):
+        real(*args, **kw)
+        saved.append(kw["position"]["global_step"])
+        if len(saved) == 2:
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(checkpoint, "save", killed_after_two)
+    with pytest.raises(KeyboardInterrupt):
+        adapt_mod.adapt(texts, tmp_path / "again", tiny_bert, cfg, run_dir=tmp_path / "r2")
+    assert not (tmp_path / "again").exists()  # nothing half-written
+    monkeypatch.setattr(checkpoint, "save", real)
+    again = adapt_mod.adapt(texts, tmp_path / "again", tiny_bert, cfg, run_dir=tmp_path / "r2",
+                            resume=True)
+    assert saved == [3, 6] and again["resumed"] and again["steps"] == whole["steps"] == 18
+    a, b = (load_file(str(tmp_path / d / "model.safetensors")) for d in ("whole", "again"))
+    assert a.keys() == b.keys() and all(torch.allclose(a[k], b[k], atol=1e-6) for k in a)
+    assert again["mlm_loss_after"] == pytest.approx(whole["mlm_loss_after"], abs=1e-5)
+    rows = (tmp_path / "r2" / "metrics.csv").read_text().splitlines()
+    assert rows[0].startswith("kind,epoch,step") and "valid_mlm_loss" in rows[0]
+    assert [r.split(",")[2] for r in rows[1:]] == ["10", "18"]  # every 10 steps + the end
+    with pytest.raises(ConfigError, match="no checkpoint"):
+        adapt_mod.adapt(texts, tmp_path / "x", tiny_bert, cfg, run_dir=tmp_path / "none",
+                        resume=True)
 
 
 def test_adapt_domain_writes_a_backbone_that_trains(tiny_bert, tmp_path):

@@ -242,7 +242,14 @@ def register(app: typer.Typer) -> None:
         epochs: Optional[int] = typer.Option(None, help="passes over the texts (default 1)"),
         learning_rate: Optional[float] = typer.Option(None, help="default 5e-5"),
         option: list[str] = typer.Option([], "--option", "-o", help="KEY=VALUE: batch_size, "
-                                         "max_length, mlm_probability, ..."),
+                                         "max_length, mlm_probability, anchor, "
+                                         "head_warmup_steps, checkpoint_every, ..."),
+        run_dir: Optional[Path] = typer.Option(None, help="checkpoints, metrics.csv, TensorBoard "
+                                               "events (as for train)"),
+        resume: bool = typer.Option(False, "--resume", help="continue from the checkpoint in "
+                                    "--run-dir"),
+        report_to: Optional[str] = typer.Option(None, help="comma-separated: tensorboard, "
+                                                "mlflow, none"),
         quiet: bool = QuietOpt,
     ):
         """Domain-adaptive pretraining: continue the backbone's masked-LM training on unlabelled
@@ -251,14 +258,18 @@ def register(app: typer.Typer) -> None:
         from .selftrain import read_unlabeled
 
         cfg = _config(AdaptConfig, option, epochs=epochs, learning_rate=learning_rate)
-        report = adapt(read_unlabeled(unlabeled), out, model, cfg)
+        trackers = [r.strip() for r in (report_to or "").split(",") if r.strip() not in ("", "none")]
+        report = adapt(read_unlabeled(unlabeled), out, model, cfg, run_dir=run_dir, resume=resume,
+                       report_to=trackers)
         if quiet:
             sys.stdout.write(json.dumps(report) + "\n")
         else:
             commands.console(stderr=False).print(
                 f"[green]wrote[/] {out}: masked-LM loss on held-out texts "
                 f"{report['mlm_loss_before']} -> {report['mlm_loss_after']} "
-                f"({report['steps']} steps, {report['seconds']} s); use it with --model {out}")
+                f"({report['steps']} steps, {report['seconds']} s); sentence embeddings kept "
+                f"{report['embedding_cosine_to_original']} cosine to the original's; use it "
+                f"with --model {out}")
 
 
 def _drift_trigger(champion: Path, out, read, old, old_v, cfg, store, quiet: bool, *,

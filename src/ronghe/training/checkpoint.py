@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, load_model, save_file, save_model
 
 from ..bundle import json_default, swap_into_place
 from ..errors import ConfigError
@@ -52,8 +52,7 @@ def save(run_dir: Path, *, model, optimizer, scheduler, best_state: dict | None,
     run_dir.mkdir(parents=True, exist_ok=True)
     tmp = run_dir / f".{NAME}.tmp-{uuid.uuid4().hex[:6]}"
     tmp.mkdir()
-    save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()},
-              str(tmp / "model.safetensors"))
+    save_model(model, str(tmp / "model.safetensors"), force_contiguous=True)  # tied weights once
     opt_tensors, opt_meta = _optimizer_tensors(optimizer)
     save_file(opt_tensors or {"_empty": torch.zeros(1)}, str(tmp / "optimizer.safetensors"))
     if best_state is not None:
@@ -77,7 +76,7 @@ def load(run_dir: Path, *, model, optimizer, scheduler) -> tuple[dict, dict, dic
     if not (folder / "state.json").exists():
         raise ConfigError(f"--resume: no checkpoint in {folder}; start without --resume")
     state = json.loads((folder / "state.json").read_text())
-    model.load_state_dict(load_file(str(folder / "model.safetensors")))
+    load_model(model, str(folder / "model.safetensors"))
     opt = load_file(str(folder / "optimizer.safetensors"))
     opt.pop("_empty", None)
     _restore_optimizer(optimizer, opt, state["optimizer"])
