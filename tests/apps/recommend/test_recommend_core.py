@@ -13,6 +13,7 @@ from rec_material import topic_of
 from ronghe.apps.recommend import evaluate as ev
 from ronghe.apps.recommend import load
 from ronghe.apps.recommend.data import leave_last_out, read_interactions
+from ronghe.apps.recommend.ranker import with_new_places
 from ronghe.errors import DataError
 
 
@@ -200,13 +201,47 @@ def test_new_arrival_places_put_the_best_new_items_at_the_end_of_the_top_10():
     full = np.r_[np.arange(20, 0, -1.0), 0.5, 0.7, 0.1, -np.inf]  # items 20..22 new, 23 seen
     cold = np.zeros(24, bool)
     cold[20:24] = True
-    out = ev._with_new_places(full, cold, 2)
+    out = with_new_places(full, cold, 2)
     order = np.argsort(-out, kind="stable")
     assert list(order[:10]) == [0, 1, 2, 3, 4, 5, 6, 7, 21, 20]
     assert list(order[10:12]) == [8, 9] and out[23] == -np.inf and np.isfinite(out[22])
-    # ties stay ties (the evaluation counts a tie at its average place, never by item order)
+    # a new item the ranker already placed keeps its place and counts as one of the places
+    cold[3] = True
+    assert (with_new_places(full, cold, 1) == full).all()
+    order = np.argsort(-with_new_places(full, cold, 2), kind="stable")
+    assert list(order[:10]) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 21]
+    # a tie at the edge of the kept top is cut in order (as served: the new item gets its
+    # place); ties inside the top and in the rest stay ties for the evaluation's average place
     tied = np.r_[np.full(12, 1.0), 0.5, -np.inf]
     cold = np.zeros(14, bool)
     cold[12] = True
-    out = ev._with_new_places(tied, cold, 2)
-    assert len(set(out[:12])) == 1 and out[12] < out[0]
+    out = with_new_places(tied, cold, 2)
+    assert list(np.argsort(-out, kind="stable")[:10]) == [*range(9), 12]
+    assert len(set(out[:9])) == 1 and len(set(out[9:12])) == 1 and out[9] < out[12] < out[0]
+
+
+def test_served_lists_keep_places_for_new_items_and_evaluation_measures_the_same(rec, shop):
+    """recommend(new_places=2): at least two items without interactions in the list - those
+    the ranker put there keep their places, the rest come after the ranker's best warm items;
+    the evaluation's fused+2new method is that policy over the whole catalogue."""
+    from ronghe.errors import ConfigError
+
+    user = "u-space-1"
+    plain = rec.recommend(user, 10, reasons=False)
+    placed = rec.recommend(user, 10, reasons=False, new_places=2)
+    have = sum(r["cold"] for r in plain)
+    assert have < 2  # this user's plain list lacks new items (else the policy changes nothing)
+    keep = 10 - (2 - have)
+    assert [r["item"] for r in placed[:keep]] == [r["item"] for r in plain[:keep]]
+    assert sum(r["cold"] for r in placed) == 2 and all(r["cold"] for r in placed[keep:])
+    cand, s, *_ = rec.rank(user)
+    cold = rec.signals_.counts[cand] == 0
+    best_new = [rec.item_ids_[p] for p in cand[cold][np.argsort(-s[cold], kind="stable")]]
+    shown = {r["item"] for r in plain}
+    assert [r["item"] for r in placed[keep:]] == [i for i in best_new if i not in shown][:2 - have]
+    assert rec.recommend(user, 10, reasons=False, new_places=have) == plain
+    with pytest.raises(ConfigError, match="new_places"):
+        rec.recommend(user, 3, new_places=4)
+    report = ev.evaluate(rec, shop["test"], history_1=False, new_places=[2, 1])
+    assert {"fused+1new", "fused+2new"} <= set(report["methods"])
+    assert "| fused+2new |" in ev.markdown(report)

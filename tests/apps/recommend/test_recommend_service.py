@@ -43,6 +43,10 @@ def test_the_recommender_service_end_to_end(saved, db_url):
         assert body["known_user"] and len(body["items"]) == 5
         assert all(i["reasons"] for i in body["items"])
         first = body["items"][0]["item"]
+        placed = c.get("/v1/recommend/u-space-2?k=5&new_places=2").json()["items"]
+        assert sum(i["cold"] for i in placed) >= 2  # the new-arrivals policy, per request
+        r = c.get("/v1/recommend/u-space-2?k=5&new_places=6")
+        assert r.status_code == 422 and "new_places" in r.json()["error"]["message"]
 
         r = c.post("/v1/recommend/similar", json={"text": "a football match in the league"})
         assert r.status_code == 200 and topic_of(r.json()["items"][0]["item"]) == "football"

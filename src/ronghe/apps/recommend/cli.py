@@ -12,6 +12,7 @@ from typing import Optional
 import typer
 
 from ... import commands
+from ...errors import ConfigError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="Recommendation: collaborative signals and item text fused by a learned "
@@ -80,6 +81,9 @@ def evaluate(
                                        "it) [default: RECOMMENDER.eval.json]"),
     user_col: Optional[str] = typer.Option(None), item_col: Optional[str] = typer.Option(None),
     time_col: Optional[str] = typer.Option(None),
+    new_places: str = typer.Option("", "--new-places", help="also measure the 'new arrivals' "
+                                   "policy with this many places of the top 10 kept for items "
+                                   "without interactions; several: 1,2,3"),
     quiet: bool = QuietOpt,
 ):
     """Full-ranking HR@10, NDCG@10, MRR, recall@50, coverage of the fused ranker and of each
@@ -91,13 +95,19 @@ def evaluate(
     from .recommender import load
 
     _file(test, "test")
+    try:
+        places = [int(x) for x in new_places.split(",") if x.strip()]
+    except ValueError:
+        raise ConfigError(f"--new-places {new_places!r}: give numbers of places, e.g. 2 or "
+                          "1,2,3") from None
     rec = load(recommender)
     rows = read_interactions(test, user_col=user_col, item_col=item_col, time_col=time_col)
     with Progress(TextColumn("evaluating"), BarColumn(), TextColumn("{task.completed}/"
                   "{task.total} users"), TimeRemainingColumn(), console=commands.console(),
                   disable=quiet) as bar:
         task = bar.add_task("eval", total=rows["user"].nunique())
-        report = ev.evaluate(rec, rows, progress=lambda i, n: bar.update(task, completed=i))
+        report = ev.evaluate(rec, rows, new_places=places,
+                             progress=lambda i, n: bar.update(task, completed=i))
     paths = ev.write(report, out or Path(str(recommender).rstrip("/") + ".eval.json"))
     if not quiet:
         commands.console(stderr=False).print(ev.markdown(report))

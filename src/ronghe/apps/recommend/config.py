@@ -36,6 +36,10 @@ class RecommendConfig(BaseModel):
     cold_candidates: int = Field(20, ge=0, le=10_000, description=(
         "items without interactions added to each user's candidates (the best by text and by "
         "text-mapped MF score), so the ranker can place a new item in a top list; 0: none"))
+    new_places: int = Field(0, ge=0, le=50, description=(
+        "places of each list kept for the best-ranked items without interactions (a 'new "
+        "arrivals' policy: new items get seen before their first clicks, at a measured cost to "
+        "the warm items' hit rate, see benchmarks/README.md); 0: the ranker's order alone"))
     ranker_valid_users: float = Field(0.2, gt=0, lt=0.5, description=(
         "share of users whose held-out interaction validates the ranker (early stopping)"))
     ranker_rounds: int = Field(400, ge=1, le=10_000)

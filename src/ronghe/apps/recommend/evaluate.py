@@ -20,7 +20,8 @@ import numpy as np
 import pandas as pd
 
 from ...bundle import write_text_atomic
-from ...errors import DataError
+from ...errors import ConfigError, DataError
+from .ranker import with_new_places
 
 METHODS = ("fused", "popularity", "cooccurrence", "mf", "text")
 METRICS = ("hr@10", "ndcg@10", "mrr", "recall@50", "coverage@10")
@@ -44,29 +45,7 @@ def _summary(ranks: list[int], tops: list[np.ndarray], n_items: int) -> dict:
             "coverage@10": float(cov)}
 
 
-def _with_new_places(full: np.ndarray, cold: np.ndarray, places: int, k: int = 10
-                     ) -> np.ndarray:
-    """The fused ranking with ``places`` of the top ``k`` kept for the best-scored items
-    without interactions: the ranker's top ``k - places`` come first, then those new items,
-    then the rest, each group in the ranker's order with its ties kept (seen items: -inf)."""
-    ok = np.isfinite(full)
-    if not ok.any():
-        return full.copy()
-    new = np.flatnonzero(cold & ok)
-    best_new = new[np.argsort(-full[new], kind="stable")[:places]]
-    others = ok.copy()
-    others[best_new] = False
-    lo = full[ok].min()
-    span = full[ok].max() - lo + 1.0
-    vals = np.sort(full[others])[::-1]
-    t = vals[min(k - places, len(vals)) - 1] if len(vals) and k > places else np.inf
-    out = np.where(ok, full - lo, -np.inf)  # the rest: [0, span)
-    out[others & (full >= t)] += 3 * span  # the top k - places (all of a tie at the edge)
-    out[best_new] += 2 * span
-    return out
-
-
-def _method_scores(rec, user=None, history=None, new_places: int = 0) -> dict[str, np.ndarray]:
+def _method_scores(rec, user=None, history=None, new_places=()) -> dict[str, np.ndarray]:
     full, hist = rec.full_ranking(user, history)
     upos = rec.user_pos_.get(user) if user is not None else None
     factor_user = None if (upos is None or upos in rec.changed_) else upos
@@ -76,17 +55,17 @@ def _method_scores(rec, user=None, history=None, new_places: int = 0) -> dict[st
         s = sig[m].astype(np.float64).copy()
         s[hist] = -np.inf
         out[m] = s
-    if new_places:
-        out[f"fused+{new_places}new"] = _with_new_places(full, rec.signals_.counts == 0,
-                                                         new_places)
+    for n in new_places:
+        out[f"fused+{n}new"] = with_new_places(full, rec.signals_.counts == 0, n)
     return out
 
 
-def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, new_places: int = 0,
+def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, new_places=(),
              progress=None) -> dict:
     """``test``: user, item (time ignored) rows held out after the training data.
-    ``new_places`` > 0 adds the method ``fused+{n}new``: the fused top 10 with that many places
-    kept for the best-scored items without interactions (a "new arrivals" policy)."""
+    ``new_places`` (a number or several) adds a method ``fused+{n}new`` per number: the fused
+    top 10 with n places kept for the best-scored items without interactions (the "new
+    arrivals" policy ``Recommender.recommend(new_places=n)`` serves)."""
     unknown_users = sorted(set(test["user"]) - set(rec.user_pos_))
     unknown_items = sorted(set(test["item"]) - set(rec.item_pos_))
     if unknown_items:
@@ -105,7 +84,11 @@ def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, new_places: int
     n_items = len(rec.item_ids_)
     slices = ("all", "warm", "cold", "cold_shelf") + (("history_1",) if history_1 else ())
     cold_items = counts == 0
-    methods = METHODS + ((f"fused+{new_places}new",) if new_places else ())
+    new_places = sorted({int(new_places)} if np.isscalar(new_places) else set(new_places))
+    new_places = [n for n in new_places if n > 0]
+    if any(n > 10 for n in new_places):
+        raise ConfigError(f"new_places {new_places}: places of a top 10, so 1 to 10")
+    methods = METHODS + tuple(f"fused+{n}new" for n in new_places)
     ranks = {m: {s: [] for s in slices} for m in methods}
     tops = {m: {s: [] for s in slices} for m in methods}
     latency = []
@@ -155,7 +138,7 @@ def markdown(report: dict) -> str:
         lines += [f"**{s}** ({n} held-out interactions)", "",
                   "| method | " + " | ".join(METRICS) + " |",
                   "|---|" + "---:|" * len(METRICS)]
-        for m in METHODS:
+        for m in report["methods"]:
             r = report["methods"][m][s]
             lines.append(f"| {m} | " + " | ".join(f"{r[k]:.4f}" if k in r else "-"
                                                    for k in METRICS) + " |")

@@ -122,3 +122,33 @@ def train(groups: list[tuple[np.ndarray, np.ndarray]], valid_share: float, cfg, 
               "groups_without_positive": len(groups) - len(useful), "best_iteration": int(best),
               "valid_ndcg@10": float(booster.best_score["valid"]["ndcg@10"])}
     return booster, best, report
+
+
+def with_new_places(full: np.ndarray, cold: np.ndarray, places: int, k: int = 10
+                     ) -> np.ndarray:
+    """The fused ranking with at least ``places`` of the top ``k`` given to items without
+    interactions: new items the ranker already puts in its top ``k`` keep their places and
+    count; for each one short, the top ``k``'s last warm item gives way to the best-scored new
+    item not yet in it (those follow the ranker's top, in its order). A tie at the edge of the
+    kept top is cut in the ranker's (stable) order, as a served list is; other ties are kept,
+    for an evaluation that counts a tie at its average place (seen items: -inf)."""
+    ok = np.isfinite(full)
+    if not ok.any() or places <= 0:
+        return full.copy()
+    order = np.flatnonzero(ok)[np.argsort(-full[ok], kind="stable")]
+    have = int(cold[order[:k]].sum())
+    needed = min(places - have, k)
+    if needed <= 0:
+        return full.copy()
+    outside = order[k:][cold[order[k:]]]
+    best_new = outside[:needed]  # already in the ranker's order
+    needed = len(best_new)
+    if not needed:
+        return full.copy()
+    top = order[~np.isin(order, best_new)][:k - needed]
+    lo = full[ok].min()
+    span = full[ok].max() - lo + 1.0
+    out = np.where(ok, full - lo, -np.inf)  # the rest: [0, span)
+    out[top] += 3 * span  # the top k - needed (a tie at its edge cut in the ranker's order)
+    out[best_new] += 2 * span
+    return out

@@ -205,7 +205,10 @@ def install(app: FastAPI, service, *, model: str, db: str) -> None:
     async def recommend(request: Request, user: Annotated[str, Path(max_length=200)],
                         k: Annotated[int, Query(ge=1, le=100)] = 10,
                         explore: Annotated[bool, Query(description="let the bandit fill a few "
-                                                       "places with exploration")] = False):
+                                                       "places with exploration")] = False,
+                        new_places: Annotated[int | None, Query(ge=0, le=100, description=(
+                            "places kept for items without interactions (default: the "
+                            "recommender's new_places)"))] = None):
         loaded, err = await current(request)
         if err:
             return err
@@ -215,8 +218,11 @@ def install(app: FastAPI, service, *, model: str, db: str) -> None:
         if explore:
             items = await run_in_threadpool(locked, pred, pred.explore, user if known else None, k)
         else:
+            if new_places is not None and new_places > k:
+                return error_response(request, 422, "invalid_request", f"new_places "
+                                      f"{new_places} is more than k={k}")
             items = await run_in_threadpool(locked, pred, rec.recommend, user if known else None,
-                                            k)
+                                            k, new_places=new_places)
         return as_json({"user": user, "known_user": known, "version": loaded.version,
                         "items": items})
 
