@@ -44,9 +44,8 @@ def candidates(scores: dict[str, np.ndarray], text_hits: np.ndarray, seen: np.nd
             pool.append(cold[_top(scores[name][cold], per_cold)])
     for name in ("popularity", "cooccurrence", "mf"):
         s = np.where(banned, -np.inf, scores[name])
-        k = min(per_signal, n - 1)
-        top = np.argpartition(-s, k)[:k] if k < n else np.arange(n)
-        pool.append(top[np.isfinite(s[top]) & (s[top] > -np.inf)])
+        top = _top(s, per_signal)
+        pool.append(top[np.isfinite(s[top])])
     out = np.unique(np.concatenate(pool).astype(np.int64))
     return out[~banned[out]]
 
