@@ -92,6 +92,23 @@ def test_the_bundle_has_no_pickle_and_reloads_the_same(rec, saved):
     assert manifest["task"] == "recommender" and manifest["backbone"]["ref"] == "minilm"
 
 
+def test_a_bundle_from_before_the_cold_start_options_loads_as_it_was(saved, tmp_path):
+    import shutil
+
+    from ronghe.bundle import seal
+
+    old = shutil.copytree(saved, tmp_path / "old")
+    manifest = json.loads((old / "ronghe.json").read_text())
+    for key in ("cold_candidates", "new_places", "cold_holdout_by"):
+        manifest["config"].pop(key)
+    manifest["sealed_sha256"] = seal(manifest)  # as that older ronghe wrote and sealed it
+    (old / "ronghe.json").write_text(json.dumps(manifest))
+    rec = load(old)
+    assert rec.config.cold_candidates == 0 and rec.config.new_places == 0
+    assert load(saved).config.cold_candidates == 20  # saved now: its own value
+    assert len(rec.recommend("u-space-3", 5)) == 5
+
+
 def test_evaluation_ranks_the_whole_catalogue_side_by_side(rec, shop):
     report = ev.evaluate(rec, shop["test"])
     m = report["methods"]

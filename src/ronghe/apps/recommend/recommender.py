@@ -323,7 +323,8 @@ class Recommender:
         reader = bundle.open_app(path, TASK, "a recommender",
                                  "train one with `ronghe recommend train`")
         m = reader.manifest
-        self = cls(m.config)
+        # a bundle saved before cold_candidates existed keeps the candidate lists it had
+        self = cls({"cold_candidates": 0, **m.config})
         meta, a = reader.meta, reader.arrays()
         self.backbone_ = backbones.verify(m.backbone_json(), f"recommender {path}")
         self.item_ids_, self.item_texts_ = list(meta["item_ids"]), list(meta["item_texts"])
