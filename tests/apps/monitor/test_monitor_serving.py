@@ -16,12 +16,13 @@ from ronghe.serving.config import build as serve_config
 KEY, SLOW = "k-monitor-secret", "k-slow-secret"
 
 
-def make_app(make_config, bundles, db=None, **over):
+def make_app(make_config, bundles, db=None, prediction_log=None, **over):
     cfg = make_config(db=db, **over)
     keys = [{"name": "analyst", "sha256": hashlib.sha256(KEY.encode()).hexdigest()},
             {"name": "slow", "sha256": hashlib.sha256(SLOW.encode()).hexdigest(),
              "rate_per_minute": 2}]
     sc = serve_config({"models": [bundles["sentiment"]], "api_keys": keys, "request_log": None,
+                       "prediction_log": prediction_log,
                        "apps": {"ronghe.apps.monitor.routes:install":
                                 {"config": cfg.model_dump()}}})
     return create_app(sc)
@@ -117,3 +118,25 @@ def test_series_chart_items_and_page(client):
     assert client.get("/monitor/static/dashboard.js", headers={"Authorization": ""}).status_code == 200
     assert client.get("/monitor/static/secrets.txt").status_code == 404
     assert client.get("/v1/monitor/keys", headers={"Authorization": ""}).status_code == 401
+
+
+def test_monitored_items_reach_the_prediction_log_for_drift_checks(make_config, bundles,
+                                                                  tmp_path):
+    """With the serving app's prediction log on, each newly stored item's sentiment prediction
+    is a row of it (no text by default): ``ronghe drift --from-db`` watches the monitor."""
+    from ronghe.serving.predlog import PredictionLog
+
+    db = tmp_path / "preds.sqlite"
+    with TestClient(make_app(make_config, bundles, prediction_log=str(db))) as c:
+        c.headers["Authorization"] = f"Bearer {KEY}"
+        items = stream(30)
+        assert post(c, items).json()["stored"] == 30
+        assert post(c, items[:10]).json()["duplicates"] == 10  # duplicates are not logged again
+        stored = c.get("/v1/monitor/items?limit=100").json()["items"]
+    rows = PredictionLog(str(db)).read(model="monitor-sentiment")
+    assert len(rows) == 30 and all(r["text"] is None for r in rows)
+    by_label = sorted(r["label"] for r in rows)
+    assert by_label == sorted(x["sentiment"] for x in stored)
+    assert all(0 < r["score"] <= 1 and r["length"] > 0 and r["oov_rate"] is None for r in rows)
+    # a classic (TF-IDF) bundle has no encoder to embed with nor a sub-word vocabulary
+    assert all(r["embedding"] is None for r in rows)

@@ -62,6 +62,7 @@ class Monitor:
         self.states: dict[str, OrderedDict[str, KeyState]] = {n: OrderedDict() for n in self.rules}
         self.lock = threading.Lock()
         self.sinks = None  # set by sinks.Sinks(monitor) when alerts go anywhere but the table
+        self.predictions = None  # the serving app's prediction log, when it keeps one
         self.stats = {"stored": 0, "duplicates": 0, "rejected": 0, "alerts": 0}  # this process
         self._load_states()
 
@@ -155,7 +156,23 @@ class Monitor:
             self.stats[k] += v
         if res.alerts:
             self._announce(res.alerts)
+        if self.predictions is not None and stored_set:
+            self._log_predictions([(it, sc) for it, sc in zip(new, scores) if it.id in stored_set])
         return res
+
+    def _log_predictions(self, scored: list) -> None:
+        """The sentiment predictions of newly stored items into the prediction log (as model
+        ``monitor-sentiment``), so ``ronghe drift --from-db`` watches the monitor too. After
+        the items' own commit: the log is a second copy, and a failed write only logs."""
+        from types import SimpleNamespace
+
+        path = self.config.models.sentiment
+        served = SimpleNamespace(predictor=SimpleNamespace(estimator=self.scorer.sentiment),
+                                 version=str(path).rstrip("/").rsplit("/", 1)[-1])
+        self.predictions.write(
+            "monitor-sentiment", served, [it.text for it, _ in scored],
+            [{"label": sc.sentiment, "score": sc.sentiment_score,
+              "probabilities": sc.probabilities.get("sentiment")} for _, sc in scored])
 
     def _insert_new(self, conn, new: list[Item], scores, now: datetime) -> set[str]:
         """Insert the items in one statement, skipping ids already stored; the ids inserted."""

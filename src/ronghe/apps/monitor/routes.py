@@ -122,6 +122,7 @@ def install(app: FastAPI, service, *, config: dict, start_sources: bool = True) 
 
     cfg = MonitorConfig.model_validate(config)
     monitor = Monitor(cfg)
+    monitor.predictions = getattr(service, "predictions", None)  # --option prediction_log=DB
     Sinks(monitor).start()
     ingest = Ingest(monitor, cfg.serve.max_queue)
     app.state.monitor = monitor
