@@ -227,6 +227,13 @@ def test_new_arrival_places_put_the_best_new_items_at_the_end_of_the_top_10():
     assert (with_new_places(full, cold, 1) == full).all()
     order = np.argsort(-with_new_places(full, cold, 2), kind="stable")
     assert list(order[:10]) == [0, 1, 2, 3, 4, 5, 6, 7, 8, 21]
+    # a float32 ranking far below zero (the recommender puts non-candidates near -1e6) keeps
+    # its order: shifting it in float32 would make close scores ties
+    low = (np.r_[np.arange(20, 0, -1.0) * 1e-3, 0.5e-3, -1e6].astype(np.float32))
+    cold = np.zeros(22, bool)
+    cold[20] = True
+    out = with_new_places(low, cold, 1)
+    assert len(set(out[:9].tolist())) == 9 and list(np.argsort(-out)[:10]) == [*range(9), 20]
     # a tie at the edge of the kept top is cut in order (as served: the new item gets its
     # place); ties inside the top and in the rest stay ties for the evaluation's average place
     tied = np.r_[np.full(12, 1.0), 0.5, -np.inf]

@@ -131,6 +131,7 @@ def with_new_places(full: np.ndarray, cold: np.ndarray, places: int, k: int = 10
     item not yet in it (those follow the ranker's top, in its order). A tie at the edge of the
     kept top is cut in the ranker's (stable) order, as a served list is; other ties are kept,
     for an evaluation that counts a tie at its average place (seen items: -inf)."""
+    full = np.asarray(full, dtype=np.float64)  # float32 would tie scores once shifted (~1e6)
     ok = np.isfinite(full)
     if not ok.any() or places <= 0:
         return full.copy()
