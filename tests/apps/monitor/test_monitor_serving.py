@@ -140,3 +140,45 @@ def test_monitored_items_reach_the_prediction_log_for_drift_checks(make_config, 
     assert all(0 < r["score"] <= 1 and r["length"] > 0 and r["oov_rate"] is None for r in rows)
     # a classic (TF-IDF) bundle has no encoder to embed with nor a sub-word vocabulary
     assert all(r["embedding"] is None for r in rows)
+
+
+def test_analyst_corrections_become_labelled_rows_for_retraining(make_config, bundles, db_url,
+                                                                 tmp_path):
+    """POST /items/{id}/correction records the right label (by the key's name; the latest
+    wins); ronghe monitor export-corrections writes them as text,label for ronghe retrain."""
+    import pandas as pd
+    from typer.testing import CliRunner
+
+    from ronghe.cli import app as cli
+
+    with TestClient(make_app(make_config, bundles, db=db_url)) as c:
+        c.headers["Authorization"] = f"Bearer {KEY}"
+        items = stream(20)
+        assert post(c, items).json()["stored"] == 20
+        stored = {x["id"]: x for x in c.get("/v1/monitor/items?limit=100").json()["items"]}
+        first, second = sorted(stored)[:2]
+        wrong = "positive" if stored[first]["sentiment"] == "negative" else "negative"
+        r = c.post(f"/v1/monitor/items/{first}/correction", json={"sentiment": wrong})
+        assert r.status_code == 200, r.text
+        body = r.json()
+        assert (body["sentiment"], body["predicted"], body["by"]) == (
+            wrong, stored[first]["sentiment"], "analyst")
+        right = stored[second]["sentiment"]
+        c.post(f"/v1/monitor/items/{second}/correction", json={"sentiment": wrong})
+        c.post(f"/v1/monitor/items/{second}/correction", json={"sentiment": right})  # latest wins
+        r = c.post(f"/v1/monitor/items/{first}/correction", json={"sentiment": "angry"})
+        assert r.status_code == 422 and "not a label" in r.json()["error"]["message"]
+        r = c.post("/v1/monitor/items/nope/correction", json={"sentiment": wrong})
+        assert r.status_code == 404 and r.json()["error"]["code"] == "item_not_found"
+        r = c.post(f"/v1/monitor/items/{first}/correction", json={"sentiment": wrong},
+                   headers={"Authorization": ""})
+        assert r.status_code == 401
+    out = tmp_path / "corrections.csv"
+    r = CliRunner().invoke(cli, ["monitor", "export-corrections", "--db", db_url, "--out",
+                                 str(out)])
+    assert r.exit_code == 0, r.output
+    assert "2 corrected items (1 where the model was wrong)" in " ".join(r.output.split())
+    rows = pd.read_csv(out)
+    assert list(rows.columns) == ["text", "label"]
+    assert dict(zip(rows["text"], rows["label"])) == {stored[first]["text"]: wrong,
+                                                       stored[second]["text"]: right}

@@ -1,4 +1,4 @@
-"""``ronghe monitor ...``: run the monitor, write a report.
+"""``ronghe monitor ...``: run the monitor, write a report, export analysts' corrections.
 
 A typer sub-app registered in ``ronghe/cli.py`` with one line. Every setting of the YAML file is
 also a flag: the common ones by name, any other as ``--option dotted.name=VALUE`` (e.g.
@@ -89,6 +89,22 @@ def run(
                          f"{c['alerts']} alerts in {monitor.store.url.split('://')[0]} database")
 
 
+def _db_url(config: Optional[Path], db: Optional[str]) -> str:
+    """The monitor's database: --db, else monitor.yaml's ``db`` (relative to the file)."""
+    from ...config import read_config_file
+
+    values = read_config_file(config) if config else {}
+    if config is not None and isinstance(values.get("db"), str) and "://" not in values["db"] \
+            and not Path(values["db"]).is_absolute():
+        values["db"] = str(config.parent / values["db"])
+    url = db or values.get("db")
+    if not url:
+        raise ConfigError("which database? give monitor.yaml or --db")
+    if "://" not in str(url) and not Path(url).expanduser().is_file():
+        raise ConfigError(f"--db {url}: no such database file")
+    return str(url)
+
+
 @command
 def report(
     config: Optional[Path] = typer.Argument(None, help="monitor.yaml (for the database, rules "
@@ -107,16 +123,39 @@ def report(
 
     start = parse_since(since)
     values = read_config_file(config) if config else {}
-    if config is not None and isinstance(values.get("db"), str) and "://" not in values["db"] \
-            and not Path(values["db"]).is_absolute():
-        values["db"] = str(config.parent / values["db"])
-    url = db or values.get("db")
-    if not url:
-        raise ConfigError("which database? give monitor.yaml or --db")
-    if "://" not in str(url) and not Path(url).expanduser().is_file():
-        raise ConfigError(f"--db {url}: no such database file")
     rules = [r.get("name") or r.get("key") for r in values.get("rules") or []] or None
-    store = open_store(url)
+    store = open_store(_db_url(config, db))
     path = write(store, rules, out, since=start, bucket_s=bucket_s or values.get("bucket_s", 3600))
     if not quiet:
         _console().print(f"wrote {path}")
+
+
+@command
+def export_corrections(
+    config: Optional[Path] = typer.Argument(None, help="monitor.yaml (for the database)"),
+    out: Path = typer.Option(..., "--out", "-o", help="CSV to write: text,label (for ronghe "
+                             "retrain --new)"),
+    db: Optional[str] = typer.Option(None, "--db", help="SQLite file or postgresql:// URL"),
+    since: Optional[str] = typer.Option(None, "--since", help="a time (2026-12-01T00:00Z) or "
+                                        "a span before now (7d) [default: everything]"),
+    quiet: bool = QuietOpt,
+):
+    """Write the items analysts corrected (POST /v1/monitor/items/{id}/correction) as labelled
+    rows, oldest first - new training data for ronghe retrain --new."""
+    import pandas as pd
+
+    from ...bundle import write_text_atomic
+    from . import queries
+    from .report import parse_since
+    from .storage import open_store
+
+    store = open_store(_db_url(config, db))
+    rows = queries.corrections(store, since=parse_since(since))
+    frame = pd.DataFrame({"text": [r["text"] for r in rows],
+                          "label": [r["sentiment"] for r in rows]})
+    write_text_atomic(out, frame.to_csv(index=False))
+    if not quiet:
+        changed = sum(r["sentiment"] != r["predicted"] for r in rows)
+        _console().print(f"wrote {out}: {len(rows)} corrected items ({changed} where the "
+                         "model was wrong); retrain with: ronghe retrain MODEL --new "
+                         f"{out}")

@@ -144,3 +144,27 @@ def totals(store) -> dict:
                 "rejected": count(T.rejects),
                 "alerts_open": count(T.alerts, T.alerts.c.status == "open"),
                 "alerts": count(T.alerts)}
+
+
+def correct(store, item_id: str, sentiment: str, *, by: str | None) -> dict | None:
+    """Record the correct sentiment of a stored item (again: the latest wins); None if there
+    is no such item."""
+    with store.transaction() as conn:
+        item = conn.execute(sa.select(T.items.c.sentiment).where(T.items.c.id == item_id)).first()
+        if item is None:
+            return None
+        row = {"item_id": item_id, "sentiment": sentiment, "predicted": item.sentiment,
+               "by": by, "at": datetime.now(timezone.utc)}
+        store.upsert(conn, T.corrections, row, ["item_id"], ["sentiment", "by", "at"])
+    return {**row, "at": iso(row["at"])}
+
+
+def corrections(store, *, since: datetime | None = None) -> list[dict]:
+    """(text, corrected sentiment, predicted, time) of every corrected item, oldest first."""
+    c, i = T.corrections.c, T.items.c
+    q = (sa.select(i.text, c.sentiment, c.predicted, c.at, c.item_id)
+         .join(T.items, i.id == c.item_id).order_by(c.at, c.item_id))
+    if since is not None:
+        q = q.where(c.at >= since)
+    with store.transaction() as conn:
+        return [dict(r._mapping) for r in conn.execute(q)]

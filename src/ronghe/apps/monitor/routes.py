@@ -11,6 +11,8 @@ keys, rate limits, body limits, metrics, request log and error format apply):
     GET  /v1/monitor/series                 ?rule= &key= &bucket_s= &since= -> per bucket n, share
     GET  /v1/monitor/chart.svg              the same as a server-side SVG chart
     GET  /v1/monitor/items                  recent items ?key= &label= &source= &negative= &since=
+    POST /v1/monitor/items/{id}/correction  {"sentiment": label}: an analyst's correct label (by
+                                            the API key's name), exported for retraining
     GET  /v1/monitor/summary                totals
     GET  /monitor                           the dashboard (static files of this package; open
                                             without a key: it holds no data, its calls need one)
@@ -43,6 +45,11 @@ log = logging.getLogger("ronghe.monitor")
 STATIC = ("dashboard.html", "dashboard.js", "dashboard.css")
 _TYPES = {".html": "text/html; charset=utf-8", ".js": "text/javascript; charset=utf-8",
           ".css": "text/css; charset=utf-8"}
+
+
+class Correction(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    sentiment: Annotated[str, StringConstraints(min_length=1, max_length=200)]
 
 
 class Note(BaseModel):
@@ -135,6 +142,7 @@ def install(app: FastAPI, service, *, config: dict, start_sources: bool = True) 
     store = monitor.store
     rules = list(monitor.rules)
     for pattern, endpoint in ((r"^/v1/monitor/items/?$", "monitor_items"),
+                              (r"^/v1/monitor/items/[^/]+/correction/?$", "monitor_corrections"),
                               (r"^/v1/monitor/alerts(?:/\d+/(?:ack|resolve))?/?$",
                                "monitor_alerts"),
                               (r"^/v1/monitor/(?:keys|series|chart\.svg|summary)/?$",
@@ -194,6 +202,21 @@ def install(app: FastAPI, service, *, config: dict, start_sources: bool = True) 
             return error_response(request, 409, "conflict", str(e))
         if row is None:
             return error_response(request, 404, "alert_not_found", f"no alert {alert_id}")
+        return as_json(row)
+
+    @router.post("/items/{item_id}/correction",
+                 summary="an analyst's correct sentiment for a stored item, for retraining")
+    async def correct(request: Request, item_id: Annotated[str, Path(max_length=200)],
+                      body: Correction):
+        labels = monitor.scorer.labels
+        if body.sentiment not in labels:
+            return error_response(request, 422, "unknown_label", f"'{body.sentiment[:60]}' is "
+                                  f"not a label of the sentiment model; one of {labels}")
+        row = await run_in_threadpool(queries.correct, store, item_id, body.sentiment,
+                                      by=who(request))
+        if row is None:
+            return error_response(request, 404, "item_not_found", f"no stored item "
+                                  f"'{item_id[:60]}'")
         return as_json(row)
 
     @router.post("/alerts/{alert_id}/ack", summary="acknowledge an alert")

@@ -7,6 +7,8 @@
 * ``mon_state``     each (rule, key)'s detector state, saved with the batch that changed it
 * ``mon_alerts``    alerts with their evidence and status (open / acknowledged / resolved)
 * ``mon_deliveries``  one row per alert and webhook: pending / sent / failed, attempts, error
+* ``mon_corrections`` an analyst's correct sentiment for an item (the latest per item): labelled
+  rows for retraining (``ronghe monitor export-corrections`` -> ``ronghe retrain --new``)
 
 A batch (its items, keys, rejects, file offsets, detector states and alerts) is written in one
 transaction: a process killed at any point has stored all of a batch or none of it, and the
@@ -20,7 +22,7 @@ import sqlalchemy as sa
 from ...store import Store
 
 APP = "monitor"
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: mon_corrections
 METADATA = sa.MetaData()
 
 items = sa.Table(
@@ -111,6 +113,15 @@ deliveries = sa.Table(
     sa.Column("attempts", sa.Integer, nullable=False),
     sa.Column("last_error", sa.Text),
     sa.Column("updated_at", sa.DateTime(timezone=True)),
+)
+
+corrections = sa.Table(
+    "mon_corrections", METADATA,
+    sa.Column("item_id", sa.String(200), sa.ForeignKey("mon_items.id"), primary_key=True),
+    sa.Column("sentiment", sa.String(200), nullable=False),
+    sa.Column("predicted", sa.String(200)),
+    sa.Column("by", sa.String(100)),
+    sa.Column("at", sa.DateTime(timezone=True), nullable=False, index=True),
 )
 
 
