@@ -33,6 +33,7 @@ from __future__ import annotations
 import copy
 import json
 import math
+import shutil
 import time
 from pathlib import Path
 
@@ -41,6 +42,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from ..errors import ConfigError, DataError
 from ..log import info, progress, warn
+from ..modeling import collate, mean_pool  # imports torch: this module loads only to adapt
 
 
 class AdaptConfig(BaseModel):
@@ -62,11 +64,6 @@ class AdaptConfig(BaseModel):
     seed: int = 0
 
 
-def _pool(hidden, mask):
-    m = mask.unsqueeze(-1).to(hidden.dtype)
-    return (hidden * m).sum(1) / m.sum(1).clamp(min=1.0)
-
-
 def _similarity(encoder, original, ids: list, pad: int, batch_size: int) -> float:
     """Mean cosine between the two encoders' mean-pooled embeddings of ``ids``."""
     import torch
@@ -75,15 +72,10 @@ def _similarity(encoder, original, ids: list, pad: int, batch_size: int) -> floa
     sims = []
     with torch.no_grad():
         for i in range(0, len(ids), batch_size):
-            chunk = ids[i:i + batch_size]
-            width = max(len(x) for x in chunk)
-            x = torch.full((len(chunk), width), pad, dtype=torch.long)
-            mask = torch.zeros_like(x)
-            for j, row in enumerate(chunk):
-                x[j, :len(row)] = torch.tensor(row)
-                mask[j, :len(row)] = 1
-            a = _pool(encoder(input_ids=x, attention_mask=mask).last_hidden_state, mask)
-            b = _pool(original(input_ids=x, attention_mask=mask).last_hidden_state, mask)
+            batch = collate(ids[i:i + batch_size], pad)
+            mask = batch["attention_mask"]
+            a = mean_pool(encoder(**batch).last_hidden_state, mask)
+            b = mean_pool(original(**batch).last_hidden_state, mask)
             sims.append(torch.nn.functional.cosine_similarity(a, b).cpu())
     return float(torch.cat(sims).mean())
 
@@ -210,9 +202,9 @@ def adapt(texts: list[str], out: Path, model: str = "minilm",
     with progress("domain-adaptive pretraining", warmup + steps) as bar:
         if resume:
             bar.advance(warmup + state.global_step)
-        elif warmup:
-            _head_warmup(mlm, collator, train, warmup, c, rng, bar)
-        if not resume:
+        else:
+            if warmup:
+                _head_warmup(mlm, collator, train, warmup, c, rng, bar)
             after_warmup = _loss(mlm, collator, held, c.batch_size, c.seed) if warmup else None
         for epoch in range(start_epoch, c.epochs):
             state.epoch = epoch + 1
@@ -262,9 +254,13 @@ def adapt(texts: list[str], out: Path, model: str = "minilm",
              "backbone before using it, or raise the 'anchor' option", kept)
     out.parent.mkdir(parents=True, exist_ok=True)
     tmp = out.with_name(f".{out.name}.tmp-{time.time_ns()}")
-    mlm.base_model.save_pretrained(str(tmp), safe_serialization=True)
-    tok.save_pretrained(str(tmp))
-    (tmp / "adapt.json").write_text(json.dumps(report, indent=2))
+    try:
+        mlm.base_model.save_pretrained(str(tmp), safe_serialization=True)
+        tok.save_pretrained(str(tmp))
+        (tmp / "adapt.json").write_text(json.dumps(report, indent=2))
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)  # nothing half-written is left beside --out
+        raise
     swap_into_place(tmp, out)
     return report
 
@@ -274,12 +270,13 @@ def _step_loss(mlm, original, batch: dict, anchor: float):
     embedding of the same (masked) batch."""
     import torch
 
+
     out = mlm(**batch, output_hidden_states=anchor > 0)
     if anchor <= 0:
         return out.loss
     mask = batch["attention_mask"]
     with torch.no_grad():
         ref = original(input_ids=batch["input_ids"], attention_mask=mask).last_hidden_state
-    cos = torch.nn.functional.cosine_similarity(_pool(out.hidden_states[-1], mask),
-                                                _pool(ref, mask))
+    cos = torch.nn.functional.cosine_similarity(mean_pool(out.hidden_states[-1], mask),
+                                                mean_pool(ref, mask))
     return out.loss + anchor * (1 - cos).mean()

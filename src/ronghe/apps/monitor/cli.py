@@ -89,11 +89,9 @@ def run(
                          f"{c['alerts']} alerts in {monitor.store.url.split('://')[0]} database")
 
 
-def _db_url(config: Optional[Path], db: Optional[str]) -> str:
-    """The monitor's database: --db, else monitor.yaml's ``db`` (relative to the file)."""
-    from ...config import read_config_file
-
-    values = read_config_file(config) if config else {}
+def _db_url(config: Optional[Path], values: dict, db: Optional[str]) -> str:
+    """The monitor's database: --db, else monitor.yaml's ``db`` (``values``, the file read;
+    relative to the file)."""
     if config is not None and isinstance(values.get("db"), str) and "://" not in values["db"] \
             and not Path(values["db"]).is_absolute():
         values["db"] = str(config.parent / values["db"])
@@ -124,7 +122,7 @@ def report(
     start = parse_since(since)
     values = read_config_file(config) if config else {}
     rules = [r.get("name") or r.get("key") for r in values.get("rules") or []] or None
-    store = open_store(_db_url(config, db))
+    store = open_store(_db_url(config, values, db))
     path = write(store, rules, out, since=start, bucket_s=bucket_s or values.get("bucket_s", 3600))
     if not quiet:
         _console().print(f"wrote {path}")
@@ -145,11 +143,12 @@ def export_corrections(
     import pandas as pd
 
     from ...bundle import write_text_atomic
+    from ...config import read_config_file
     from . import queries
     from .report import parse_since
     from .storage import open_store
 
-    store = open_store(_db_url(config, db))
+    store = open_store(_db_url(config, read_config_file(config) if config else {}, db))
     rows = queries.corrections(store, since=parse_since(since))
     frame = pd.DataFrame({"text": [r["text"] for r in rows],
                           "label": [r["sentiment"] for r in rows]})

@@ -45,7 +45,8 @@ def _summary(ranks: list[int], tops: list[np.ndarray], n_items: int) -> dict:
             "coverage@10": float(cov)}
 
 
-def _method_scores(rec, user=None, history=None, new_places=()) -> dict[str, np.ndarray]:
+def _method_scores(rec, user=None, history=None, new_places=(), cold=None
+                   ) -> dict[str, np.ndarray]:
     full, hist = rec.full_ranking(user, history)
     upos = rec.user_pos_.get(user) if user is not None else None
     factor_user = None if (upos is None or upos in rec.changed_) else upos
@@ -56,7 +57,7 @@ def _method_scores(rec, user=None, history=None, new_places=()) -> dict[str, np.
         s[hist] = -np.inf
         out[m] = s
     for n in new_places:
-        out[f"fused+{n}new"] = with_new_places(full, rec.signals_.counts == 0, n)
+        out[f"fused+{n}new"] = with_new_places(full, cold, n)
     return out
 
 
@@ -97,7 +98,7 @@ def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, new_places=(),
         t0 = time.perf_counter()
         rec.recommend(user, 10)
         latency.append((time.perf_counter() - t0) * 1000)
-        views = [("all", _method_scores(rec, user, new_places=new_places))]
+        views = [("all", _method_scores(rec, user, new_places=new_places, cold=cold_items))]
         if history_1:
             h = rec.hist_[rec.user_pos_[user]]
             if len(h):

@@ -131,21 +131,15 @@ def with_new_places(full: np.ndarray, cold: np.ndarray, places: int, k: int = 10
     item not yet in it (those follow the ranker's top, in its order). A tie at the edge of the
     kept top is cut in the ranker's (stable) order, as a served list is; other ties are kept,
     for an evaluation that counts a tie at its average place (seen items: -inf)."""
-    full = np.asarray(full, dtype=np.float64)  # float32 would tie scores once shifted (~1e6)
+    full = np.array(full, dtype=np.float64)  # a copy; float32 would tie scores once shifted
     ok = np.isfinite(full)
-    if not ok.any() or places <= 0:
-        return full.copy()
     order = np.flatnonzero(ok)[np.argsort(-full[ok], kind="stable")]
-    have = int(cold[order[:k]].sum())
-    needed = min(places - have, k)
-    if needed <= 0:
-        return full.copy()
-    outside = order[k:][cold[order[k:]]]
-    best_new = outside[:needed]  # already in the ranker's order
-    needed = len(best_new)
-    if not needed:
-        return full.copy()
-    top = order[~np.isin(order, best_new)][:k - needed]
+    short = min(places, k) - int(cold[order[:k]].sum())  # new items the top k lacks
+    outside = order[k:][cold[order[k:]]]  # in the ranker's order
+    best_new = outside[:max(short, 0)]
+    if not len(best_new):
+        return full
+    top = order[~np.isin(order, best_new)][:k - len(best_new)]
     lo = full[ok].min()
     span = full[ok].max() - lo + 1.0
     out = np.where(ok, full - lo, -np.inf)  # the rest: [0, span)

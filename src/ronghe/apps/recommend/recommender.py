@@ -204,8 +204,8 @@ class Recommender:
                   reasons: bool = True, exclude: list[str] | None = None,
                   new_places: int | None = None) -> list[dict]:
         """The ``k`` best unseen items, each with its score and the signals that ranked it.
-        ``new_places`` (default: the config's) of the ``k`` places go to the best-ranked items
-        without interactions, after the ranker's top ``k - new_places``."""
+        At least ``new_places`` (default: the config's) of the ``k`` places go to items without
+        interactions (``ranker.with_new_places``)."""
         cand, s, X, scores, hist = self.rank(user, history)
         if exclude:
             drop = np.isin(cand, [self.item_pos_[e] for e in exclude if e in self.item_pos_])
@@ -215,8 +215,8 @@ class Recommender:
         places = self.config.new_places if new_places is None else int(new_places)
         if not 0 <= places <= k:
             raise ConfigError(f"new_places={places}: give 0 to k={k} places for new items")
-        order = s if not places else rk.with_new_places(
-            s.astype(np.float64), self.signals_.counts[cand] == 0, places, k)
+        order = rk.with_new_places(s, self.signals_.counts[cand] == 0, places, k) if places \
+            else s
         top = np.argsort(-order, kind="stable")[:k]
         return self._explain(cand[top], s[top], X[top], reasons)
 
