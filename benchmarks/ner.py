@@ -316,8 +316,9 @@ Notes:
   3. That left Chinese level with the CRF ({f1('pd-me5-softmax')} vs {f1('pd-classic')}). A
      higher encoder rate did not help there (`pd-me5-lr1e4` {f1('pd-me5-lr1e4')}; English
      `en-me5-lr1e4` {f1('en-me5-lr1e4')} vs {f1('en-me5-softmax')}). The softmax head's errors
-     were mostly broken spans: of the false positives of the `pd-me5-lr1e4` bundle on the
-     People's Daily test, 163 of 294 overlapped a gold entity with other boundaries, typically
+     were mostly broken spans (`ner_errors.py`, results/ner_errors.json): of the false positives
+     of the `pd-me5-lr1e4` bundle on the People's Daily test, 163 of 294 overlapped a gold
+     entity with other boundaries, typically
      an entity cut short (`中共` for `中共中央`, `邓小` for `邓小平`). **A CRF layer trained
      jointly** (its transitions learn how names continue) cut them to 96 of 197 (the
      `pd-default-me5` bundle, same count): `pd-me5-softmax` {f1('pd-me5-softmax')} ->
