@@ -112,9 +112,11 @@ def readme(result: dict, quick: bool) -> str:
         lines += ["", f"Long stream: {lg['items']:,} items through the default rule, "
                       f"{lg['items_per_s']:.0f} items/s; resident memory (MB) along the way: "
                       + ", ".join(f"{m['items']:,}: {m['rss_mb']:.0f}" for m in lg["rss"])
-                      + f" (peak {lg['peak_rss_mb']:.0f} MB; {lg['note']})."]
+                      + f" (peak {lg['peak_rss_mb']:.0f} MB; {lg['note']})"
+                      + (f"; machine: {lg['machine']['lscpu_model_name']}, load "
+                         f"{lg['machine'].get('load_average_start', '?')}." if "machine" in lg else ".")]
     lines += ["", *common.reproduce("flock /tmp/ronghe-bench.lock .venv/bin/python "
-                                    "benchmarks/monitor.py --long 200000 --torch", NAME, quick)]
+                                    "benchmarks/monitor.py --long 1000000 --torch", NAME, quick)]
     return "\n".join(lines)
 
 
@@ -509,13 +511,15 @@ def main() -> None:
     t0 = time.perf_counter()
     prev = common.result_path(NAME, args.quick)
     result = json.loads(prev.read_text()) if prev.exists() else {}
-    result["machine"] = {**common.machine_info(), "lscpu_model_name": lscpu_model()}
+    machine = {**common.machine_info(), "lscpu_model_name": lscpu_model()}
+    if args.part != "none" or "machine" not in result:
+        result["machine"] = machine
     if args.part in ("all", "detectors"):
         result["detectors"] = detectors(args.quick)
     if args.part in ("all", "sst2"):
         result["sst2"] = sst2(args.quick)
     if args.long:
-        result["long"] = long_run(args.long, args.quick)
+        result["long"] = {**long_run(args.long, args.quick), "machine": machine}
     if args.torch:
         result["torch"] = torch_speed(args.quick)
     common.finish(NAME, result, args, readme, t0)

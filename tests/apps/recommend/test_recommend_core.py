@@ -14,6 +14,7 @@ from ronghe.apps.recommend import evaluate as ev
 from ronghe.apps.recommend import load
 from ronghe.apps.recommend.data import leave_last_out, read_interactions
 from ronghe.apps.recommend.ranker import with_new_places
+from ronghe.apps.recommend.recommender import fewest_new_places
 from ronghe.errors import DataError
 
 
@@ -105,6 +106,7 @@ def test_a_bundle_from_before_the_cold_start_options_loads_as_it_was(saved, tmp_
     (old / "ronghe.json").write_text(json.dumps(manifest))
     rec = load(old)
     assert rec.config.cold_candidates == 0 and rec.config.new_places == 0
+    assert rec.new_places_ == 0
     assert load(saved).config.cold_candidates == 20  # saved now: its own value
     assert len(rec.recommend("u-space-3", 5)) == 5
 
@@ -269,3 +271,40 @@ def test_served_lists_keep_places_for_new_items_and_evaluation_measures_the_same
     report = ev.evaluate(rec, shop["test"], history_1=False, new_places=[2, 1])
     assert {"fused+1new", "fused+2new"} <= set(report["methods"])
     assert "| fused+2new |" in ev.markdown(report)
+
+
+def test_new_places_auto_is_the_fewest_places_that_reach_the_target(rec):
+    curve = [{"new_places": 0, "warm_hr@10": 0.2, "new_hr@10": 0.0},
+             {"new_places": 1, "warm_hr@10": 0.19, "new_hr@10": 0.05},
+             {"new_places": 2, "warm_hr@10": 0.18, "new_hr@10": 0.09},
+             {"new_places": 3, "warm_hr@10": 0.17, "new_hr@10": 0.12}]
+    assert fewest_new_places(curve, 0.5) == 2
+    assert fewest_new_places(curve, 0.25) == 1
+    assert fewest_new_places(curve, 0.0) == 0
+    assert fewest_new_places(curve, 0.9) is None
+    # the fit measured its own curve on the ranker stage's held-out interactions and chose by it
+    m = rec.metrics_["new_places"]
+    assert m["by"] == "auto" and m["new_cases"] >= 10 and m["warm_cases"] > m["new_cases"]
+    assert [c["new_places"] for c in m["curve"]] == list(range(rec.config.new_places_max + 1))
+    assert rec.new_places_ == m["chosen"] == fewest_new_places(m["curve"], m["target"])
+
+
+def test_new_places_from_the_config_are_served_and_evaluated_as_served(shop):
+    """new_places=2 in the config: every served list holds two items without interactions,
+    and the evaluation's ``served`` method is the fused+2new policy; with no hold-out there is
+    nothing to measure ``auto`` on, so it keeps no places and says why."""
+    from conftest import OPTIONS
+
+    from ronghe.apps.recommend import Recommender
+
+    two = Recommender(**{**OPTIONS, "new_places": 2}).fit(shop["train"], shop["items"])
+    assert two.new_places_ == 2 and two.metrics_["new_places"]["by"] == "config"
+    for user in ("u-space-1", "u-cooking-4", "u-football-9"):
+        assert sum(r["cold"] for r in two.recommend(user, 10, reasons=False)) >= 2
+    report = ev.evaluate(two, shop["test"], history_1=False, new_places=[2])
+    assert report["methods"]["served"] == report["methods"]["fused+2new"]
+    unmeasured = Recommender(**{**OPTIONS, "cold_holdout": 0.0}).fit(shop["train"],
+                                                                      shop["items"])
+    assert unmeasured.new_places_ == 0 and unmeasured.metrics_["new_places"]["new_cases"] == 0
+    assert any("too few to measure" in n for n in unmeasured.notes_)
+    assert "served" not in ev.evaluate(unmeasured, shop["test"], history_1=False)["methods"]

@@ -67,9 +67,18 @@ def train(
             f"[green]wrote[/] {path}: {rec.data_['users']} users, {rec.data_['items']} items "
             f"({rec.data_['items_without_interactions']} without interactions), ranker "
             f"{r['best_iteration']} trees (validation NDCG@10 among candidates "
-            f"{r['valid_ndcg@10']:.4f})", markup=True)
+            f"{r['valid_ndcg@10']:.4f}); {rec.new_places_} of 10 places kept for items "
+            f"without interactions ({_places_why(rec.metrics_['new_places'])})", markup=True)
         for note in rec.notes_:
             commands.console().print(f"note: {note}")
+
+
+def _places_why(m: dict) -> str:
+    if m.get("by") != "auto":
+        return "new_places from the options"
+    c = m["curve"][m["chosen"]]
+    return (f"new_places=auto: held-out HR@10 new items {c['new_hr@10']:.3f} vs warm "
+            f"{c['warm_hr@10']:.3f} over {m['new_cases']} + {m['warm_cases']} cases")
 
 
 @command

@@ -36,10 +36,18 @@ class RecommendConfig(BaseModel):
     cold_candidates: int = Field(20, ge=0, le=10_000, description=(
         "items without interactions added to each user's candidates (the best by text and by "
         "text-mapped MF score), so the ranker can place a new item in a top list; 0: none"))
-    new_places: int = Field(0, ge=0, le=50, description=(
+    new_places: int | Literal["auto"] = Field("auto", description=(
         "places of each list kept for the best-ranked items without interactions (a 'new "
         "arrivals' policy: new items get seen before their first clicks, at a measured cost to "
-        "the warm items' hit rate, see benchmarks/README.md); 0: the ranker's order alone"))
+        "the warm items' hit rate, see benchmarks/README.md); 0: the ranker's order alone; "
+        "'auto': the fewest places of a top 10 at which, on the fit's own held-out last "
+        "interactions, new items' HR@10 reaches new_target times the warm items'"))
+    new_target: float = Field(0.5, ge=0, le=1, description=(
+        "with new_places=auto: new items' HR@10 as a share of the warm items' to reach "
+        "(0.5: new items are hit at least half as often as items with a history)"))
+    new_places_max: int = Field(5, ge=0, le=10, description=(
+        "with new_places=auto: at most this many of the 10 places; if the target needs more, "
+        "this many are kept and the fit notes it"))
     ranker_valid_users: float = Field(0.2, gt=0, lt=0.5, description=(
         "share of users whose held-out interaction validates the ranker (early stopping)"))
     ranker_rounds: int = Field(400, ge=1, le=10_000)

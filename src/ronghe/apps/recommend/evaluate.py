@@ -6,8 +6,10 @@ Metrics per held-out interaction, averaged: HR@10, NDCG@10, MRR, recall@50; cata
 interaction; ties count at their average place), ``cold_shelf``: the cold test items ranked among the cold items only (a "new
 arrivals" list), and ``history_1``: the same users given only their most recent training
 interaction, as a brand-new user would be. Methods side by side: the fused ranker and each
-signal alone (popularity, co-occurrence, MF, text); with ``new_places`` also ``fused+{n}new``,
-the fused top 10 with its last n places kept for the best-scored items without interactions.
+signal alone (popularity, co-occurrence, MF, text); ``served``: the lists the bundle serves, the
+fused ranking with the bundle's new-arrivals places (``Recommender.new_places_``; only when it
+keeps any); with ``new_places`` also ``fused+{n}new``, the fused top 10 with n places kept for
+the best-scored items without interactions.
 """
 
 from __future__ import annotations
@@ -45,13 +47,15 @@ def _summary(ranks: list[int], tops: list[np.ndarray], n_items: int) -> dict:
             "coverage@10": float(cov)}
 
 
-def _method_scores(rec, user=None, history=None, new_places=(), cold=None
-                   ) -> dict[str, np.ndarray]:
+def _method_scores(rec, user=None, history=None, new_places=()) -> dict[str, np.ndarray]:
     full, hist = rec.full_ranking(user, history)
+    cold = rec.signals_.counts == 0
     upos = rec.user_pos_.get(user) if user is not None else None
     factor_user = None if (upos is None or upos in rec.changed_) else upos
     sig = rec.signals_.full_scores(factor_user, hist, rec.config.recent)
     out = {"fused": full}
+    if rec.new_places_:
+        out["served"] = with_new_places(full, cold, rec.new_places_)
     for m in METHODS[1:]:
         s = sig[m].astype(np.float64).copy()
         s[hist] = -np.inf
@@ -89,7 +93,8 @@ def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, new_places=(),
     new_places = [n for n in new_places if n > 0]
     if any(n > 10 for n in new_places):
         raise ConfigError(f"new_places {new_places}: places of a top 10, so 1 to 10")
-    methods = METHODS + tuple(f"fused+{n}new" for n in new_places)
+    methods = (METHODS + (("served",) if rec.new_places_ else ())
+               + tuple(f"fused+{n}new" for n in new_places))
     ranks = {m: {s: [] for s in slices} for m in methods}
     tops = {m: {s: [] for s in slices} for m in methods}
     latency = []
@@ -98,7 +103,7 @@ def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, new_places=(),
         t0 = time.perf_counter()
         rec.recommend(user, 10)
         latency.append((time.perf_counter() - t0) * 1000)
-        views = [("all", _method_scores(rec, user, new_places=new_places, cold=cold_items))]
+        views = [("all", _method_scores(rec, user, new_places=new_places))]
         if history_1:
             h = rec.hist_[rec.user_pos_[user]]
             if len(h):

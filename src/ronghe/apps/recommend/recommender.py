@@ -114,17 +114,66 @@ class Recommender:
         # examples the ranker has of how an item without interactions is taken up
         report["groups_cold_positive"] = int(cold_positive)
         report["feature_gain_share"] = _gain_share(booster, best, self.feature_names_)
+        self.new_places_, new_report = self._choose_new_places(sig, hist, target, rng)
         info("recommender: ranker stopped at %d trees, validation NDCG@10 (among candidates) "
              "%.4f", best, report["valid_ndcg@10"])
         # 3. the signals on everything, for serving
         self.signals_ = Signals.fit(u, i, t, len(self.user_ids_), len(self.item_ids_), E, cfg)
         self.hist_ = _histories(frame, len(self.user_ids_))
         self.changed_ = set()
-        self.metrics_ = {"ranker": report, "fit_seconds": round(time.perf_counter() - start, 2)}
+        self.metrics_ = {"ranker": report, "new_places": new_report,
+                         "fit_seconds": round(time.perf_counter() - start, 2)}
         self.data_ = {"interactions": int(len(frame)), "users": len(self.user_ids_),
                       "items": len(self.item_ids_), "items_without_interactions":
                       int((self.signals_.counts == 0).sum()), "notes": self.notes_}
         return self
+
+    def _choose_new_places(self, sig: Signals, hist: list[np.ndarray], target: pd.DataFrame,
+                           rng: np.random.Generator) -> tuple[int, dict]:
+        """``new_places``: the config's number, or with ``auto`` the fewest places of a top 10
+        at which new items' HR@10 reaches ``new_target`` times the warm items' - measured on
+        the ranker stage's held-out last interactions, where the ``cold_holdout`` items play
+        the new ones (at most 5,000 users; the ranker learnt from most of these users' rows
+        but stopped early on the others, so its warm hit rate here is, if anything, a little
+        high, which errs towards more places)."""
+        from .evaluate import _rank
+
+        cfg = self.config
+        if cfg.new_places != "auto":
+            return int(cfg.new_places), {"chosen": int(cfg.new_places), "by": "config"}
+        cold = sig.counts == 0
+        rows = [r for r in target.itertuples(index=False) if len(hist[r.user])]
+        if len(rows) > 5000:
+            rows = [rows[j] for j in np.sort(rng.choice(len(rows), 5000, replace=False))]
+        places = range(cfg.new_places_max + 1)
+        hits: dict[int, dict[str, list[bool]]] = {n: {"warm": [], "cold": []} for n in places}
+        for r in rows:
+            full = self._full(sig, r.user, hist[r.user])
+            kind = "cold" if cold[r.item] else "warm"
+            for n in places:
+                hits[n][kind].append(_rank(rk.with_new_places(full, cold, n) if n else full,
+                                           r.item) < 10)
+        cases = len(hits[0]["cold"])
+        curve = [{"new_places": n, "warm_hr@10": round(float(np.mean(h["warm"] or [0])), 4),
+                  "new_hr@10": round(float(np.mean(h["cold"] or [0])), 4)}
+                 for n, h in hits.items()]
+        report = {"by": "auto", "target": cfg.new_target, "new_cases": cases,
+                  "warm_cases": len(hits[0]["warm"]), "curve": curve}
+        if cases < 10:
+            self.notes_.append(f"new_places=auto: only {cases} held-out interaction(s) on an "
+                               "item the ranker stage hid, too few to measure new items' hit "
+                               "rate, so no places are kept for new items (set new_places)")
+            return 0, {**report, "chosen": 0}
+        chosen = fewest_new_places(curve, cfg.new_target)
+        if chosen is None:
+            chosen = cfg.new_places_max
+            self.notes_.append(f"new_places=auto: new items' HR@10 stays under {cfg.new_target} "
+                               f"times the warm items' up to new_places_max={chosen}; keeping "
+                               f"{chosen} places")
+        info("recommender: %d of 10 places for new items (held-out HR@10 new %.3f vs warm %.3f, "
+             "%d new cases)", chosen, curve[chosen]["new_hr@10"], curve[chosen]["warm_hr@10"],
+             cases)
+        return chosen, {**report, "chosen": chosen}
 
     def _set_ranker(self, text: str) -> None:
         import lightgbm as lgb
@@ -172,12 +221,21 @@ class Recommender:
         """(candidate item positions, ranker scores, features, all signal scores) for a known
         user (their stored history) or an anonymous history of item ids."""
         upos, hist = self._resolve(user, history)
-        sig = self.signals_
-        factor_user = None if (upos is None or upos in self.changed_) else upos
+        return (*self._score(self.signals_, upos, hist), hist)
+
+    def _score(self, sig: Signals, upos: int | None, hist: np.ndarray):
+        factor_user = None if (upos is None or upos in getattr(self, "changed_", ())) else upos
         scores = sig.full_scores(factor_user, hist, self.config.recent)
         cand, X = self._candidates(sig, upos, hist, scores=scores)
         s = self.ranker_.predict(X, num_threads=1) if len(cand) else np.zeros(0)
-        return cand, s, X, scores, hist
+        return cand, s, X, scores
+
+    def _full(self, sig: Signals, upos: int | None, hist: np.ndarray) -> np.ndarray:
+        cand, s, _, scores = self._score(sig, upos, hist)
+        full = scores["text"] + 0.01 * scores["popularity"] - 1e6
+        full[cand] = s
+        full[hist] = -np.inf
+        return full
 
     def _resolve(self, user, history):
         if history is not None:
@@ -194,25 +252,22 @@ class Recommender:
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Every item's score (the ranker's for candidates, which all come first; the text
         profile blended with popularity for the others; -inf for seen items), and the history."""
-        cand, s, _, scores, hist = self.rank(user, history)
-        full = scores["text"] + 0.01 * scores["popularity"] - 1e6
-        full[cand] = s
-        full[hist] = -np.inf
-        return full, hist
+        upos, hist = self._resolve(user, history)
+        return self._full(self.signals_, upos, hist), hist
 
     def recommend(self, user: str | None = None, k: int = 10, *, history: list[str] | None = None,
                   reasons: bool = True, exclude: list[str] | None = None,
                   new_places: int | None = None) -> list[dict]:
         """The ``k`` best unseen items, each with its score and the signals that ranked it.
-        At least ``new_places`` (default: the config's) of the ``k`` places go to items without
-        interactions (``ranker.with_new_places``)."""
+        At least ``new_places`` (default: the bundle's, ``new_places_``) of the ``k`` places go
+        to items without interactions (``ranker.with_new_places``)."""
         cand, s, X, scores, hist = self.rank(user, history)
         if exclude:
             drop = np.isin(cand, [self.item_pos_[e] for e in exclude if e in self.item_pos_])
             cand, s, X = cand[~drop], s[~drop], X[~drop]
         if not len(cand):
             return []
-        places = self.config.new_places if new_places is None else int(new_places)
+        places = self.new_places_ if new_places is None else int(new_places)
         if not 0 <= places <= k:
             raise ConfigError(f"new_places={places}: give 0 to k={k} places for new items")
         order = rk.with_new_places(s, self.signals_.counts[cand] == 0, places, k) if places \
@@ -324,7 +379,8 @@ class Recommender:
                                  "train one with `ronghe recommend train`")
         m = reader.manifest
         # a bundle saved before cold_candidates existed keeps the candidate lists it had
-        self = cls({"cold_candidates": 0, **m.config})
+        # and one saved before new_places=auto keeps the lists it served
+        self = cls({"cold_candidates": 0, "new_places": 0, **m.config})
         meta, a = reader.meta, reader.arrays()
         self.backbone_ = backbones.verify(m.backbone_json(), f"recommender {path}")
         self.item_ids_, self.item_texts_ = list(meta["item_ids"]), list(meta["item_texts"])
@@ -341,9 +397,19 @@ class Recommender:
         self.signals_ = from_arrays(a, meta["signals"], a["items.embeddings"], self.config)
         self._set_ranker(reader.path("ranker.txt").read_text())
         self.metrics_, self.data_ = dict(m.metrics), dict(m.data)
+        self.new_places_ = int(self.metrics_.get("new_places", {}).get(
+            "chosen", 0 if self.config.new_places == "auto" else self.config.new_places))
         self.notes_ = list(self.data_.get("notes", []))
         self.bundle_path_ = Path(path)
         return self
+
+
+def fewest_new_places(curve: list[dict], target: float) -> int | None:
+    """The fewest places (``curve``: HR@10 of warm and new items per number of places, in
+    order) at which the new items' HR@10 is at least ``target`` times the warm items'; None
+    if no number in the curve reaches it."""
+    return next((c["new_places"] for c in curve
+                 if c["warm_hr@10"] > 0 and c["new_hr@10"] >= target * c["warm_hr@10"]), None)
 
 
 def _gain_share(booster, best: int, names: list[str]) -> dict[str, float]:
