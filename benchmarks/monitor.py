@@ -113,8 +113,10 @@ def readme(result: dict, quick: bool) -> str:
                       f"{lg['items_per_s']:.0f} items/s; resident memory (MB) along the way: "
                       + ", ".join(f"{m['items']:,}: {m['rss_mb']:.0f}" for m in lg["rss"])
                       + f" (peak {lg['peak_rss_mb']:.0f} MB; {lg['note']})"
-                      + (f"; machine: {lg['machine']['lscpu_model_name']}, load "
-                         f"{lg['machine'].get('load_average_start', '?')}." if "machine" in lg else ".")]
+                      + (f"; machine: {lg['machine']['lscpu_model_name']}, "
+                         f"{lg['machine']['cores']} cores, 1-minute load at the start "
+                         f"{lg['machine']['load_average_start'][0]}." if "machine" in lg
+                         else ".")]
     lines += ["", *common.reproduce("flock /tmp/ronghe-bench.lock .venv/bin/python "
                                     "benchmarks/monitor.py --long 1000000 --torch", NAME, quick)]
     return "\n".join(lines)
