@@ -273,7 +273,15 @@ def test_served_lists_keep_places_for_new_items_and_evaluation_measures_the_same
     assert "| fused+2new |" in ev.markdown(report)
 
 
-def test_new_places_auto_is_the_fewest_places_that_reach_the_target(rec):
+def test_new_places_auto_is_chosen_on_validation_inside_the_training_data(shop):
+    """new_places=auto: a recommender fitted without each user's last interaction and without
+    the newest items measures new vs warm HR@10 per number of places; the fewest places that
+    reach the target are served (and reloaded); with too few held-out cases on new items it
+    keeps none and says why."""
+    from conftest import OPTIONS
+
+    from ronghe.apps.recommend import Recommender
+
     curve = [{"new_places": 0, "warm_hr@10": 0.2, "new_hr@10": 0.0},
              {"new_places": 1, "warm_hr@10": 0.19, "new_hr@10": 0.05},
              {"new_places": 2, "warm_hr@10": 0.18, "new_hr@10": 0.09},
@@ -282,17 +290,29 @@ def test_new_places_auto_is_the_fewest_places_that_reach_the_target(rec):
     assert fewest_new_places(curve, 0.25) == 1
     assert fewest_new_places(curve, 0.0) == 0
     assert fewest_new_places(curve, 0.9) is None
-    # the fit measured its own curve on the ranker stage's held-out interactions and chose by it
-    m = rec.metrics_["new_places"]
-    assert m["by"] == "auto" and m["new_cases"] >= 10 and m["warm_cases"] > m["new_cases"]
-    assert [c["new_places"] for c in m["curve"]] == list(range(rec.config.new_places_max + 1))
-    assert rec.new_places_ == m["chosen"] == fewest_new_places(m["curve"], m["target"])
+    opts = {**OPTIONS, "new_places": "auto", "cold_holdout": 0.3, "new_target": 0.35}
+    auto = Recommender(**opts).fit(shop["train"], shop["items"])
+    m = auto.metrics_["new_places"]
+    assert m["by"] == "auto" and m["new_cases"] >= 10 and m["warm_cases"] > 0
+    assert [c["new_places"] for c in m["curve"]] == list(range(auto.config.new_places_max + 1))
+    rule = fewest_new_places(m["curve"], 0.35)
+    assert auto.new_places_ == m["chosen"] == (auto.config.new_places_max if rule is None
+                                                else rule)
+    assert auto.new_places_ > 0  # the shop's newest items are rarely in a plain top 10
+    for user in ("u-space-1", "u-cooking-4", "u-football-9"):
+        assert sum(r["cold"] for r in auto.recommend(user, 10, reasons=False)) >= \
+            auto.new_places_
+    # a shorter or longer list keeps the same share of its places for new items
+    assert auto.default_places(5) == round(auto.new_places_ / 2)
+    assert auto.default_places(20) == 2 * auto.new_places_
+    few = Recommender(**{**OPTIONS, "new_places": "auto"}).fit(shop["train"], shop["items"])
+    assert few.new_places_ == 0 and few.metrics_["new_places"]["new_cases"] < 10
+    assert any("too few to measure" in n for n in few.notes_)
 
 
-def test_new_places_from_the_config_are_served_and_evaluated_as_served(shop):
+def test_new_places_from_the_config_are_served_and_evaluated_as_served(shop, tmp_path):
     """new_places=2 in the config: every served list holds two items without interactions,
-    and the evaluation's ``served`` method is the fused+2new policy; with no hold-out there is
-    nothing to measure ``auto`` on, so it keeps no places and says why."""
+    the evaluation's ``served`` method is the fused+2new policy, and the bundle keeps it."""
     from conftest import OPTIONS
 
     from ronghe.apps.recommend import Recommender
@@ -303,8 +323,6 @@ def test_new_places_from_the_config_are_served_and_evaluated_as_served(shop):
         assert sum(r["cold"] for r in two.recommend(user, 10, reasons=False)) >= 2
     report = ev.evaluate(two, shop["test"], history_1=False, new_places=[2])
     assert report["methods"]["served"] == report["methods"]["fused+2new"]
-    unmeasured = Recommender(**{**OPTIONS, "cold_holdout": 0.0}).fit(shop["train"],
-                                                                      shop["items"])
-    assert unmeasured.new_places_ == 0 and unmeasured.metrics_["new_places"]["new_cases"] == 0
-    assert any("too few to measure" in n for n in unmeasured.notes_)
-    assert "served" not in ev.evaluate(unmeasured, shop["test"], history_1=False)["methods"]
+    again = load(two.save(tmp_path / "two"))
+    assert again.new_places_ == 2 and again.default_places(5) == 2  # a number: as given
+    assert again.recommend("u-space-1", 10) == two.recommend("u-space-1", 10)

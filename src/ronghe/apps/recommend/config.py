@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from ...config import validate
 
@@ -40,8 +40,10 @@ class RecommendConfig(BaseModel):
         "places of each list kept for the best-ranked items without interactions (a 'new "
         "arrivals' policy: new items get seen before their first clicks, at a measured cost to "
         "the warm items' hit rate, see benchmarks/README.md); 0: the ranker's order alone; "
-        "'auto': the fewest places of a top 10 at which, on the fit's own held-out last "
-        "interactions, new items' HR@10 reaches new_target times the warm items'"))
+        "'auto' (default): the fewest places of a top 10 at which, on validation inside the "
+        "training data (each user's last interaction held out, the newest items hidden), new "
+        "items' HR@10 reaches new_target times the warm items' (the same share of a longer or "
+        "shorter list)"))
     new_target: float = Field(0.5, ge=0, le=1, description=(
         "with new_places=auto: new items' HR@10 as a share of the warm items' to reach "
         "(0.5: new items are hit at least half as often as items with a history)"))
@@ -63,6 +65,13 @@ class RecommendConfig(BaseModel):
                                                                 "item text embeddings")
     bandit_slots: int = Field(2, ge=1, le=50, description="places of a list given to exploration")
     seed: int = 0
+
+    @field_validator("new_places")
+    @classmethod
+    def _places(cls, v):
+        if isinstance(v, int) and not 0 <= v <= 50:
+            raise ValueError(f"new_places={v}: give 0 to 50 places, or 'auto'")
+        return v
 
 
 def build(values: dict[str, Any]) -> RecommendConfig:

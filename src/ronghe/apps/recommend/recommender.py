@@ -10,7 +10,12 @@ Fitting (time-aware, nothing from a user's future reaches the model that ranks i
    sees positives known only by their text and features, as a new item will be; each
    user's candidates become rows labelled 1 for the held-out item; LambdaRank learns on 80%
    of the users and stops early on the others' NDCG@10;
-3. the signals are fitted again on all the interactions, for serving.
+3. the signals are fitted again on all the interactions, for serving;
+4. with ``new_places="auto"`` (the default) the places of a top 10 kept for items without
+   interactions are chosen on validation: a second recommender is fitted on the interactions
+   without each user's last one and without the newest ``cold_holdout`` of the items, and the
+   fewest places at which those users' last interactions find the hidden (new) items at least
+   ``new_target`` times as often as the others (HR@10) is kept.
 
 The bundle (``save``)::
 
@@ -40,6 +45,7 @@ from .data import Items, leave_last_out
 from .signals import Signals, from_arrays, to_arrays
 
 TASK = "recommender"
+MIN_NEW_CASES = 10  # held-out interactions on new items below which new_places=auto keeps none
 
 
 class Recommender:
@@ -114,13 +120,13 @@ class Recommender:
         # examples the ranker has of how an item without interactions is taken up
         report["groups_cold_positive"] = int(cold_positive)
         report["feature_gain_share"] = _gain_share(booster, best, self.feature_names_)
-        self.new_places_, new_report = self._choose_new_places(sig, hist, target, rng)
         info("recommender: ranker stopped at %d trees, validation NDCG@10 (among candidates) "
              "%.4f", best, report["valid_ndcg@10"])
         # 3. the signals on everything, for serving
         self.signals_ = Signals.fit(u, i, t, len(self.user_ids_), len(self.item_ids_), E, cfg)
         self.hist_ = _histories(frame, len(self.user_ids_))
         self.changed_ = set()
+        self.new_places_, new_report = self._choose_new_places(interactions, items, users)
         self.metrics_ = {"ranker": report, "new_places": new_report,
                          "fit_seconds": round(time.perf_counter() - start, 2)}
         self.data_ = {"interactions": int(len(frame)), "users": len(self.user_ids_),
@@ -128,52 +134,56 @@ class Recommender:
                       int((self.signals_.counts == 0).sum()), "notes": self.notes_}
         return self
 
-    def _choose_new_places(self, sig: Signals, hist: list[np.ndarray], target: pd.DataFrame,
-                           rng: np.random.Generator) -> tuple[int, dict]:
-        """``new_places``: the config's number, or with ``auto`` the fewest places of a top 10
-        at which new items' HR@10 reaches ``new_target`` times the warm items' - measured on
-        the ranker stage's held-out last interactions, where the ``cold_holdout`` items play
-        the new ones (at most 5,000 users; the ranker learnt from most of these users' rows
-        but stopped early on the others, so its warm hit rate here is, if anything, a little
-        high, which errs towards more places)."""
-        from .evaluate import _rank
+    def _choose_new_places(self, interactions: pd.DataFrame, items: Items,
+                           users: pd.DataFrame | None) -> tuple[int, dict]:
+        """(places, report): the config's ``new_places``, or for ``auto`` the fewest places
+        (up to ``new_places_max``) at which new items' HR@10 reaches ``new_target`` times the
+        warm items' on validation - each user's last interaction held out, the newest
+        ``cold_holdout`` of the items hidden from a recommender fitted on the rest."""
+        from .evaluate import evaluate
 
         cfg = self.config
         if cfg.new_places != "auto":
-            return int(cfg.new_places), {"chosen": int(cfg.new_places), "by": "config"}
-        cold = sig.counts == 0
-        rows = [r for r in target.itertuples(index=False) if len(hist[r.user])]
-        if len(rows) > 5000:
-            rows = [rows[j] for j in np.sort(rng.choice(len(rows), 5000, replace=False))]
-        places = range(cfg.new_places_max + 1)
-        hits: dict[int, dict[str, list[bool]]] = {n: {"warm": [], "cold": []} for n in places}
-        for r in rows:
-            full = self._full(sig, r.user, hist[r.user])
-            kind = "cold" if cold[r.item] else "warm"
-            for n in places:
-                hits[n][kind].append(_rank(rk.with_new_places(full, cold, n) if n else full,
-                                           r.item) < 10)
-        cases = len(hits[0]["cold"])
-        curve = [{"new_places": n, "warm_hr@10": round(float(np.mean(h["warm"] or [0])), 4),
-                  "new_hr@10": round(float(np.mean(h["cold"] or [0])), 4)}
-                 for n, h in hits.items()]
-        report = {"by": "auto", "target": cfg.new_target, "new_cases": cases,
-                  "warm_cases": len(hits[0]["warm"]), "curve": curve}
-        if cases < 10:
-            self.notes_.append(f"new_places=auto: only {cases} held-out interaction(s) on an "
-                               "item the ranker stage hid, too few to measure new items' hit "
-                               "rate, so no places are kept for new items (set new_places)")
+            return int(cfg.new_places), {"by": "config", "chosen": int(cfg.new_places)}
+        train, valid = leave_last_out(interactions, 1, min_left=1)
+        first = train.groupby("item")["time"].min().sort_values(kind="stable")
+        newest = set(first.index[len(first) - int(round(cfg.cold_holdout * len(first))):])
+        train = train[~train["item"].isin(newest)]
+        valid = valid[valid["user"].isin(set(train["user"]))]
+        report = {"by": "auto", "target": cfg.new_target, "new_items_hidden": len(newest),
+                  "new_cases": int(valid["item"].isin(newest).sum()),
+                  "warm_cases": int((~valid["item"].isin(newest)).sum())}
+        if report["new_cases"] < MIN_NEW_CASES:
+            self.notes_.append(f"new_places=auto: only {report['new_cases']} held-out "
+                               "interaction(s) on the newest items, too few to measure how new "
+                               "items are taken up, so no places are kept for them (set "
+                               "new_places to keep some)")
             return 0, {**report, "chosen": 0}
+        info("recommender: choosing new_places on validation (%d held-out interactions, %d on "
+             "the %d newest items)", len(valid), report["new_cases"], len(newest))
+        inner = Recommender({**cfg.model_dump(), "new_places": 0})
+        inner._embedder = self._embedder
+        try:
+            inner.fit(train, items, users)
+        except DataError as e:
+            self.notes_.append(f"new_places=auto: the validation recommender could not be "
+                               f"fitted ({e}); no places are kept for new items")
+            return 0, {**report, "chosen": 0}
+        top = range(1, cfg.new_places_max + 1)
+        m = evaluate(inner, valid, history_1=False, new_places=top)["methods"]
+        curve = [{"new_places": n, "warm_hr@10": round(m[k]["warm"].get("hr@10", 0.0), 4),
+                  "new_hr@10": round(m[k]["cold"].get("hr@10", 0.0), 4)}
+                 for n, k in [(0, "fused"), *((n, f"fused+{n}new") for n in top)]]
         chosen = fewest_new_places(curve, cfg.new_target)
         if chosen is None:
             chosen = cfg.new_places_max
-            self.notes_.append(f"new_places=auto: new items' HR@10 stays under {cfg.new_target} "
-                               f"times the warm items' up to new_places_max={chosen}; keeping "
-                               f"{chosen} places")
-        info("recommender: %d of 10 places for new items (held-out HR@10 new %.3f vs warm %.3f, "
-             "%d new cases)", chosen, curve[chosen]["new_hr@10"], curve[chosen]["warm_hr@10"],
-             cases)
-        return chosen, {**report, "chosen": chosen}
+            self.notes_.append(f"new_places=auto: on validation new items' HR@10 stays under "
+                               f"{cfg.new_target} times the warm items' up to new_places_max="
+                               f"{chosen}; keeping {chosen} places")
+        c = curve[chosen]
+        info("recommender: %d of 10 places for new items (validation HR@10 new %.3f vs warm "
+             "%.3f)", chosen, c["new_hr@10"], c["warm_hr@10"])
+        return chosen, {**report, "curve": curve, "chosen": chosen}
 
     def _set_ranker(self, text: str) -> None:
         import lightgbm as lgb
@@ -259,21 +269,28 @@ class Recommender:
                   reasons: bool = True, exclude: list[str] | None = None,
                   new_places: int | None = None) -> list[dict]:
         """The ``k`` best unseen items, each with its score and the signals that ranked it.
-        At least ``new_places`` (default: the bundle's, ``new_places_``) of the ``k`` places go
-        to items without interactions (``ranker.with_new_places``)."""
+        At least ``new_places`` (default: ``default_places(k)``) of the ``k`` places go to items
+        without interactions (``ranker.with_new_places``)."""
         cand, s, X, scores, hist = self.rank(user, history)
         if exclude:
             drop = np.isin(cand, [self.item_pos_[e] for e in exclude if e in self.item_pos_])
             cand, s, X = cand[~drop], s[~drop], X[~drop]
         if not len(cand):
             return []
-        places = self.new_places_ if new_places is None else int(new_places)
+        places = self.default_places(k) if new_places is None else int(new_places)
         if not 0 <= places <= k:
             raise ConfigError(f"new_places={places}: give 0 to k={k} places for new items")
         order = rk.with_new_places(s, self.signals_.counts[cand] == 0, places, k) if places \
             else s
         top = np.argsort(-order, kind="stable")[:k]
         return self._explain(cand[top], s[top], X[top], reasons)
+
+    def default_places(self, k: int) -> int:
+        """Places of a list of ``k`` kept for new items: the configured number (at most k), or
+        with ``new_places=auto`` the chosen places of a top 10 as the same share of k."""
+        if self.config.new_places == "auto":
+            return min(k, int(round(self.new_places_ * k / 10)))
+        return min(k, self.new_places_)
 
     def _explain(self, items: np.ndarray, s: np.ndarray, X: np.ndarray, reasons: bool) -> list[dict]:
         out = []
