@@ -344,3 +344,47 @@ def test_distill_an_image_teacher_into_classic_and_a_smaller_backbone(tmp_path, 
                                  "--out", str(tmp_path / "c"), "--quiet"])
     assert r.exit_code == 0, r.output
     assert ronghe.load(tmp_path / "c").strategy == "classic"
+
+
+def test_frozen_chooses_stage_features_on_validation_and_keeps_the_choice(tmp_path,
+                                                                           tiny_vision):
+    """features=auto fits the final pooled features and the same plus the pooled outputs of
+    the last stages, keeps the one validation prefers (ties: the final ones) and the bundle
+    reads the same columns again; features=last never computes stage outputs."""
+    from makers import make_shapes
+
+    from ronghe import tasks
+    from ronghe.images import data as idata
+    from ronghe.images.frozen import STAGES
+
+    train, valid = tasks.get("image").split(idata.read(make_shapes(tmp_path / "d", 12, 0)),
+                                            0.25, 0)
+    clf = ronghe.ImageClassifier(strategy="frozen", model=tiny_vision).fit(train, valid=valid)
+    s = clf.strategy_
+    by = {}
+    for h in s.history:
+        by[h["features"]] = max(by.get(h["features"], 0.0), h["valid_macro_f1"])
+    assert set(by) == {"last", "stages"}
+    assert s.features_ == ("stages" if by["stages"] > by["last"] else "last")
+    emb = s._embedder()
+    assert emb.stages == STAGES
+    wide = emb(train.paths[:3])
+    assert wide.shape[1] > emb.width == emb.model.num_features
+    np.testing.assert_allclose(wide[:, :emb.width], final_features(emb, train.paths[:3]),
+                               atol=1e-5)  # the first columns are the final pooled features
+    again = ronghe.load(clf.save(tmp_path / "b"))
+    assert again.strategy_.features_ == s.features_
+    np.testing.assert_array_equal(again.predict_proba(valid.paths), clf.predict_proba(valid.paths))
+    last = ronghe.ImageClassifier(strategy="frozen", model=tiny_vision,
+                                  options={"features": "last"}).fit(train, valid=valid)
+    assert last.strategy_.features_ == "last" and last.strategy_._embedder().stages == 0
+    assert {h["features"] for h in last.strategy_.history} == {"last"}
+
+
+def final_features(emb, paths):
+    import torch
+
+    from ronghe.images.estimator import decode
+
+    with torch.inference_mode():
+        return emb.model(torch.from_numpy(emb.preprocess(decode(paths)))).numpy()

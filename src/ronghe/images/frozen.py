@@ -1,6 +1,12 @@
 """``frozen`` for images: pooled features of an untouched pretrained vision backbone (timm) +
 standardised logistic regression.
 
+``features``: ``last`` pools the network's final features; ``stages`` adds the global-average
+pooled outputs of its last ``STAGES`` stages (timm's ``forward_intermediates``), mid-level
+features that carry over better than the final ImageNet ones to images far from ImageNet (grey
+scans, X-rays, micrographs; measured in ``benchmarks/image_features.py``); ``auto`` (default)
+fits both on one pass of features and keeps the better on validation.
+
 Only the feature extractor differs from text's ``frozen`` (``strategies/frozen.py``), so fitting
 (C chosen on validation), prediction and the bundle (scaler + regression arrays, the backbone
 reference and the sha256 of its weights - checked again at load) are that class's. Features are
@@ -12,15 +18,19 @@ and repeated predictions on the same images embed each image once.
 from __future__ import annotations
 
 import hashlib
+from typing import Literal
 
 import numpy as np
 from pydantic import Field
 
+from ..bundle import BundleReader, State
 from ..config import StrategyConfig
+from ..errors import ConfigError
 from ..strategies.frozen import Frozen as TextFrozen
 
 _CACHE: dict[tuple[str, str], np.ndarray] = {}
 _CACHE_LIMIT = 200_000
+STAGES = 3  # intermediate stages pooled beside the final features (``features="stages"``)
 
 
 class FrozenConfig(StrategyConfig):
@@ -34,13 +44,20 @@ class FrozenConfig(StrategyConfig):
     C_grid: list[float] = Field([0.03, 0.1, 0.3, 1.0, 3.0], min_length=1,
                                 description="C values tried; the best on validation is kept")
     max_iter: int = 2000
+    features: Literal["auto", "last", "stages"] = Field("auto", description=(
+        "last: the final pooled features; stages: also the pooled outputs of the last 3 "
+        "stages (mid-level features, for images far from ImageNet); auto: both, the better on "
+        "validation kept (last without validation data)"))
 
 
 class VisionEmbedder:
-    """Pooled backbone features of RGB images, batched, cached per image content."""
+    """Pooled backbone features of RGB images, batched, cached per image content. With
+    ``stages`` > 0 each vector is the final pooled features followed by the global-average
+    pooled outputs of the network's last ``stages`` stages (a network without timm's
+    ``forward_intermediates`` gives the final features only: ``self.stages`` is then 0)."""
 
     def __init__(self, path, sha256: str, batch_size: int = 32, device: str = "auto",
-                 image_size: int | None = None):
+                 image_size: int | None = None, stages: int = 0):
         import torch
 
         from ..backbones.vision import load_vision, preprocess_config
@@ -51,8 +68,18 @@ class VisionEmbedder:
         self.device = pick_device(device)
         self.model = load_vision(path).to(self.device).eval()
         self.preprocess = Preprocess.from_config(preprocess_config(path), image_size)
-        self.sha256 = f"{sha256}:{self.preprocess.size}"  # the cache key: weights and size
+        self.stages = stages if hasattr(self.model, "forward_intermediates") else 0
+        self.width = self.model.num_features  # of the final pooled features, first in a vector
+        # the cache key: weights, size and stages
+        self.sha256 = f"{sha256}:{self.preprocess.size}:{self.stages}"
         self._torch = torch
+
+    def _forward(self, x):
+        if not self.stages:
+            return self.model(x)
+        final, inter = self.model.forward_intermediates(x, indices=self.stages)
+        return self._torch.cat([self.model.forward_head(final)]
+                               + [t.float().mean((2, 3)) for t in inter], 1)
 
     def __call__(self, images) -> np.ndarray:
         from ..log import progress
@@ -77,7 +104,7 @@ class VisionEmbedder:
                 for start in range(0, len(pending), self.batch_size):
                     batch = pending[start:start + self.batch_size]
                     x = self._torch.from_numpy(self.preprocess([img for _, img in batch]))
-                    feats = self.model(x.to(self.device)).float().cpu().numpy()
+                    feats = self._forward(x.to(self.device)).float().cpu().numpy()
                     for (k, _), f in zip(batch, feats):
                         decoded[k] = f
                     bar.advance(len(batch))
@@ -90,10 +117,50 @@ class Frozen(TextFrozen):
     task = "image-classification"
     Config = FrozenConfig
     uses_backbone = True
+    features_ = "last"  # what the fitted classifier reads (bundles from before: the last)
 
     def _embedder(self) -> VisionEmbedder:
         if getattr(self, "_emb", None) is None:
             c = self.config
+            # "last" reads the first columns of a stages vector (the same forward pass)
             self._emb = VisionEmbedder(self.backbone.path, self.backbone.sha256, c.batch_size,
-                                       c.device, c.image_size)
+                                       c.device, c.image_size,
+                                       0 if c.features == "last" else STAGES)
         return self._emb
+
+    def embed(self, images) -> np.ndarray:
+        emb = self._embedder()
+        X = emb(list(images))
+        return X[:, :emb.width] if self.features_ == "last" else X
+
+    def fit(self, train, valid):
+        c, emb = self.config, self._embedder()
+        if c.features == "stages" and not emb.stages:
+            raise ConfigError(f"features=stages: the backbone {c.model!r} has no timm "
+                              "forward_intermediates to take stage outputs from; use "
+                              "features=last")
+        kinds = {"auto": ["last", "stages"], "last": ["last"], "stages": ["stages"]}[c.features]
+        if not emb.stages or valid is None:  # auto: nothing to choose with
+            kinds = kinds[-1:] if c.features == "stages" else ["last"]
+        fitted = {}
+        for kind in kinds:
+            self.features_ = kind
+            super().fit(train, valid)
+            best = max((h["valid_macro_f1"] for h in self.history), default=0.0)
+            fitted[kind] = (best, self.model, self.mean, self.scale,
+                            [{**h, "features": kind} for h in self.history])
+        self.features_ = max(fitted, key=lambda k: (fitted[k][0], k == "last"))  # ties: last
+        _, self.model, self.mean, self.scale, _ = fitted[self.features_]
+        self.history = [h for k in kinds for h in fitted[k][4]]
+        return self
+
+    def to_state(self) -> State:
+        state = super().to_state()
+        state.meta["features"] = self.features_
+        return state
+
+    @classmethod
+    def from_state(cls, config, classes, backbone, reader: BundleReader):
+        self = super().from_state(config, classes, backbone, reader)
+        self.features_ = reader.meta.get("features", "last")
+        return self
