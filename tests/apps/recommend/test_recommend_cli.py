@@ -15,10 +15,12 @@ def test_train_then_evaluate_from_files(shop, tmp_path):
     opts = [x for k, v in OPTIONS.items() for x in ("--option", f"{k}={v}")]
     out = tmp_path / "rec"
     r = run(app, ["recommend", "train", "--interactions", str(shop["paths"]["train"]), "--items",
-                  str(shop["paths"]["items"]), "--text-col", "title", "--out", str(out), "-q",
+                  str(shop["paths"]["items"]), "--text-col", "title", "--out", str(out),
                   *opts])
     assert r.exit_code == 0, r.output
     assert (out / "ranker.txt").exists()
+    said = " ".join(r.output.split())
+    assert "places kept for items without interactions" in said and "new_places=auto" in said
     r = run(app, ["recommend", "evaluate", str(out), str(shop["paths"]["test"]), "--out",
                   str(tmp_path / "eval.json"), "-q"])
     assert r.exit_code == 0, r.output

@@ -76,6 +76,9 @@ def train(
 def _places_why(m: dict) -> str:
     if m.get("by") != "auto":
         return "new_places from the options"
+    if "curve" not in m:
+        return (f"new_places=auto: {m['new_cases']} validation interaction(s) on new items, too "
+                "few to measure")
     c = m["curve"][m["chosen"]]
     return (f"new_places=auto: held-out HR@10 new items {c['new_hr@10']:.3f} vs warm "
             f"{c['warm_hr@10']:.3f} over {m['new_cases']} + {m['warm_cases']} cases")
