@@ -47,15 +47,15 @@ def _summary(ranks: list[int], tops: list[np.ndarray], n_items: int) -> dict:
             "coverage@10": float(cov)}
 
 
-def _method_scores(rec, user=None, history=None, new_places=()) -> dict[str, np.ndarray]:
+def _method_scores(rec, cold: np.ndarray, user=None, history=None, new_places=()
+                   ) -> dict[str, np.ndarray]:
     full, hist = rec.full_ranking(user, history)
-    cold = rec.signals_.counts == 0
     upos = rec.user_pos_.get(user) if user is not None else None
     factor_user = None if (upos is None or upos in rec.changed_) else upos
     sig = rec.signals_.full_scores(factor_user, hist, rec.config.recent)
     out = {"fused": full}
     if rec.new_places_:
-        out["served"] = with_new_places(full, cold, rec.new_places_)
+        out["served"] = with_new_places(full, cold, rec.default_places(10))
     for m in METHODS[1:]:
         s = sig[m].astype(np.float64).copy()
         s[hist] = -np.inf
@@ -103,11 +103,12 @@ def evaluate(rec, test: pd.DataFrame, *, history_1: bool = True, new_places=(),
         t0 = time.perf_counter()
         rec.recommend(user, 10)
         latency.append((time.perf_counter() - t0) * 1000)
-        views = [("all", _method_scores(rec, user, new_places=new_places))]
+        views = [("all", _method_scores(rec, cold_items, user, new_places=new_places))]
         if history_1:
             h = rec.hist_[rec.user_pos_[user]]
             if len(h):
-                views.append(("history_1", _method_scores(rec, history=[rec.item_ids_[h[-1]]])))
+                views.append(("history_1", _method_scores(
+                    rec, cold_items, history=[rec.item_ids_[h[-1]]])))
         for view, scores in views:
             for m, s in scores.items():
                 top = np.argpartition(-s, 10)[:10]

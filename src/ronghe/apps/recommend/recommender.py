@@ -231,21 +231,12 @@ class Recommender:
         """(candidate item positions, ranker scores, features, all signal scores) for a known
         user (their stored history) or an anonymous history of item ids."""
         upos, hist = self._resolve(user, history)
-        return (*self._score(self.signals_, upos, hist), hist)
-
-    def _score(self, sig: Signals, upos: int | None, hist: np.ndarray):
-        factor_user = None if (upos is None or upos in getattr(self, "changed_", ())) else upos
+        sig = self.signals_
+        factor_user = None if (upos is None or upos in self.changed_) else upos
         scores = sig.full_scores(factor_user, hist, self.config.recent)
         cand, X = self._candidates(sig, upos, hist, scores=scores)
         s = self.ranker_.predict(X, num_threads=1) if len(cand) else np.zeros(0)
-        return cand, s, X, scores
-
-    def _full(self, sig: Signals, upos: int | None, hist: np.ndarray) -> np.ndarray:
-        cand, s, _, scores = self._score(sig, upos, hist)
-        full = scores["text"] + 0.01 * scores["popularity"] - 1e6
-        full[cand] = s
-        full[hist] = -np.inf
-        return full
+        return cand, s, X, scores, hist
 
     def _resolve(self, user, history):
         if history is not None:
@@ -262,8 +253,11 @@ class Recommender:
                      ) -> tuple[np.ndarray, np.ndarray]:
         """Every item's score (the ranker's for candidates, which all come first; the text
         profile blended with popularity for the others; -inf for seen items), and the history."""
-        upos, hist = self._resolve(user, history)
-        return self._full(self.signals_, upos, hist), hist
+        cand, s, _, scores, hist = self.rank(user, history)
+        full = scores["text"] + 0.01 * scores["popularity"] - 1e6
+        full[cand] = s
+        full[hist] = -np.inf
+        return full, hist
 
     def recommend(self, user: str | None = None, k: int = 10, *, history: list[str] | None = None,
                   reasons: bool = True, exclude: list[str] | None = None,
