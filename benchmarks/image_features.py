@@ -93,7 +93,9 @@ def readme(result: dict, quick: bool) -> str:
              "clearly above classic: "
              + ("**met**." if max(a["test_accuracy"] for a in auto.values()) > classic + 0.01
                 else "**missed**: ImageNet features of 28 px grey scans, even mid-level ones, "
-                     "do not clearly beat HOG at 900 training images."), "",
+                     "do not clearly beat HOG at 900 training images.")
+             + " The `frozen` rows of `images.py` above were measured before this option "
+               "(the final features only).", "",
              *common.reproduce("python benchmarks/image_features.py", NAME, quick,
                                ("apt-get install dataset-fashion-mnist",))]
     return "\n".join(lines)
