@@ -3,18 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from rec_material import interactions_frame, items_frame
+from rec_material import OPTIONS, interactions_frame, items_frame
 
 from ronghe.apps.recommend.data import items_from_frame, leave_last_out
-
-# small and fast: the tests check behaviour, not accuracy at scale
-OPTIONS = {"factors": 8, "mf_iterations": 5, "candidates_per_signal": 20, "ranker_rounds": 60,
-           "early_stopping": 20, "cold_holdout": 0.15,
-           # the made-up shop has no new items: every item is on the shelf from the start and
-           # each topic's users come in one block of time, so its "newest" items are just the
-           # last topic's; the random hold-out is the one that fits it
-           "cold_holdout_by": "random"}
-
 
 @pytest.fixture(scope="session")
 def shop(tmp_path_factory):

@@ -7,6 +7,14 @@ import random
 
 import pandas as pd
 
+# small and fast: the tests check behaviour, not accuracy at scale
+OPTIONS = {"factors": 8, "mf_iterations": 5, "candidates_per_signal": 20, "ranker_rounds": 60,
+           "early_stopping": 20, "cold_holdout": 0.15,
+           # the made-up shop has no new items: every item is on the shelf from the start and
+           # each topic's users come in one block of time, so its "newest" items are just the
+           # last topic's; the random hold-out is the one that fits it
+           "cold_holdout_by": "random"}
+
 TOPICS = {
     "space": ["space opera with starships", "alien invasion of planet earth", "astronaut lost "
               "on mars", "galactic empire war in space", "robots on a distant moon",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import OPTIONS
+from rec_material import OPTIONS
 from typer.testing import CliRunner
 
 from ronghe.cli import app

@@ -8,7 +8,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from rec_material import topic_of
+from rec_material import OPTIONS, topic_of
 
 from ronghe.apps.recommend import evaluate as ev
 from ronghe.apps.recommend import load
@@ -278,8 +278,6 @@ def test_new_places_auto_is_chosen_on_validation_inside_the_training_data(shop):
     the newest items measures new vs warm HR@10 per number of places; the fewest places that
     reach the target are served (and reloaded); with too few held-out cases on new items it
     keeps none and says why."""
-    from conftest import OPTIONS
-
     from ronghe.apps.recommend import Recommender
 
     curve = [{"new_places": 0, "warm_hr@10": 0.2, "new_hr@10": 0.0},
@@ -313,8 +311,6 @@ def test_new_places_auto_is_chosen_on_validation_inside_the_training_data(shop):
 def test_new_places_from_the_config_are_served_and_evaluated_as_served(shop, tmp_path):
     """new_places=2 in the config: every served list holds two items without interactions,
     the evaluation's ``served`` method is the fused+2new policy, and the bundle keeps it."""
-    from conftest import OPTIONS
-
     from ronghe.apps.recommend import Recommender
 
     two = Recommender(**{**OPTIONS, "new_places": 2}).fit(shop["train"], shop["items"])
