@@ -226,6 +226,12 @@ def compressed(ft, per_class: int, train, valid, test) -> list[dict]:
     return rows
 
 
+def _finetune_epochs(result: dict) -> list[tuple[int, int]]:
+    """(per class, epochs) of each finetune row (rows before the epochs were recorded: 3)."""
+    return [(r["per_class"], (r.get("params") or {}).get("epochs", 3))
+            for r in result["runs"] if r["strategy"] == "finetune"]
+
+
 def readme(result: dict, quick: bool) -> str:
     rows = []
     for r in result["runs"]:
@@ -247,8 +253,10 @@ def readme(result: dict, quick: bool) -> str:
         "Fashion-MNIST (Debian `dataset-fashion-mnist`), seeded samples of 100 and 1,000 training "
         "images per class (`--quick`: 20), one stratified 10 % validation split shared by every "
         "model, scored on the full 10,000 test images (`--quick`: a seeded 1,100). "
-        "EfficientNet-Lite0 (ImageNet) at 112 px for `frozen` and `finetune` (3 epochs, LP-FT "
-        "head, pretrained batch-norm statistics, augmentation: random resized crop 35-100 %, "
+        "EfficientNet-Lite0 (ImageNet) at 112 px for `frozen` and `finetune` ("
+        + ", ".join(f"{pc} per class: {ep} epochs" for pc, ep in _finetune_epochs(result))
+        + "; LP-FT head, pretrained batch-norm statistics, augmentation: random resized crop "
+        "35-100 %, "
         "flip, colour jitter 0.2); `frozen@224` at the backbone's own 224 px. `weighted` "
         "rows fuse two of the fitted models (weight chosen on validation, no retraining; train "
         "time = both members'); the pair with the best validation macro-F1 is the one to compare. "
@@ -276,7 +284,10 @@ def main(argv=None) -> int:
     ap.add_argument("--reuse", default="", help="strategies whose saved bundle from an earlier "
                                                 "run is loaded and re-scored instead of refitted")
     ap.add_argument("--threads", type=int, default=common.THREADS)
+    ap.add_argument("--finetune-epochs", type=int, default=STRATEGIES["finetune"]["epochs"],
+                    help="epochs of the finetune row (the strategy's own default is 5)")
     args = ap.parse_args(argv)
+    STRATEGIES["finetune"]["epochs"] = args.finetune_epochs
     if common.handled(args, NAME, readme):
         return 0
     common.pin_threads(args.threads)
