@@ -366,8 +366,8 @@ def readme(r: dict, quick: bool) -> str:
                                        "new / warm", "NDCG@10 all"], rows), ""]
             npl = t0.get("new_places", {})
             if npl.get("by") == "auto":
-                lines += [f"How the default (`new_places=auto`) chose in the time-aware fit of seed "
-                          f"{r['runs'][0]['seed']}: a recommender fitted without each user's last "
+                lines += [f"How the default (`new_places=auto`) chose in the time-aware fit of "
+                          f"seed {r['runs'][0]['seed']}: a recommender fitted without each user's last "
                           f"training rating and without the {npl['new_items_hidden']} newest "
                           f"training movies, then its validation ratings ({npl['warm_cases']} "
                           f"on warm movies, {npl['new_cases']} on the hidden new ones), HR@10 "

@@ -139,9 +139,9 @@ class Frozen(TextFrozen):
             raise ConfigError(f"features=stages: the backbone {c.model!r} has no timm "
                               "forward_intermediates to take stage outputs from; use "
                               "features=last")
-        kinds = {"auto": ["last", "stages"], "last": ["last"], "stages": ["stages"]}[c.features]
-        if not emb.stages or valid is None:  # auto: nothing to choose with
-            kinds = kinds[-1:] if c.features == "stages" else ["last"]
+        kinds = ["last", "stages"] if c.features == "auto" else [c.features]
+        if c.features == "auto" and (not emb.stages or valid is None):
+            kinds = ["last"]  # nothing to choose with
         fitted = {}
         for kind in kinds:
             self.features_ = kind

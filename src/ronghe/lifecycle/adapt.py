@@ -270,7 +270,6 @@ def _step_loss(mlm, original, batch: dict, anchor: float):
     embedding of the same (masked) batch."""
     import torch
 
-
     out = mlm(**batch, output_hidden_states=anchor > 0)
     if anchor <= 0:
         return out.loss

@@ -6,11 +6,12 @@ Every path that answers through ``app.submit`` (``/v1/models/{name}/predict``, t
 replies) writes one row per input, in the request, before the answer is sent (so an answered
 prediction is on disk even after ``kill -9``); the monitor writes the sentiment prediction of
 each item it stores (model ``monitor-sentiment``) after the item's own commit. A row: time,
-model, version, predicted label, its score, all class probabilities, and a compact input summary - length in characters and words, the
-share of words the model's tokenizer does not hold as one piece (``oov_rate``), and the
-embedding projected to ``DIMS`` numbers (a fixed random projection: distances are roughly kept,
-the text cannot be read back). Raw text only with ``prediction_log_text=true``, and then masked
-(``privacy.mask``). A failing log write is logged and counted, never fails the prediction.
+model, version, predicted label, its score, all class probabilities, and a compact input
+summary - length in characters and words, the share of words the model's tokenizer does not
+hold as one piece (``oov_rate``), and the embedding projected to ``DIMS`` numbers (a fixed
+random projection: distances are roughly kept, the text cannot be read back). Raw text only
+with ``prediction_log_text=true``, and then masked (``privacy.mask``). A failing log write is
+logged and counted, never fails the prediction.
 """
 
 from __future__ import annotations
