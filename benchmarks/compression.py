@@ -1,6 +1,9 @@
 #!/usr/bin/env python
 """Compression and export of an SST-2 fine-tuned MiniLM: speed, size and accuracy in one run.
 
+``--data banking77`` runs the same on a second data set (77 intents, train.csv -> test.csv,
+written to ``results/compression_banking77.json`` and its own README section).
+
 A ``finetune`` MiniLM (the default backbone) is trained once on a seeded sample of SST-2 train
 (``--train-size``, 10 % of it held out as validation) with max_length 64, fp32, and saved under
 ``benchmarks/.work/compression/``; it is reused while the settings stored beside it match
@@ -24,6 +27,7 @@ to PyTorch fp32. A roofline note compares achieved GFLOP/s at batch 32 with the 
     python benchmarks/compression.py --only onnx-int8-dynamic,pruned-layers-4
     python benchmarks/compression.py --quick --threads 1  # smoke run, a few minutes
     python benchmarks/compression.py --rewrite-readme     # README section from the saved JSON
+    python benchmarks/compression.py --data banking77 --epochs 3 --only onnx-fp32,onnx-int8-dynamic
 """
 
 from __future__ import annotations
@@ -40,6 +44,26 @@ import common  # benchmarks/common.py: this script's folder is first on sys.path
 common.pin_threads()
 
 NAME = "compression"
+# what each --data reads: (label, training unit, test split's name)
+DATASETS = {"sst2": ("SST-2", "sentences", "dev"), "banking77": ("BANKING77", "queries", "test.csv")}
+
+
+def name_for(data: str) -> str:
+    return NAME if data == "sst2" else f"{NAME}_{data}"
+
+
+def read_data(data: str, split: str) -> tuple[list[str], list[int]]:
+    """(texts, integer labels) of a split: SST-2 ``train`` / ``dev``; BANKING77 ``train`` /
+    ``test`` (its intents numbered in sorted order)."""
+    if data == "sst2":
+        return common.read_sst2("train" if split == "train" else "dev")
+    import pandas as pd
+
+    folder = common.DATA.parent / "banking77"
+    classes = sorted(pd.read_csv(folder / "train.csv").category.unique())
+    df = pd.read_csv(folder / ("train.csv" if split == "train" else "test.csv"))
+    ids = {c: i for i, c in enumerate(classes)}
+    return list(df.text), [ids[c] for c in df.category]
 BASE = "torch-fp32"
 AIM = {"b1": 3.5, "b32": 2.5, "max_drop": 0.5}
 # name: how it is made (kind: teacher | export | compress), its precision and what it is
@@ -215,11 +239,11 @@ def prepare(a, work: Path) -> dict:
 
     from ronghe import data
 
-    texts, labels = common.read_sst2("train")
+    texts, labels = read_data(a.data, "train")
     idx = common.sample_indices(len(texts), a.train_size, seed=a.seed)
     train, valid = data.split(data.from_texts([texts[i] for i in idx], [labels[i] for i in idx]),
                               0.1, a.seed)
-    dev_t, dev_y = common.read_sst2("dev")
+    dev_t, dev_y = read_data(a.data, "test")
     order = np.random.default_rng(a.seed).permutation(len(dev_t)).tolist()
     n1, n32 = a.b1_texts, 32 * a.b32_batches
     if n1 + n32 + 32 > len(dev_t):
@@ -232,7 +256,7 @@ def prepare(a, work: Path) -> dict:
             "dev": _dump(work / "dev.jsonl", dev_t, dev_y),
             "b1": order[:n1], "b32": [order[n1 + 32 * k: n1 + 32 * (k + 1)] for k in range(a.b32_batches)],
             "warm": order[n1 + n32:]}
-    spec["settings"] = {"train_size": a.train_size, "epochs": a.epochs, "max_length": a.max_length,
+    spec["settings"] = {**({"data": a.data} if a.data != "sst2" else {}), "train_size": a.train_size, "epochs": a.epochs, "max_length": a.max_length,
                         "seed": a.seed, "model": "minilm", "train_sha256": hashlib.sha256(
                             Path(spec["train"]).read_bytes() + Path(spec["valid"]).read_bytes()).hexdigest()}
     spec["sizes"] = {"train": len(train), "valid": len(valid),
@@ -382,30 +406,36 @@ def readme(result: dict, quick: bool) -> str:
     dtypes = {x.get("param_dtype") for x in (bf or {}).get("latency_rounds", []) if x}
     bf_note = (" Note: the re-loaded `torch-bf16` bundle holds its weights in float32 and runs them "
                "under bf16 autocast (the bundle is bf16 on disk only)." if "float32" in dtypes else "")
-    cmd = "python benchmarks/compression.py" + (" --quick" if quick else "")
+    data = s["settings"].get("data", "sst2")
+    label, unit, test = DATASETS[data]
+    cmd = "python benchmarks/compression.py" + (" --quick" if quick else "") + (
+        "" if data == "sst2" else f" --data {data} --epochs {s['settings']['epochs']} --only "
+        + ",".join(r["variant"] for r in rows if r["variant"] != BASE))
+    orientation = (" For orientation: sentence-transformers reports 3.08x for ONNX int8 over fp32 "
+                   "on CPU; Intel reports 2.39x for int8 MiniLM-L6 on SST-2 at 0.8 points lost."
+                   if data == "sst2" else "")
     return "\n".join([
-        "## Compression and export: MiniLM fine-tuned on SST-2", "",
+        f"## Compression and export: MiniLM fine-tuned on {label}", "",
         common.quick_note(quick, "python benchmarks/compression.py") +
         f"Teacher: `finetune` MiniLM-L6 (`minilm`), {s['settings']['epochs']} epoch(s), max_length "
-        f"{s['settings']['max_length']}, fp32, on a seeded sample of {s['sizes']['train']:,} SST-2 train "
-        f"sentences ({s['sizes']['valid']:,} more held out as validation: early stopping, the "
+        f"{s['settings']['max_length']}, fp32, on a seeded sample of {s['sizes']['train']:,} {label} train "
+        f"{unit} ({s['sizes']['valid']:,} more held out as validation: early stopping, the "
         f"compression gate and nothing else){' - reused from an earlier run' if t.get('reused') else ''}. "
-        f"Pruning recovers for 1 epoch on {s['sizes']['recovery']:,} of the training sentences; static "
+        f"Pruning recovers for 1 epoch on {s['sizes']['recovery']:,} of the training {unit}; static "
         f"int8 calibrates on {min(512, s['sizes']['recovery'])} of them. Every variant is made by `ronghe.compression` "
         "(`export.as_onnx`, `gate.compress` with the gate opened; the *gate* column is the validation "
         "drop in points and whether the default `--max-drop 0.5` would have let it through), saved, "
-        f"re-loaded, and scored on SST-2 dev ({s['sizes']['dev']}); *Δ* is dev points lost against "
+        f"re-loaded, and scored on {label} {test} ({s['sizes']['dev']:,}; the *dev* columns); *Δ* is dev points lost against "
         "PyTorch fp32 (negative: gained), *agree* the share of dev labels equal to fp32's." + bf_note, "",
         f"Latency: `ronghe.load` in a fresh process per variant and round, {s['threads']} thread(s) "
-        "pinned (torch and onnxruntime), `predict_proba` on raw dev sentences (tokenisation included), "
+        f"pinned (torch and onnxruntime), `predict_proba` on raw {label} {test} texts (tokenisation included), "
         f"warm-up, then batch 1 on {len(s['b1'])} distinct sentences and batch 32 on {len(s['b32'])} "
         f"distinct batches; {s['reps']} round(s) with the variants taking turns; median over rounds of "
         "the per-round p50, speed-up = median of the per-round ratios to `torch-fp32`. Peak RSS of the "
         "serving process.", "",
         common.md_table(["variant", "what", "MB", "dev acc", "Δ pts lost", "agree", "gate: valid Δ",
                          "b1 p50 ms", "b1 speed-up", "b32 p50 ms", "b32 speed-up", "RSS MB", "aim"], table),
-        "", aim + " For orientation: sentence-transformers reports 3.08x for ONNX int8 over fp32 on "
-        "CPU; Intel reports 2.39x for int8 MiniLM-L6 on SST-2 at 0.8 points lost.", "",
+        "", aim + orientation, "",
         f"Roofline: the {roof['encoder']['num_hidden_layers']}-layer encoder (h {roof['encoder']['hidden_size']}, FFN "
         f"{roof['encoder']['intermediate_size']}) costs {roof['gflop_per_example_mean_tokens']} GFLOP per "
         f"example at the mean length of the timed sentences ({roof['mean_tokens_b32_texts']} tokens) "
@@ -419,7 +449,8 @@ def readme(result: dict, quick: bool) -> str:
         f"Machine: {common.machine_line(info)}. Load average (1 min) at the start of each latency "
         f"round: {loads or '-'}. Total run time {result['total_wall_seconds'] / 60:.1f} min.", "",
         "Reproduce:", "", "```bash",
-        f"{cmd}   # results: benchmarks/results/{NAME}{'.quick' if quick else ''}.json", "```"])
+        f"{cmd}   # results: benchmarks/results/{name_for(data)}{'.quick' if quick else ''}.json",
+        "```"])
 
 
 # ----------------------------------------------------------------------------------------- main
@@ -437,9 +468,12 @@ def main() -> None:
     ap.add_argument("--b32-batches", type=int, default=20)
     ap.add_argument("--only", default=",".join(VARIANTS), help=f"variants ({BASE} is always included)")
     ap.add_argument("--retrain", action="store_true", help="train the teacher even if one is saved")
+    ap.add_argument("--data", choices=sorted(DATASETS), default="sst2",
+                    help="sst2 (train sample -> dev.tsv) or banking77 (train.csv -> test.csv)")
     a = ap.parse_args()
     workers = {"teacher": worker_teacher, "build": worker_build, "latency": worker_latency}
-    if common.handled(a, NAME, readme, workers):
+    name = name_for(a.data)
+    if common.handled(a, name, readme, workers):
         return
     if a.quick:
         a.train_size, a.epochs, a.reps, a.recovery_size, a.b1_texts, a.b32_batches = 300, 1, 1, 100, 10, 2
@@ -450,7 +484,7 @@ def main() -> None:
     t0 = time.perf_counter()
     common.THREADS = a.threads  # machine_info and thread_env report / use this
     info = common.machine_info()
-    work = common.WORK / NAME / ("quick" if a.quick else "full")
+    work = common.WORK / name / ("quick" if a.quick else "full")
     (work / "bundles").mkdir(parents=True, exist_ok=True)
     spec = prepare(a, work)
     spec["reps"] = a.reps
@@ -473,7 +507,7 @@ def main() -> None:
                                                  for n, x in rounds[-1].items()), flush=True)
     rows, roof = summarise(spec, tinfo, builds, rounds, a.threads)
     setup = {k: v for k, v in spec.items() if k not in ("work", "warm")}
-    result = {"benchmark": NAME, "quick": a.quick, "machine": info, "setup": setup,
+    result = {"benchmark": name, "quick": a.quick, "machine": info, "setup": setup,
               "aim": AIM, "teacher": tinfo | {"dev_tokens": None}, "rows": rows, "roofline": roof,
               "round_load_averages": loads}
     for r in rows:
@@ -481,7 +515,7 @@ def main() -> None:
               f"size {_f(r.get('size_mb'), '{:.1f}')} MB  b1 {_f(r['b1_p50_ms'])} ms "
               f"({_f(r['speedup_b1'])}x)  b32 {_f(r['b32_p50_ms'])} ms ({_f(r['speedup_b32'])}x)  "
               f"{_f(r['roofline'].get('percent_of_peak'), '{:.1f}')} % of peak")
-    common.finish(NAME, result, a, readme, t0)
+    common.finish(name, result, a, readme, t0)
 
 
 if __name__ == "__main__":

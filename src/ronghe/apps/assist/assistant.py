@@ -13,7 +13,15 @@ Building (``fit``):
    refuse; the threshold with the best F1 of correct answers wins;
 3. the out-of-scope detector: max-probability, Mahalanobis and kNN distances on the
    embeddings, and an explicit ``oos`` class when out-of-scope examples are given, compared on
-   validation (``oos.py``).
+   validation (``oos.py``);
+4. the fusion of classifier and retrieval: an FAQ entry whose answer is an intent's answer
+   gives the same reply, so its questions vote for that intent. A message's intent scores are
+   ``(1 - w) * classifier probabilities + w * retrieval votes`` (the ``retrieval_k`` nearest
+   FAQ questions, each weighted ``exp((similarity - best) / retrieval_temperature)``, shared out
+   over the intents their entries answer for; unlinked entries' votes count in the total but for
+   no intent). ``w`` is chosen on the in-scope validation messages from 0 (the classifier
+   alone) to 0.5; a validation message's own copy among the FAQ questions is left out of its
+   vote, so an FAQ made from the same questions does not flatter retrieval.
 
 The bundle (``save``)::
 
@@ -158,18 +166,24 @@ class Assistant:
             self.combined_ = None
         # 4. the FAQ threshold
         self.faq_threshold_, faq_report = self._faq_threshold(v_faq, v_faq_ids, v_oos)
+        # 5. the weight of retrieval's vote in the intent scores
+        n_in = len(v_in)
+        self.retrieval_weight_, fusion_report = self._choose_weight(
+            P_valid[:n_in], E_valid[:n_in], v_in, np.array([label_ids[y] for y in v_in_labels]))
         self.ner_ = ner
         self.train_seconds_ = time.perf_counter() - start
         self.metrics_ = {
             "valid": {"intent_accuracy": scores[self.strategy_], "n_in_scope": len(v_in),
                       "n_oos": len(v_oos), "n_faq": len(v_faq)},
             "candidates": {n: round(s, 5) for n, s in scores.items()},
-            "oos": report, "faq": faq_report, "train_seconds": round(self.train_seconds_, 2)}
+            "oos": report, "faq": faq_report, "fusion": fusion_report,
+            "train_seconds": round(self.train_seconds_, 2)}
         self.data_ = {"n_intent_examples": len(train), "n_intents": len(self.intents_),
                       "n_faq_entries": len(self.faq_), "n_faq_questions": int(len(self._faq_ids)),
                       "n_oos_train": len(oos_train), "notes": self.notes_}
-        info("assistant: classifier %s, out-of-scope %s (threshold %.4f), FAQ threshold %.4f",
-             self.strategy_, method, threshold, self.faq_threshold_)
+        info("assistant: classifier %s, out-of-scope %s (threshold %.4f), FAQ threshold %.4f, "
+             "retrieval weight %.2f", self.strategy_, method, threshold, self.faq_threshold_,
+             self.retrieval_weight_)
         return self
 
     def _validation(self, train, valid: Material | None, oos_train: list[str]):
@@ -265,12 +279,14 @@ class Assistant:
                 ids.append(e.id)
                 questions.append(q)
         self._faq_ids, self._faq_questions = ids, questions
+        self._faq_class = np.zeros(0, np.int64)
         if not questions:
             self._faq_vectors, self._faq_index = np.zeros((0, 1), np.float32), None
             return
         self._faq_vectors = self.embed(questions) if vectors is None else vectors
         self._faq_index = VectorIndex(self._faq_vectors, self.config.search,
                                       self.config.hnsw_above)
+        self._faq_class = self._links()
 
     def faq_search(self, E: np.ndarray, k: int) -> list[list[tuple[str, float, str]]]:
         """Per message: up to ``k`` FAQ entries (id, similarity, matched question), best
@@ -357,6 +373,63 @@ class Assistant:
         report["threshold"] = thr
         return thr, report
 
+    def _links(self) -> np.ndarray:
+        """Per FAQ question: the index of the classifier class its entry answers for (the
+        entry's answer is that intent's answer, and no other intent's), else -1."""
+        by_answer: dict[str, list[str]] = {}
+        for intent, a in self.answers_.items():
+            by_answer.setdefault(a.strip(), []).append(intent)
+        ids = {c: i for i, c in enumerate(self._classes())}
+        entry = {}
+        for e in self.faq_.values():
+            owners = by_answer.get(e.answer.strip(), [])
+            entry[e.id] = ids.get(owners[0], -1) if len(owners) == 1 else -1
+        return np.array([entry[f] for f in self._faq_ids], dtype=np.int64)
+
+    def _votes(self, E: np.ndarray, leave_out: list[str] | None = None) -> np.ndarray:
+        """Per message, retrieval's vote over the classifier's classes (rows sum to at most 1:
+        the votes of unlinked FAQ entries are in the total but go to no intent). With
+        ``leave_out`` (the messages' texts), a FAQ question equal to its message is skipped."""
+        cfg = self.config
+        links = self._faq_class
+        n_classes = len(self._classes())
+        V = np.zeros((len(E), n_classes))
+        if self._faq_index is None or not len(E) or (links < 0).all():
+            return V
+        extra = 0 if leave_out is None else 1 + max(self._faq_ids.count(f) for f in self.faq_)
+        sims, idx = self._faq_index.search(E, min(len(self._faq_ids), cfg.retrieval_k + extra))
+        for i in range(len(E)):
+            keep = idx[i] >= 0
+            if leave_out is not None:
+                text = leave_out[i].strip()
+                keep &= np.array([j >= 0 and self._faq_questions[j] != text for j in idx[i]])
+            s, j = sims[i][keep][: cfg.retrieval_k], idx[i][keep][: cfg.retrieval_k]
+            if not len(s):
+                continue
+            w = np.exp((s.astype(np.float64) - s[0]) / cfg.retrieval_temperature)
+            c = links[j]
+            np.add.at(V[i], c[c >= 0], w[c >= 0])
+            V[i] /= w.sum()
+        return V
+
+    def _choose_weight(self, P, E, texts: list[str], y: np.ndarray) -> tuple[float, dict]:
+        cfg = self.config
+        linked = int(len({f for f, c in zip(self._faq_ids, self._faq_class) if c >= 0}))
+        report: dict = {"linked_entries": linked}
+        if not linked:
+            report["rule"] = ("no FAQ entry shares its answer with an intent: the classifier "
+                              "alone chooses the intent")
+            return 0.0, report
+        V = self._votes(E, leave_out=texts)
+        grid = ([0.0, 0.1, 0.2, 0.3, 0.4, 0.5] if cfg.retrieval_weight == "auto"
+                else [float(cfg.retrieval_weight)])
+        acc = {w: float((((1 - w) * P + w * V).argmax(1) == y).mean()) for w in grid}
+        best = max(grid, key=lambda w: (round(acc[w], 9), -w))
+        report.update(valid_accuracy={f"{w:g}": round(a, 5) for w, a in acc.items()},
+                      weight=best, rule=("the weight with the best in-scope validation accuracy "
+                                         "(ties: the smaller)" if len(grid) > 1 else "as given"))
+        return best, report
+
     # -- replying -----------------------------------------------------------------------------
 
     def signals(self, messages: list[str]) -> tuple[list[Signals], np.ndarray, np.ndarray]:
@@ -366,14 +439,23 @@ class Assistant:
         E = self.embed(messages)
         P = self._proba(self.classifier_, messages)
         scores = self.oos_scores(messages, P, E)
+        w = self.retrieval_weight_
+        V = self._votes(E) if w > 0 else None
+        F = P if V is None else (1 - w) * P + w * V  # the intent scores replies use
         faq = self.faq_search(E, self.config.faq_top_k)
         entities = self._entities(messages)
         classes = self._classes()
+        owner = {f: classes[c] for f, c in zip(self._faq_ids, self._faq_class) if c >= 0}
         out = []
         for i in range(len(messages)):
-            order = np.argsort(-P[i])[:2]
-            out.append(Signals([(classes[j], float(P[i, j])) for j in order], float(scores[i]),
-                               faq[i], entities[i]))
+            order = np.argsort(-F[i])[:2]
+            fusion = None if V is None else {
+                "retrieval_weight": w, "classifier": round(float(P[i, order[0]]), 4),
+                "retrieval": round(float(V[i, order[0]]), 4),
+                "classifier_top": classes[int(P[i].argmax())]}
+            out.append(Signals([(classes[j], float(F[i, j])) for j in order], float(scores[i]),
+                               faq[i], entities[i], fusion,
+                               owner.get(faq[i][0][0]) if faq[i] else None))
         return out, P, E
 
     def oos_scores(self, messages, P, E) -> np.ndarray:
@@ -434,6 +516,7 @@ class Assistant:
                         for e in self.faq_.values()],
                 "strategy": self.strategy_, "oos_method": self.oos_method_,
                 "oos_threshold": self.oos_threshold_, "faq_threshold": self.faq_threshold_,
+                "retrieval_weight": self.retrieval_weight_,
                 "oos_combined": self.combined_.to_json() if self.combined_ else None}
         state = bundle.State(meta=meta, arrays=arrays)
         with tempfile.TemporaryDirectory() as tmp:
@@ -470,6 +553,7 @@ class Assistant:
         self.oos_method_ = meta["oos_method"]
         self.oos_threshold_ = float(meta["oos_threshold"])
         self.faq_threshold_ = float(meta["faq_threshold"])
+        self.retrieval_weight_ = float(meta.get("retrieval_weight", 0.0))  # older bundles: 0
         arrays = reader.arrays()
         members = reader.root / "members"
         self.classifier_ = load_estimator(members / "intent")

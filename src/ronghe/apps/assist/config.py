@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -51,6 +51,14 @@ class AssistConfig(BaseModel):
     faq_in_scope_rejection: float = Field(
         0.05, gt=0, lt=0.5, description="without negative FAQ validation examples: the FAQ "
                                         "threshold rejects this share of correct matches")
+    retrieval_weight: Annotated[float, Field(ge=0, le=1)] | Literal["auto"] = Field(
+        "auto", description="weight of the FAQ retrieval's vote in the intent scores "
+                            "(weighted late fusion with the classifier's probabilities; only FAQ "
+                            "entries whose answer is an intent's vote); auto = chosen on "
+                            "validation from 0 to 0.5 (0 = the classifier alone)")
+    retrieval_k: int = Field(10, ge=1, le=100, description="nearest FAQ questions that vote")
+    retrieval_temperature: float = Field(
+        0.05, gt=0, le=1, description="a neighbour's vote is exp((similarity - best) / this)")
     ambiguity_ratio: float = Field(
         0.75, gt=0, le=1, description="runner-up probability at least this share of the top "
                                       "one's: ask which of the two is meant")

@@ -4,7 +4,11 @@ In order:
 
 1. a confident intent (the out-of-scope score under its threshold and no close runner-up)
    -> the intent's answer;
-2. else the nearest FAQ entry, if its similarity reaches the FAQ threshold -> its answer;
+2. else the nearest FAQ entry, if its similarity reaches the FAQ threshold -> its answer; but
+   when that entry's answer is an intent's answer (with classifier and retrieval fused), the
+   match only says the message is in scope: the fused scores' top intent is answered - they
+   already hold the entry's vote, and the nearest question alone is the weaker signal
+   (``assistant.py``, step 4; BANKING77 in benchmarks/README.md);
 3. else, if the message is in scope but two intents are too close (the runner-up's probability
    is at least ``ambiguity_ratio`` of the top one's and at least ``ambiguity_min``) -> a
    clarifying question naming both;
@@ -52,6 +56,8 @@ class Signals:
     oos_score: float
     faq: list[tuple[str, float, str]]  # (entry id, similarity, matched question), best first
     entities: dict[str, str]
+    fusion: dict | None = None  # the classifier's and retrieval's shares of the top intent
+    faq_intent: str | None = None  # the intent whose answer the nearest FAQ entry gives
 
 
 @dataclass
@@ -78,12 +84,23 @@ def decide(s: Signals, t: Thresholds, cfg: AssistConfig, answers: dict[str, str]
         "faq": ({"id": best_faq[0], "similarity": round(float(best_faq[1]), 4),
                  "threshold": round(t.faq, 4), "question": best_faq[2]} if best_faq else None),
     }
+    if s.fusion:
+        why["intent"]["fusion"] = s.fusion
     out = {"kind": "fallback", "intent": None, "faq_id": None, "handoff": False, "options": []}
     if in_scope and not ambiguous:
         template = answers.get(top) or cfg.intent_message.replace("{intent}", display(top))
         out.update(kind="intent", intent=top)
         why["rule"] = (f"intent '{top}' ({p1:.2f}); out-of-scope score {s.oos_score:.3f} < "
                        f"{t.oos:.3f} ({t.oos_method}); no close runner-up")
+    elif faq_ok and s.fusion and s.faq_intent:
+        template = answers.get(top) or cfg.intent_message.replace("{intent}", display(top))
+        out.update(kind="intent", intent=top)
+        why["rule"] = ((f"'{top}' and '{second}' are close" if in_scope else
+                        f"out-of-scope score {s.oos_score:.3f} >= {t.oos:.3f}")
+                       + f", but FAQ '{best_faq[0]}' (similarity {best_faq[1]:.3f} >= "
+                       f"{t.faq:.3f}) answers as intent '{s.faq_intent}', so the message is in "
+                       f"scope; the fused scores (its vote included) choose intent '{top}' "
+                       f"({p1:.2f})")
     elif faq_ok:
         template = faq_answers[best_faq[0]]
         out.update(kind="faq", faq_id=best_faq[0])
