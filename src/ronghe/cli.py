@@ -550,17 +550,43 @@ def serve(
                                                 "which version folder is the newest"),
     option: list[str] = typer.Option([], "--option", help="serve option KEY=VALUE, e.g. max_batch_size=16"),
     config: Optional[Path] = typer.Option(None, help="YAML/TOML/JSON with serve options"),
+    engine: str = typer.Option("local", help="local (uvicorn) | ray (a Ray Serve deployment "
+                                             "whose replicas autoscale)"),
+    address: Optional[str] = typer.Option(None, help="--engine ray: auto | ray://HOST:PORT "
+                                                     "[default: a local Ray instance]"),
+    min_replicas: int = typer.Option(1, "--min-replicas", help="--engine ray"),
+    max_replicas: int = typer.Option(2, "--max-replicas", help="--engine ray"),
+    target_ongoing: float = typer.Option(8, "--target-ongoing", help="--engine ray: ongoing "
+                                         "requests per replica the autoscaler aims at"),
+    replica_cpus: float = typer.Option(1, "--replica-cpus", help="--engine ray: CPUs (and "
+                                       "inference threads) per replica"),
     quiet: bool = QuietOpt,
 ):
     """Serve bundles over HTTP: predictions, health, readiness, Prometheus metrics."""
     from .config import read_config_file
-    from .serving.server import run
+    from .serving.server import build_config, require_web_stack, run
 
     options = read_config_file(config) if config else {}
     flags = {"request_log": request_log, "log_inputs": log_inputs or None,
              "inference_threads": inference_threads, "version_order": version_order}
     options.update({k: v for k, v in flags.items() if v is not None})
     options.update(_parse_options(option))
+    if engine == "ray":  # scale/serve.py: the same app as replicas of a Ray Serve deployment
+        from .scale import serve as ray_serve
+
+        if workers != 1:
+            raise ConfigError("--engine ray scales with --min-replicas/--max-replicas; drop "
+                              "--workers")
+        opts = ray_serve.options({"min_replicas": min_replicas, "max_replicas": max_replicas,
+                                  "target_ongoing_requests": target_ongoing,
+                                  "replica_cpus": replica_cpus})
+        require_web_stack()
+        cfg = build_config(models, host=host, port=port, api_keys=api_keys, insecure=insecure,
+                           **options)
+        ray_serve.run(cfg, opts, address=address)
+        return
+    if engine != "local":
+        raise ConfigError(f"--engine {engine}: use local or ray")
     run(models, host=host, port=port, api_keys=api_keys, workers=workers, insecure=insecure, **options)
 
 

@@ -252,3 +252,57 @@ def test_ray_tune_writes_the_best_config_as_the_local_search_does(tmp_path, ray_
     assert len(finals) == 2
     assert text.startswith(f"# best of 2 trials in {tmp_path / 'study' / 'ray'}")
     assert f"macro-F1 {max(finals):.4f}" in text.splitlines()[0]
+
+
+# --------------------------------------------------------------------------- Ray Serve
+
+
+def test_serve_on_ray_is_the_same_service_with_autoscaled_replicas(tmp_path, ray_local, classic):
+    import httpx
+
+    from ronghe.scale import serve as ray_serve
+    from ronghe.serving.server import build_config
+
+    clf, bundle = classic
+    keys = tmp_path / "keys.json"
+    keys.write_text(json.dumps({"ci": {"key": "s3cret-key-for-ray-serve"}}))
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    config = build_config([bundle], port=port, api_keys=keys, request_log="off")
+    opts = ray_serve.options({"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2,
+                              "replica_cpus": 0.5, "upscale_delay_s": 0})
+    url = ray_serve.start(config, opts, wait_ready_s=180)
+    try:
+        texts = ["a wonderful, moving film", "dull and far too long"]
+        auth = {"Authorization": "Bearer s3cret-key-for-ray-serve"}
+        r = httpx.post(f"{url}/v1/models/bundle/predict", json={"texts": texts}, headers=auth,
+                       timeout=30)
+        assert r.status_code == 200, r.text
+        assert [p["label"] for p in r.json()["predictions"]] == list(clf.predict(texts))
+        # the app's own key check and error format, through Ray's proxy
+        denied = httpx.post(f"{url}/v1/models/bundle/predict", json={"texts": texts}, timeout=30)
+        assert denied.status_code == 401 and denied.json()["error"]["code"]
+        assert "ronghe_requests_total" in httpx.get(f"{url}/metrics", headers=auth,
+                                                    timeout=30).text
+        assert ray_serve.replicas().get("RUNNING", 0) >= 1
+        from ray import serve
+
+        dep = serve.status().applications["ronghe"].deployments["RongheService"]
+        assert dep.status.value in ("HEALTHY", "UPSCALING", "DOWNSCALING")
+    finally:
+        ray_serve.stop()
+    with pytest.raises(Exception):
+        httpx.get(f"{url}/readyz", timeout=5).raise_for_status()
+
+
+def test_serve_engine_ray_refuses_bad_scaling_options(classic):
+    _, bundle = classic
+    r = invoke("serve", bundle, "--engine", "ray", "--min-replicas", "3", "--max-replicas", "2")
+    assert r.exit_code == 2 and "max_replicas (2) must be at least min_replicas (3)" in r.output
+    r = invoke("serve", bundle, "--engine", "ray", "--workers", "2")
+    assert r.exit_code == 2 and "--max-replicas" in r.output
+    r = invoke("serve", bundle, "--engine", "k8s")
+    assert r.exit_code == 2 and "use local or ray" in r.output
