@@ -9,6 +9,12 @@ rows/s over the whole command, peak memory as the largest summed RSS of the proc
 extrapolated linearly to 1M rows (said so in the table). Training: MiniLM fine-tuned on a seeded
 SST-2 sample, 1 epoch, the same effective batch on 1 and 2 processes; wall time, validation
 accuracy, and the expected scaling on N machines from the measured gradient volume per step.
+
+``--part serve`` (kept apart from the rest, whose numbers it leaves as they are): the classic
+bundle behind ``ronghe serve --engine ray`` (a local Ray with 2 CPUs, 1-2 replicas of 1 CPU,
+2 ongoing requests per replica as the autoscaling target) under 1, then 8, then 1 closed-loop
+clients; per second the replica count, per phase req/s and latency; and ``ronghe serve``
+(uvicorn, one process) at 8 clients on the same bundle for comparison.
 """
 
 from __future__ import annotations
@@ -162,6 +168,139 @@ def scaling(train: list[dict], gbit: float = 10.0) -> list[dict]:
     return out
 
 
+PHASES = ((1, 20), (8, 60), (1, 45))  # (clients, seconds)
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s_:
+        s_.bind(("127.0.0.1", 0))
+        return s_.getsockname()[1]
+
+
+def _drive(url: str, texts: list[str], phases, on_tick=None) -> tuple[list, list]:
+    """Closed-loop clients (threads): phase by phase, the first ``clients`` of 8 threads send
+    one text per request. Returns (requests as (phase, t, ms, ok), ticks of ``on_tick()``)."""
+    import httpx
+
+    level, stop, lock = [0], threading.Event(), threading.Lock()
+    phase, reqs, ticks = [0], [], []
+
+    def client(i: int) -> None:
+        with httpx.Client(timeout=30) as c:
+            k = i
+            while not stop.is_set():
+                if i >= level[0]:
+                    time.sleep(0.01)
+                    continue
+                t = time.perf_counter()
+                try:
+                    ok = c.post(f"{url}/v1/models/bundle/predict",
+                                json={"texts": [texts[k % len(texts)]]}).status_code == 200
+                except httpx.HTTPError:
+                    ok = False
+                with lock:
+                    reqs.append((phase[0], time.perf_counter() - t0, 1000 * (time.perf_counter() - t), ok))
+                k += 8
+
+    t0 = time.perf_counter()
+    threads = [threading.Thread(target=client, args=(i,), daemon=True)
+               for i in range(max(c for c, _ in phases))]
+    for th in threads:
+        th.start()
+    for n, (clients, seconds) in enumerate(phases):
+        phase[0], level[0] = n, clients
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end:
+            if on_tick:
+                ticks.append((n, round(time.perf_counter() - t0, 1), on_tick()))
+            time.sleep(1)
+    stop.set()
+    for th in threads:
+        th.join()
+    return reqs, ticks
+
+
+def _phase_stats(reqs, n: int, seconds: float) -> dict:
+    import numpy as np
+
+    lat = [ms for p, _, ms, ok in reqs if p == n and ok]
+    return {"requests": len(lat), "errors": sum(1 for p, *_, ok in reqs if p == n and not ok),
+            "req_per_s": round(len(lat) / seconds, 1),
+            "p50_ms": round(float(np.percentile(lat, 50)), 2) if lat else None,
+            "p95_ms": round(float(np.percentile(lat, 95)), 2) if lat else None}
+
+
+def serve_part(bundle: Path) -> dict:
+    from ronghe.scale import serve as ray_serve
+    from ronghe.serving.server import build_config
+
+    texts = common.read_sst2("dev")[0]
+    os.environ.update({"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
+    port = _free_port()
+    config = build_config([bundle], port=port, request_log="off")
+    opts = ray_serve.options({"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2,
+                              "replica_cpus": 1, "upscale_delay_s": 0, "downscale_delay_s": 10})
+    t = time.perf_counter()
+    url = ray_serve.start(config, opts, num_cpus=2, object_store_memory=int(2e8))
+    startup = time.perf_counter() - t
+    reqs, ticks = _drive(url, texts, PHASES,
+                         on_tick=lambda: ray_serve.replicas().get("RUNNING", 0))
+    ray_serve.stop()
+    import ray
+
+    ray.shutdown()
+    phases = []
+    for n, (clients, seconds) in enumerate(PHASES):
+        reps = [r for p, _, r in ticks if p == n]
+        start = next(t for p, t, _ in ticks if p == n)
+        two = next((t - start for p, t, r in ticks if p == n and r >= 2), None)
+        phases.append({"clients": clients, "seconds": seconds, **_phase_stats(reqs, n, seconds),
+                       "replicas_min": min(reps), "replicas_max": max(reps),
+                       "replicas_end": reps[-1], "seconds_to_2_replicas": two})
+    # the same bundle behind ronghe serve (uvicorn, one process), 8 clients
+    port = _free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "ronghe", "serve", str(bundle), "--port",
+                             str(port), "--request-log", "off", "-q"],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONPATH": str(SRC)})
+    try:
+        ray_serve._wait_ready(f"http://127.0.0.1:{port}", 120)
+        local, _ = _drive(f"http://127.0.0.1:{port}", texts, ((8, 30),))
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    return {"startup_seconds": round(startup, 1), "options": opts.model_dump(),
+            "phases": phases, "timeline": ticks, "uvicorn_8_clients": _phase_stats(local, 0, 30),
+            "machine": common.machine_info()}
+
+
+def _serve_lines(sv: dict) -> list[str]:
+    rows = [[p["clients"], p["seconds"], p["req_per_s"], p["p50_ms"], p["p95_ms"], p["errors"],
+             f"{p['replicas_min']}-{p['replicas_max']} (end {p['replicas_end']})",
+             "-" if p["seconds_to_2_replicas"] is None else f"{p['seconds_to_2_replicas']:.0f}"]
+            for p in sv["phases"]]
+    u = sv["uvicorn_8_clients"]
+    o = sv["options"]
+    return ["### Elastic serving: `ronghe serve --engine ray`", "",
+            f"Machine for this part: {common.machine_line(sv['machine'])}.", "",
+            f"The classic bundle as a Ray Serve deployment on a local Ray (2 CPUs): "
+            f"{o['min_replicas']}-{o['max_replicas']} replicas of {o['replica_cpus']:g} CPU, "
+            f"autoscaling target {o['target_ongoing_requests']:g} ongoing requests per replica, "
+            f"upscale delay {o['upscale_delay_s']:g} s, downscale delay {o['downscale_delay_s']:g} s; "
+            f"deployment ready in {sv['startup_seconds']} s (Ray started inside). Closed-loop "
+            "clients on the same machine, one SST-2 dev sentence per request; the replica count "
+            "is read from `serve.status()` every second.", "",
+            common.md_table(["clients", "s", "req/s", "p50 ms", "p95 ms", "errors",
+                             "running replicas", "s to 2 replicas"], rows), "",
+            f"The same bundle behind `ronghe serve` (uvicorn, one process) at 8 clients: "
+            f"{u['req_per_s']} req/s, p50 {u['p50_ms']} ms, p95 {u['p95_ms']} ms. On one 2-core "
+            "machine the second replica shares the cores with the first, the Ray proxy and the "
+            "load generator, so it shows the autoscaler at work (replicas added under load and "
+            "removed after it), not a speed-up; Ray's proxy hop is the difference to uvicorn.", ""]
+
+
 def readme(result: dict, quick: bool) -> str:
     inf = result["inference"]
     local = {r["bundle"]: r for r in inf if r["engine"] == "local"}
@@ -227,7 +366,12 @@ def readme(result: dict, quick: bool) -> str:
                   "of it; on a faster machine t1 shrinks and the all-reduce share grows):", "",
                   common.md_table(["machines", "compute s/step", "all-reduce s/step", "speed-up"],
                                   srows), ""]
+    if result.get("serve"):
+        lines += _serve_lines(result["serve"])
     lines += common.reproduce(f"flock /tmp/ronghe-bench.lock {cmd}", NAME, quick)
+    if result.get("serve"):
+        lines += ["", "The elastic-serving part: `flock /tmp/ronghe-bench.lock python "
+                  "benchmarks/scale.py --part serve`."]
     return "\n".join(lines)
 
 
@@ -239,8 +383,20 @@ def main() -> None:
     ap.add_argument("--train-n", type=int, default=1_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-training", action="store_true")
+    ap.add_argument("--part", choices=["all", "serve"], default="all",
+                    help="serve: only the Ray Serve part (the rest of the JSON is kept)")
     args = ap.parse_args()
     if common.handled(args, NAME, readme):
+        return
+    if args.part == "serve":
+        t0 = time.perf_counter()
+        path = common.result_path(NAME, args.quick)
+        result = json.loads(path.read_text())
+        result["serve"] = serve_part(classic_bundle(WORK / "classic"))
+        common.write_json(NAME, result, args.quick)
+        common.write_readme_section(NAME, readme(result, args.quick))
+        print(json.dumps(result["serve"]["phases"], indent=1))
+        print(f"done in {time.perf_counter() - t0:.0f} s")
         return
     if args.quick:
         args.rows_classic, args.rows_int8, args.train_n, args.repeats = 20_000, 500, 200, 1

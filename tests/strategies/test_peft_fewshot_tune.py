@@ -108,9 +108,33 @@ def test_contrastive_beats_chance_with_few_examples():
 
     train, test = make_sentiment(8, 0), make_sentiment(8, 5)
     clf = TextClassifier(strategy="contrastive", max_length=32,
-                         options={"num_iterations": 5}).fit(train, test)
+                         options={"num_iterations": 5, "min_valid": 0}).fit(train, test)
     acc = (clf.predict(test.text.tolist()) == test.label.to_numpy()).mean()
     assert acc >= 0.75
+    assert "validation_merged" not in clf.metrics_  # min_valid 0: the test set stays unseen
+    assert [h["C"] for h in clf.metrics_["history"]] == [0.1, 1.0, 10.0, 100.0]
+
+
+def test_contrastive_trains_on_a_validation_set_too_small_to_choose_on(monkeypatch):
+    from makers import make_sentiment
+
+    from ronghe.strategies import contrastive
+
+    seen = []
+    real = contrastive.Contrastive._train_encoder
+    monkeypatch.setattr(contrastive.Contrastive, "_train_encoder",
+                        lambda self, ids, y: (seen.append(len(ids)), real(self, ids, y)))
+    train, valid = make_sentiment(8, 0), make_sentiment(3, 5)  # 16 and 6 examples
+    clf = TextClassifier(strategy="contrastive", max_length=32,
+                         options={"num_iterations": 2}).fit(train, valid)
+    assert seen == [22]  # the encoder trained on both
+    assert clf.strategy_.head.C == 1.0 and "6 validation examples" in clf.metrics_[
+        "validation_merged"] and "seen examples" in clf.metrics_["validation_merged"]
+    big = make_sentiment(12, 5)  # 24 validation examples: held out, C chosen on them
+    seen.clear()
+    clf = TextClassifier(strategy="contrastive", max_length=32,
+                         options={"num_iterations": 2}).fit(train, big)
+    assert seen == [16] and "validation_merged" not in clf.metrics_
 
 
 def test_tune_runs_resumes_and_best_config_trains(tmp_path):

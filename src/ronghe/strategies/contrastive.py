@@ -6,6 +6,13 @@ similarity regressed onto 1/0) - then fit a logistic-regression head on the tune
 
 Pairs are sampled on the fly from per-class index lists: memory stays proportional to the number
 of examples, never to the number of pairs, and ``max_pairs`` caps the work on larger sets.
+
+The encoder never looks at validation data; validation only chooses the head's C. With fewer
+than ``min_valid`` validation examples there is nothing to choose on (on SST-2 at 8-64 examples
+per class every C of the grid tied on the 2-13 held-out examples - benchmarks/README.md, few-shot),
+so holding them out only costs training data: the encoder and the head then train on the
+training and validation examples together, with ``small_valid_C`` (1.0, scikit-learn's and
+SetFit's default), and the report says the validation scores are on seen examples.
 """
 
 from __future__ import annotations
@@ -41,6 +48,10 @@ class ContrastiveConfig(NetworkConfig):
     eval_batch_size: int = Field(128, ge=1)
     C_grid: list[float] = Field([0.1, 1.0, 10.0, 100.0], min_length=1,
                                 description="head C values tried; the best on validation is kept")
+    min_valid: int = Field(20, ge=0, description="fewer validation examples than this: train "
+                                                 "on training + validation, head C small_valid_C "
+                                                 "(0: always hold validation out)")
+    small_valid_C: float = Field(1.0, gt=0)
 
 
 def pair_count(labels: np.ndarray, num_iterations: int | None, max_pairs: int) -> int:
@@ -149,10 +160,23 @@ class Contrastive(Strategy):
         loop.set_seed(c.seed)
         self._setup(backbones.load_encoder(self.backbone.path),
                     backbones.load_tokenizer(self.backbone.path))
-        ids = tokenize(self.tokenizer, train.texts, c.max_length)
-        y = self.label_ids(train.labels)
+        texts, labels = list(train.texts), list(train.labels)
+        merged = len(valid.texts) < c.min_valid
+        if merged:  # too few to choose C on: they train instead (see the module docstring)
+            texts, labels = texts + list(valid.texts), labels + list(valid.labels)
+            self.report["validation_merged"] = (
+                f"{len(valid.texts)} validation examples (< min_valid {c.min_valid}) trained "
+                f"with the {len(train.texts)} training ones; head C {c.small_valid_C:g}; the "
+                "validation scores are on seen examples")
+            info("contrastive: %s", self.report["validation_merged"])
+        ids = tokenize(self.tokenizer, texts, c.max_length)
+        y = self.label_ids(labels)
         self._train_encoder(ids, y)
         X = self._embed_ids(ids)
+        if merged:
+            self.head, self.history = linear.fit_logreg(X, y, None, None, [c.small_valid_C],
+                                                        c.seed)
+            return self
         Xv = self.embed(valid.texts)
         self.head, self.history = linear.fit_logreg(X, y, Xv, self.label_ids(valid.labels),
                                                     c.C_grid, c.seed)
