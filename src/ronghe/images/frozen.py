@@ -142,10 +142,15 @@ class Frozen(TextFrozen):
         kinds = ["last", "stages"] if c.features == "auto" else [c.features]
         if c.features == "auto" and (not emb.stages or valid is None):
             kinds = ["last"]  # nothing to choose with
+        # each image decoded and embedded once: "last" is the first columns of the full vector
+        X, Xv = emb(list(train.inputs)), emb(list(valid.inputs)) if valid is not None else None
+        y, yv = self.label_ids(train.labels), (self.label_ids(valid.labels)
+                                               if valid is not None else None)
         fitted = {}
         for kind in kinds:
             self.features_ = kind
-            super().fit(train, valid)
+            cut = slice(0, emb.width) if kind == "last" else slice(None)
+            self.fit_features(X[:, cut], y, None if Xv is None else Xv[:, cut], yv)
             best = max((h["valid_macro_f1"] for h in self.history), default=0.0)
             fitted[kind] = (best, self.model, self.mean, self.scale,
                             [{**h, "features": kind} for h in self.history])

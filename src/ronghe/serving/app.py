@@ -276,7 +276,8 @@ async def submit(svc, request: Request, name: str, model, inputs: list, *, timeo
         async with asyncio.timeout(timeout_s):
             answer = await svc.batcher(name).submit(model, inputs)
         if svc.predictions is not None:  # opt-in prediction log (predlog.py), before answering
-            await run_in_threadpool(svc.predictions.write, name, model, inputs, answer[0])
+            await run_in_threadpool(svc.predictions.write, name, model.version,
+                                    model.predictor, inputs, answer[0])
         return answer
     except QueueFull:
         return error_response(request, 503, "queue_full", f"{who} is at capacity; retry shortly",

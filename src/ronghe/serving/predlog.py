@@ -67,8 +67,9 @@ def outcome(record: dict) -> tuple[Any, float | None, dict | None]:
 
 
 def _parts(predictor):
-    """(tokenizer vocabulary or None, embed function or None) of a served predictor."""
-    est = getattr(predictor, "estimator", None)
+    """(tokenizer vocabulary or None, embed function or None) of a served predictor or an
+    estimator."""
+    est = getattr(predictor, "estimator", predictor)
     inner = getattr(est, "strategy_", None)
     embed = getattr(inner, "embed", None) or getattr(getattr(predictor, "bot", None), "embed", None)
     tok = getattr(inner, "tokenizer", None)
@@ -115,8 +116,10 @@ class PredictionLog:
         self.with_text = with_text
         self.failures = 0
 
-    def write(self, name: str, model, inputs: list, results: list) -> int:
-        """One row per text input (other kinds - tokens, images - are not logged)."""
+    def write(self, name: str, version: str, predictor, inputs: list, results: list) -> int:
+        """One row per text input (other kinds - tokens, images - are not logged) of model
+        ``name`` at ``version``; ``predictor`` (a served predictor or an estimator) gives the
+        vocabulary and embeddings of the input summaries."""
         import sqlalchemy as sa
 
         from ..store import now
@@ -126,9 +129,9 @@ class PredictionLog:
         try:
             at = now()
             rows = []
-            for s, rec in zip(summaries(model.predictor, inputs, self.with_text), results):
+            for s, rec in zip(summaries(predictor, inputs, self.with_text), results):
                 label, score, proba = outcome(rec)
-                rows.append({"created_at": at, "model": name, "version": model.version,
+                rows.append({"created_at": at, "model": name, "version": version,
                              "label": None if label is None else str(label), "score": score,
                              "probabilities": None if proba is None else json.dumps(proba),
                              **s})

@@ -47,15 +47,18 @@ class Frozen(Strategy):
         return (self.embed(texts) - self.mean) / self.scale
 
     def fit(self, train, valid):
-        X = self.embed(train.inputs)
+        return self.fit_features(self.embed(train.inputs), self.label_ids(train.labels),
+                                 self.embed(valid.inputs) if valid is not None else None,
+                                 self.label_ids(valid.labels) if valid is not None else None)
+
+    def fit_features(self, X, y, Xv=None, yv=None):
+        """The standardised logistic regression on features already computed."""
         self.mean = X.mean(0)
         self.scale = X.std(0) + 1e-6
         X = (X - self.mean) / self.scale
-        Xv = self._scaled(valid.inputs) if valid is not None else None
-        yv = self.label_ids(valid.labels) if valid is not None else None
+        Xv = (Xv - self.mean) / self.scale if Xv is not None else None
         self.model, self.history = linear.fit_logreg(
-            X, self.label_ids(train.labels), Xv, yv, self.config.C_grid, self.config.seed,
-            self.config.max_iter)
+            X, y, Xv, yv, self.config.C_grid, self.config.seed, self.config.max_iter)
         return self
 
     def predict_proba(self, texts):

@@ -164,13 +164,9 @@ class Monitor:
         """The sentiment predictions of newly stored items into the prediction log (as model
         ``monitor-sentiment``), so ``ronghe drift --from-db`` watches the monitor too. After
         the items' own commit: the log is a second copy, and a failed write only logs."""
-        from types import SimpleNamespace
-
-        path = self.config.models.sentiment
-        served = SimpleNamespace(predictor=SimpleNamespace(estimator=self.scorer.sentiment),
-                                 version=str(path).rstrip("/").rsplit("/", 1)[-1])
+        version = str(self.config.models.sentiment).rstrip("/").rsplit("/", 1)[-1]
         self.predictions.write(
-            "monitor-sentiment", served, [it.text for it, _ in scored],
+            "monitor-sentiment", version, self.scorer.sentiment, [it.text for it, _ in scored],
             [{"label": sc.sentiment, "score": sc.sentiment_score,
               "probabilities": sc.probabilities.get("sentiment")} for _, sc in scored])
 
