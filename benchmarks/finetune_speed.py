@@ -105,12 +105,19 @@ def worker_trainer(spec: dict) -> dict:
     def compute_metrics(pred):
         return {"accuracy": float((pred.predictions.argmax(-1) == pred.label_ids).mean())}
 
+    import dataclasses
+
+    grouped = spec.get("side") == "trainer-grouped"
+    # transformers 5 replaced group_by_length=True by train_sampling_strategy="group_by_length"
+    sampling = ({"train_sampling_strategy": "group_by_length" if grouped else "random"}
+                if "train_sampling_strategy" in {f.name for f in dataclasses.fields(TrainingArguments)}
+                else {"group_by_length": grouped})
     args = TrainingArguments(
         output_dir=spec["out_dir"], learning_rate=hp["learning_rate"],
         per_device_train_batch_size=hp["batch_size"], per_device_eval_batch_size=hp["batch_size"],
         num_train_epochs=hp["epochs"], warmup_steps=hp["warmup_ratio"],  # <1: a ratio (v5)
         weight_decay=hp["weight_decay"], eval_strategy="epoch", save_strategy="no",
-        group_by_length=spec.get("side") == "trainer-grouped",
+        **sampling,
         logging_strategy="epoch", report_to="none", seed=hp["seed"], use_cpu=True,
         disable_tqdm=True)
     trainer = Trainer(model=model, args=args, train_dataset=train_ds, eval_dataset=valid_ds,

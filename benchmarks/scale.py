@@ -179,7 +179,7 @@ def _free_port() -> int:
         return s_.getsockname()[1]
 
 
-def _drive(url: str, texts: list[str], phases, on_tick=None) -> tuple[list, list]:
+def _drive(url: str, model: str, texts: list[str], phases, on_tick=None) -> tuple[list, list]:
     """Closed-loop clients (threads): phase by phase, the first ``clients`` of 8 threads send
     one text per request. Returns (requests as (phase, t, ms, ok), ticks of ``on_tick()``)."""
     import httpx
@@ -196,7 +196,7 @@ def _drive(url: str, texts: list[str], phases, on_tick=None) -> tuple[list, list
                     continue
                 t = time.perf_counter()
                 try:
-                    ok = c.post(f"{url}/v1/models/bundle/predict",
+                    ok = c.post(f"{url}/v1/models/{model}/predict",
                                 json={"texts": [texts[k % len(texts)]]}).status_code == 200
                 except httpx.HTTPError:
                     ok = False
@@ -245,7 +245,7 @@ def serve_part(bundle: Path) -> dict:
     t = time.perf_counter()
     url = ray_serve.start(config, opts, num_cpus=2, object_store_memory=int(2e8))
     startup = time.perf_counter() - t
-    reqs, ticks = _drive(url, texts, PHASES,
+    reqs, ticks = _drive(url, bundle.name, texts, PHASES,
                          on_tick=lambda: ray_serve.replicas().get("RUNNING", 0))
     ray_serve.stop()
     import ray
@@ -267,10 +267,13 @@ def serve_part(bundle: Path) -> dict:
                             env={**os.environ, "PYTHONPATH": str(SRC)})
     try:
         ray_serve._wait_ready(f"http://127.0.0.1:{port}", 120)
-        local, _ = _drive(f"http://127.0.0.1:{port}", texts, ((8, 30),))
+        local, _ = _drive(f"http://127.0.0.1:{port}", bundle.name, texts, ((8, 30),))
     finally:
         proc.terminate()
         proc.wait(30)
+    if not any(ok for *_, ok in reqs) or not any(ok for *_, ok in local):
+        raise SystemExit("every request failed: nothing recorded (check the model name and the "
+                         "server logs)")
     return {"startup_seconds": round(startup, 1), "options": opts.model_dump(),
             "phases": phases, "timeline": ticks, "uvicorn_8_clients": _phase_stats(local, 0, 30),
             "machine": common.machine_info()}
