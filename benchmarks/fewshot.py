@@ -12,8 +12,9 @@ to three learners, each in a fresh subprocess with 2 pinned threads:
   ``setfit==1.2.*``), offline, with the same MiniLM folder as its sentence-transformers model.
 
 ronghe is called the way a user calls it, ``fit(texts, labels)``: it holds out a stratified 10 %
-of the k-per-class sample (at least one per class) to choose the head's C, so it trains on
-slightly fewer examples than SetFit, which uses them all. Train time = model loading + training
+of the k-per-class sample (at least one per class) for validation; ``frozen`` chooses its head's
+C on it, and ``contrastive`` - whose held-out set is under its ``min_valid`` (20) at these
+sizes - trains on those examples too with C 1.0 (runs from before that rule held them out). Train time = model loading + training
 (+ embedding the training set for the head), dev evaluation (872 sentences) not included.
 
     python benchmarks/fewshot.py              # full: k = 8, 16, 64 x 5 seeds
@@ -189,8 +190,13 @@ def readme(result: dict, quick: bool) -> str:
         f"SST-2, k examples per class sampled from train (seeds {result['seeds']}; the same sample "
         "for every learner), accuracy on the dev set (872). Defaults everywhere. ronghe "
         "`fit(texts, labels)` holds out a stratified 10 % (at least one per class) of the sample "
-        "to choose its head's C, so it trains on fewer examples than SetFit. Train time = model "
-        "loading + training (+ head), each run a fresh process with 2 pinned threads.",
+        + ("for validation: `frozen` chooses its head's C on it; `contrastive` trains on it too "
+           f"(with head C 1.0), its held-out set being under its `min_valid` "
+           f"({result['contrastive_min_valid']}) at these sizes. "
+           if result.get("contrastive_min_valid") else
+           "to choose its head's C, so it trains on fewer examples than SetFit. ")
+        + "Train time = model loading + training (+ head), each run a fresh process with 2 "
+        "pinned threads.",
         "",
         table,
         "",
@@ -274,7 +280,10 @@ def main() -> None:
                        "seeds": seeds, "setfit": sf, "runs": runs, "summary": summarise(runs), "notes": notes,
                        "complete": False}
             common.write_json(NAME, partial, a.quick)
-    result = {**partial, "complete": True}
+    from ronghe.strategies.contrastive import ContrastiveConfig
+
+    result = {**partial, "complete": True,
+              "contrastive_min_valid": ContrastiveConfig.model_fields["min_valid"].default}
     for r in result["summary"]:
         print(r)
     common.finish(NAME, result, a, readme, t0)
