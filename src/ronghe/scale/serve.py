@@ -23,6 +23,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from ..config import validate
 from ..errors import ConfigError
 from ..log import info
 from .batch import connect
@@ -61,14 +62,7 @@ class RayServeOptions(BaseModel):
 
 
 def options(values: dict[str, Any]) -> RayServeOptions:
-    from pydantic import ValidationError
-
-    try:
-        return RayServeOptions.model_validate(values)
-    except ValidationError as e:
-        lines = [f"{'.'.join(str(x) for x in err['loc']) or 'options'}: {err['msg']}"
-                 for err in e.errors()]
-        raise ConfigError("invalid --engine ray option(s):\n  " + "\n  ".join(lines)) from None
+    return validate(RayServeOptions, values, "--engine ray")
 
 
 def _builder(config_json: str):
