@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import tempfile
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -396,7 +397,8 @@ class Assistant:
         V = np.zeros((len(E), n_classes))
         if self._faq_index is None or not len(E) or (links < 0).all():
             return V
-        extra = 0 if leave_out is None else 1 + max(self._faq_ids.count(f) for f in self.faq_)
+        # left-out neighbours: the FAQ questions equal to the message (one per entry at most)
+        extra = 0 if leave_out is None else Counter(self._faq_questions).most_common(1)[0][1]
         sims, idx = self._faq_index.search(E, min(len(self._faq_ids), cfg.retrieval_k + extra))
         for i in range(len(E)):
             keep = idx[i] >= 0
