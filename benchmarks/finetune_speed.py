@@ -127,6 +127,8 @@ def worker_trainer(spec: dict) -> dict:
     wall = time.perf_counter() - t0
     cpu = common.cpu_seconds() - cpu0
     pred = trainer.predict(encode(dev, ydev))
+    # pred.label_ids, not ydev: with length grouping transformers 5 also reorders prediction
+    ydev = [int(y) for y in pred.label_ids]
     acc = float((pred.predictions.argmax(-1) == np.asarray(ydev)).mean())
     from sklearn.metrics import f1_score
 
@@ -393,6 +395,9 @@ def main() -> None:
     ap = common.parser(__doc__, "800 examples, 1 epoch, one pair")
     ap.add_argument("--pairs", type=int, default=None, help="A/B pairs (default 2; quick 1)")
     ap.add_argument("--profile", action="store_true", help="profile ronghe's training step")
+    ap.add_argument("--sides", default=",".join(SIDES), help=f"from {', '.join(SIDES)}")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the saved runs of the sides not run now")
     a = ap.parse_args()
     workers = {"ronghe": worker_ronghe, "trainer": worker_trainer, "profile": worker_profile}
     if common.handled(a, NAME, readme, workers):
@@ -401,14 +406,23 @@ def main() -> None:
     info = common.machine_info()
     spec = prepare(a.quick)
     pairs = a.pairs or (1 if a.quick else 2)
+    sides = tuple(x for x in SIDES if x in a.sides.split(","))
     order = []
     for p in range(pairs):  # each side once per round, the order rotating between rounds
-        order += list(SIDES[p % 3:] + SIDES[:p % 3])
+        order += list(sides[p % len(sides):] + sides[:p % len(sides)])
     runs = [run_worker("ronghe" if kind == "ronghe" else "trainer", {**spec, "side": kind},
                        f"{kind}-{i}") for i, kind in enumerate(order)]
+    notes = []
+    if a.merge:  # the saved runs of the other sides (said in the notes)
+        saved = json.loads(common.result_path(NAME, a.quick).read_text())
+        kept = [r for r in saved["runs"] if r["side"] not in sides]
+        runs = kept + runs
+        notes.append(f"runs of {', '.join(sorted({r['side'] for r in kept}))} kept from the "
+                     f"saved run of {saved['machine']['date'][:16]}; {', '.join(sides)} re-run "
+                     f"on {info['date'][:16]} (same machine)")
     result = {"benchmark": NAME, "quick": a.quick, "machine": info,
               "setup": {k: v for k, v in spec.items() if k not in ("work", "out_dir")},
-              "runs": runs, "summary": summarise(runs)}
+              "runs": runs, "summary": summarise(runs), "notes": notes}
     if a.profile:
         prof = run_worker("profile", {**spec, "steps": 12}, "profile")
         result["profile"] = prof
