@@ -115,7 +115,11 @@ def start(config, opts: RayServeOptions, *, address: str | None = None, wait_rea
     serve.run(deployment(config, opts), name=APP_NAME, route_prefix="/", blocking=False)
     host = "127.0.0.1" if config.host in ("0.0.0.0", "::") else config.host
     url = f"http://{host}:{config.port}"
-    _wait_ready(url, wait_ready_s)
+    try:
+        _wait_ready(url, wait_ready_s)
+    except ConfigError:
+        stop()  # no half-started deployment left on the cluster
+        raise
     info("serving on Ray Serve at %s: %d-%d replicas, %g ongoing requests per replica",
          url, opts.min_replicas, opts.max_replicas, opts.target_ongoing_requests)
     return url
