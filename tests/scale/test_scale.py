@@ -306,3 +306,26 @@ def test_serve_engine_ray_refuses_bad_scaling_options(classic):
     assert r.exit_code == 2 and "--max-replicas" in r.output
     r = invoke("serve", bundle, "--engine", "k8s")
     assert r.exit_code == 2 and "use local or ray" in r.output
+
+
+def test_a_deployment_that_never_gets_ready_is_removed(monkeypatch, classic):
+    from ray import serve
+
+    from ronghe.errors import ConfigError
+    from ronghe.scale import serve as ray_serve
+    from ronghe.serving.server import build_config
+
+    calls = []
+    monkeypatch.setattr(ray_serve, "connect", lambda address=None, **local: None)
+    monkeypatch.setattr(serve, "start", lambda **kw: calls.append("start"))
+    monkeypatch.setattr(serve, "run", lambda app, **kw: calls.append("run"))
+    monkeypatch.setattr(serve, "delete", lambda name: calls.append(f"delete {name}"))
+
+    def never(url, timeout):
+        raise ConfigError(f"the Ray Serve deployment at {url} was not ready")
+
+    monkeypatch.setattr(ray_serve, "_wait_ready", never)
+    config = build_config([classic[1]], port=9, request_log="off")
+    with pytest.raises(ConfigError, match="not ready"):
+        ray_serve.start(config, ray_serve.options({}), wait_ready_s=1)
+    assert calls == ["start", "run", "delete ronghe"]
