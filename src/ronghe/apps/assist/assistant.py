@@ -280,14 +280,16 @@ class Assistant:
                 ids.append(e.id)
                 questions.append(q)
         self._faq_ids, self._faq_questions = ids, questions
-        self._faq_class = np.zeros(0, np.int64)
+        self._faq_class, self._faq_intent = np.zeros(0, np.int64), {}
         if not questions:
             self._faq_vectors, self._faq_index = np.zeros((0, 1), np.float32), None
             return
         self._faq_vectors = self.embed(questions) if vectors is None else vectors
         self._faq_index = VectorIndex(self._faq_vectors, self.config.search,
                                       self.config.hnsw_above)
-        self._faq_class = self._links()
+        self._faq_intent = self._links()
+        self._faq_class = np.array([self._faq_intent.get(f, -1) for f in self._faq_ids],
+                                   dtype=np.int64)
 
     def faq_search(self, E: np.ndarray, k: int) -> list[list[tuple[str, float, str]]]:
         """Per message: up to ``k`` FAQ entries (id, similarity, matched question), best
@@ -374,9 +376,9 @@ class Assistant:
         report["threshold"] = thr
         return thr, report
 
-    def _links(self) -> np.ndarray:
-        """Per FAQ question: the index of the classifier class its entry answers for (the
-        entry's answer is that intent's answer, and no other intent's), else -1."""
+    def _links(self) -> dict[str, int]:
+        """FAQ entry id -> the index of the classifier class it answers for (the entry's answer
+        is that intent's answer, and no other intent's); unlinked entries are left out."""
         by_answer: dict[str, list[str]] = {}
         for intent, a in self.answers_.items():
             by_answer.setdefault(a.strip(), []).append(intent)
@@ -384,8 +386,9 @@ class Assistant:
         entry = {}
         for e in self.faq_.values():
             owners = by_answer.get(e.answer.strip(), [])
-            entry[e.id] = ids.get(owners[0], -1) if len(owners) == 1 else -1
-        return np.array([entry[f] for f in self._faq_ids], dtype=np.int64)
+            if len(owners) == 1 and owners[0] in ids:
+                entry[e.id] = ids[owners[0]]
+        return entry
 
     def _votes(self, E: np.ndarray, leave_out: list[str] | None = None) -> np.ndarray:
         """Per message, retrieval's vote over the classifier's classes (rows sum to at most 1:
@@ -416,7 +419,7 @@ class Assistant:
 
     def _choose_weight(self, P, E, texts: list[str], y: np.ndarray) -> tuple[float, dict]:
         cfg = self.config
-        linked = int(len({f for f, c in zip(self._faq_ids, self._faq_class) if c >= 0}))
+        linked = len(self._faq_intent)
         report: dict = {"linked_entries": linked}
         if not linked:
             report["rule"] = ("no FAQ entry shares its answer with an intent: the classifier "
@@ -447,7 +450,6 @@ class Assistant:
         faq = self.faq_search(E, self.config.faq_top_k)
         entities = self._entities(messages)
         classes = self._classes()
-        owner = {f: classes[c] for f, c in zip(self._faq_ids, self._faq_class) if c >= 0}
         out = []
         for i in range(len(messages)):
             order = np.argsort(-F[i])[:2]
@@ -457,7 +459,8 @@ class Assistant:
                 "classifier_top": classes[int(P[i].argmax())]}
             out.append(Signals([(classes[j], float(F[i, j])) for j in order], float(scores[i]),
                                faq[i], entities[i], fusion,
-                               owner.get(faq[i][0][0]) if faq[i] else None))
+                               classes[self._faq_intent[faq[i][0][0]]]
+                               if faq[i] and faq[i][0][0] in self._faq_intent else None))
         return out, P, E
 
     def oos_scores(self, messages, P, E) -> np.ndarray:
