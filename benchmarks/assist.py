@@ -189,7 +189,6 @@ def banking_seed(quick: bool, seed: int) -> dict:
 
 def latency(quick: bool, result: dict) -> dict:
     """Closed-loop clients against `ronghe assist serve` on the CLINC150 bundle."""
-    import socket
     import threading
 
     import httpx
@@ -200,9 +199,7 @@ def latency(quick: bool, result: dict) -> dict:
         raise SystemExit("run --part clinc first: latency uses its bundle")
     d = json.loads((DATA / "clinc150" / "data_full.json").read_text())
     msgs = [t for t, _ in d["test"]][:2000]
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
+    port = common.free_port()
     db = WORK / "latency.sqlite"
     db.unlink(missing_ok=True)
     proc = subprocess.Popen([sys.executable, "-m", "ronghe.cli", "assist", "serve", bundle,

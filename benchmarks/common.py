@@ -170,6 +170,15 @@ def read_sst2(split: str):
     return list(ds.texts), [int(y) for y in ds.labels]
 
 
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port nothing listens on now (for a server a benchmark starts)."""
+    import socket
+
+    with socket.socket() as s_:
+        s_.bind((host, 0))
+        return s_.getsockname()[1]
+
+
 def sample_indices(n_total: int, n: int, seed: int) -> list[int]:
     import numpy as np
 

@@ -171,14 +171,6 @@ def scaling(train: list[dict], gbit: float = 10.0) -> list[dict]:
 PHASES = ((1, 20), (8, 60), (1, 45))  # (clients, seconds)
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s_:
-        s_.bind(("127.0.0.1", 0))
-        return s_.getsockname()[1]
-
-
 def _drive(url: str, model: str, texts: list[str], phases, on_tick=None) -> tuple[list, list]:
     """Closed-loop clients (threads): phase by phase, the first ``clients`` of 8 threads send
     one text per request. Returns (requests as (phase, t, ms, ok), ticks of ``on_tick()``)."""
@@ -238,7 +230,7 @@ def serve_part(bundle: Path) -> dict:
 
     texts = common.read_sst2("dev")[0]
     os.environ.update({"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"})
-    port = _free_port()
+    port = common.free_port()
     config = build_config([bundle], port=port, request_log="off")
     opts = ray_serve.options({"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2,
                               "replica_cpus": 1, "upscale_delay_s": 0, "downscale_delay_s": 10})
@@ -260,7 +252,7 @@ def serve_part(bundle: Path) -> dict:
                        "replicas_min": min(reps), "replicas_max": max(reps),
                        "replicas_end": reps[-1], "seconds_to_2_replicas": two})
     # the same bundle behind ronghe serve (uvicorn, one process), 8 clients
-    port = _free_port()
+    port = common.free_port()
     proc = subprocess.Popen([sys.executable, "-m", "ronghe", "serve", str(bundle), "--port",
                              str(port), "--request-log", "off", "-q"],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,

@@ -18,6 +18,15 @@ NEG = ["a dull, lifeless mess", "boring and far too long", "i hated the clumsy d
        "a noisy, pointless sequel", "terrible jokes that never land", "bland and forgettable"]
 
 
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 nothing listens on now (for a server a test starts)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def make_sentiment(n_per_class: int = 24, seed: int = 0) -> pd.DataFrame:
     """Short synthetic reviews: positive/negative templates with varied fillers."""
     rng = random.Random(seed)

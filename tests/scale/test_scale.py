@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from typer.testing import CliRunner
 
-from makers import make_sentiment
+from makers import free_port, make_sentiment
 from ronghe.cli import app
 
 SRC = Path(__file__).resolve().parents[2] / "src"
@@ -266,12 +266,7 @@ def test_serve_on_ray_is_the_same_service_with_autoscaled_replicas(tmp_path, ray
     clf, bundle = classic
     keys = tmp_path / "keys.json"
     keys.write_text(json.dumps({"ci": {"key": "s3cret-key-for-ray-serve"}}))
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    config = build_config([bundle], port=port, api_keys=keys, request_log="off")
+    config = build_config([bundle], port=free_port(), api_keys=keys, request_log="off")
     opts = ray_serve.options({"min_replicas": 1, "max_replicas": 2, "target_ongoing_requests": 2,
                               "replica_cpus": 0.5, "upscale_delay_s": 0})
     url = ray_serve.start(config, opts, wait_ready_s=180)

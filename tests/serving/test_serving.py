@@ -12,7 +12,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import textwrap
@@ -39,6 +38,7 @@ from ronghe.serving.registry import Registry, candidates, parse_specs  # noqa: E
 from ronghe.serving.server import build_config, check_bind, is_loopback  # noqa: E402
 from ronghe.tasks import text_classification  # noqa: E402
 from ronghe.tasks.text_classification import records  # noqa: E402
+from makers import free_port  # noqa: E402
 
 KEY_ALL = "all-models-key-0123456789abcdef"
 KEY_SENT = "sentiment-only-key-0123456789ab"
@@ -137,12 +137,6 @@ async def aclient(app):
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://test") as c:
             yield c
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @contextmanager

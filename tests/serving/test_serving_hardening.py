@@ -21,6 +21,7 @@ pytest.importorskip("fastapi")
 from ronghe.cli import app as cli  # noqa: E402
 from ronghe.serving.server import make_server  # noqa: E402
 
+from makers import free_port  # noqa: E402
 from test_serving import (KEY_SENT, app_for, bundles, config, fake_bundle, fake_task,  # noqa: E402,F401
                           keys_file)
 
@@ -42,12 +43,6 @@ def real_server(cfg, app):
     finally:
         server.should_exit = True
         t.join(15)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(params=["httptools", "h11"])
