@@ -170,6 +170,20 @@ def read_sst2(split: str):
     return list(ds.texts), [int(y) for y in ds.labels]
 
 
+def read_data(data: str, split: str) -> tuple[list[str], list[int]]:
+    """(texts, integer labels) of a split: SST-2 ``train`` / ``dev``; BANKING77 ``train`` /
+    ``test`` (its intents numbered in sorted order)."""
+    if data == "sst2":
+        return read_sst2("train" if split == "train" else "dev")
+    import pandas as pd
+
+    folder = DATA.parent / "banking77"
+    classes = sorted(pd.read_csv(folder / "train.csv").category.unique())
+    df = pd.read_csv(folder / ("train.csv" if split == "train" else "test.csv"))
+    ids = {c: i for i, c in enumerate(classes)}
+    return list(df.text), [ids[c] for c in df.category]
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port nothing listens on now (for a server a benchmark starts)."""
     import socket

@@ -52,18 +52,6 @@ def name_for(data: str) -> str:
     return NAME if data == "sst2" else f"{NAME}_{data}"
 
 
-def read_data(data: str, split: str) -> tuple[list[str], list[int]]:
-    """(texts, integer labels) of a split: SST-2 ``train`` / ``dev``; BANKING77 ``train`` /
-    ``test`` (its intents numbered in sorted order)."""
-    if data == "sst2":
-        return common.read_sst2("train" if split == "train" else "dev")
-    import pandas as pd
-
-    folder = common.DATA.parent / "banking77"
-    classes = sorted(pd.read_csv(folder / "train.csv").category.unique())
-    df = pd.read_csv(folder / ("train.csv" if split == "train" else "test.csv"))
-    ids = {c: i for i, c in enumerate(classes)}
-    return list(df.text), [ids[c] for c in df.category]
 BASE = "torch-fp32"
 AIM = {"b1": 3.5, "b32": 2.5, "max_drop": 0.5}
 # name: how it is made (kind: teacher | export | compress), its precision and what it is
@@ -239,11 +227,11 @@ def prepare(a, work: Path) -> dict:
 
     from ronghe import data
 
-    texts, labels = read_data(a.data, "train")
+    texts, labels = common.read_data(a.data, "train")
     idx = common.sample_indices(len(texts), a.train_size, seed=a.seed)
     train, valid = data.split(data.from_texts([texts[i] for i in idx], [labels[i] for i in idx]),
                               0.1, a.seed)
-    dev_t, dev_y = read_data(a.data, "test")
+    dev_t, dev_y = common.read_data(a.data, "test")
     order = np.random.default_rng(a.seed).permutation(len(dev_t)).tolist()
     n1, n32 = a.b1_texts, 32 * a.b32_batches
     if n1 + n32 + 32 > len(dev_t):

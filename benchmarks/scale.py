@@ -33,7 +33,6 @@ import common
 NAME = "scale"
 WORK = common.WORK / NAME
 SRC = common.ROOT / "src"
-INT8_DEFAULT = Path("/work/main/benchmarks/.work/monitor/sent-int8")
 
 
 def tree_rss(pid: int) -> float:
@@ -99,6 +98,32 @@ def classic_bundle(path: Path) -> Path:
     return clf.save(path)
 
 
+def int8_bundle(path: Path) -> Path:
+    """An SST-2 sentiment MiniLM (finetune, 1 epoch on 2,000 sentences, max_length 64) through
+    ``ronghe compress --quantize int8`` (dynamic int8 ONNX, gated on SST-2 dev)."""
+    import pandas as pd
+
+    from ronghe import TextClassifier
+
+    if (path / "ronghe.json").exists():
+        return path
+    texts, labels = common.read_sst2("train")
+    idx = common.sample_indices(len(texts), 2000, seed=1)
+    name = {0: "negative", 1: "positive"}
+    df = pd.DataFrame({"text": [texts[i] for i in idx], "label": [name[labels[i]] for i in idx]})
+    ft = path.parent / (path.name + "-torch")
+    if not (ft / "ronghe.json").exists():
+        TextClassifier(strategy="finetune", model="minilm", epochs=1, max_length=64,
+                       batch_size=32, run_dir=str(path.parent / "int8-ft.run")).fit(df).save(ft)
+    dev_t, dev_y = common.read_sst2("dev")
+    dev = path.parent / "sst2-dev.csv"
+    pd.DataFrame({"text": dev_t, "label": [name[y] for y in dev_y]}).to_csv(dev, index=False)
+    subprocess.run([sys.executable, "-m", "ronghe", "compress", str(ft), "--quantize", "int8",
+                    "--valid", str(dev), "--out", str(path), "-q"], check=True,
+                   env={**os.environ, **common.thread_env(), "PYTHONPATH": str(SRC)})
+    return path
+
+
 def predict_runs(bundle: Path, rows: int, tag: str, repeats: int) -> list[dict]:
     inp = WORK / f"in-{rows}.parquet"
     if not inp.exists():
@@ -144,6 +169,7 @@ def train_runs(n: int) -> list[dict]:
         steps = -(-split["n_train"] // 16)
         trainable = m["metrics"].get("parameters", {}).get("trainable")
         rows.append({"processes": procs, **res, "train_seconds": m["metrics"]["train_seconds"],
+                     "n_train": split["n_train"], "n_valid": split["n_valid"],
                      "valid_accuracy": m["metrics"]["valid"]["accuracy"], "steps": steps,
                      "step_seconds": round(m["metrics"]["train_seconds"] / steps, 3),
                      "trainable_parameters": trainable,
@@ -300,6 +326,17 @@ def _serve_lines(sv: dict) -> list[str]:
             "requests are counted as errors (not classified by status).", ""]
 
 
+def _extrapolation_note(inf: list[dict]) -> str:
+    small = sorted({r["bundle"] for r in inf if r["rows"] < 1_000_000})
+    if not small:
+        return "Every configuration ran on 1M rows or more."
+    return (f"**{' and '.join(small)}: fewer than 1M rows measured; the 1M-row minutes of "
+            "these rows are the measured whole-command rate extrapolated linearly, not measured** - for Ray the "
+            "fixed start-up (tens of seconds: the Ray processes, one actor per worker importing "
+            "ronghe and loading the bundle) is part of that rate, so its 1M-row figure is "
+            "pessimistic; at 1M rows the per-row cost dominates.")
+
+
 def readme(result: dict, quick: bool) -> str:
     inf = result["inference"]
     local = {r["bundle"]: r for r in inf if r["engine"] == "local"}
@@ -312,7 +349,8 @@ def readme(result: dict, quick: bool) -> str:
                                                  if r["engine"] == "ray" else ""),
                      f"{r['rows']:,}", f"{r['wall_seconds']:,.0f}", f"{r['rows_per_s']:,.0f}",
                      f"{r['peak_rss_mb']:,.0f}", extra,
-                     f"{r['extrapolated_1m_seconds'] / 60:,.0f}"])
+                     (f"{r['wall_seconds'] / 60:,.1f} (measured)" if r["rows"] >= 1_000_000
+                      else f"{r['extrapolated_1m_seconds'] / 60:,.0f} (extrapolated)")])
     train = result.get("training", [])
     trows = [[t["processes"], t["wall_seconds"], t["train_seconds"], t["step_seconds"],
               t["valid_accuracy"], t["gradient_mb_per_step"]] for t in train]
@@ -333,14 +371,9 @@ def readme(result: dict, quick: bool) -> str:
              "of the process tree (Ray: driver, raylet, GCS, agents and actors; the object store "
              "is shared memory counted in each process that maps it, so Ray's peak is an upper "
              "bound). Ray overhead = the Ray run's seconds minus the local run's on the same rows. "
-             "**The row counts measured are below 1M (sizes reduced to fit the shared machine); "
-             "the 1M-row minutes are the measured whole-command rate extrapolated linearly, not "
-             "measured** - for Ray at these small counts the fixed start-up (tens of seconds: "
-             "the Ray processes, one actor per worker importing ronghe and loading the bundle) is "
-             "part of that rate, so its 1M-row figure is pessimistic; at 1M rows the per-row "
-             "cost dominates.", "",
+             + _extrapolation_note(inf), "",
              common.md_table(["bundle", "engine", "rows measured", "wall s", "rows/s", "peak MB",
-                              "Ray overhead s", "1M rows (min, extrapolated)"], rows), "",
+                              "Ray overhead s", "1M rows (min)"], rows), "",
              "On one 2-core machine Ray cannot beat the local path: the local run already uses "
              "both cores (2 threads), Ray adds its own processes and a CPU kept free for Ray "
              "Data's read/write tasks (so 1 actor = 1 core predicting), and each block crosses "
@@ -354,9 +387,10 @@ def readme(result: dict, quick: bool) -> str:
                   "Two processes on the same 2 cores cannot be faster than one process using both "
                   "cores: they split the same CPU and add the all-reduce of the gradients "
                   "(here through loopback gloo; the extra seconds per step of the 2-process run "
-                  "are that all-reduce plus 2 processes' scheduling on a loaded machine). What "
+                  "are that all-reduce plus 2 processes' scheduling). What "
                   "the run shows is the same loop, the same schedule (the same steps) and an "
-                  "accuracy within the noise of 40 validation examples after one epoch. Speed-up "
+                  f"accuracy within the noise of {train[0].get('n_valid', 40)} validation "
+                  "examples after one epoch. Speed-up "
                   "needs more machines. Expected speed-up on N machines with the global batch "
                   "fixed, from the measured 1-process step time t1 and gradient volume G "
                   "(fp32 gradients of every trainable parameter, all-reduced every step), a "
@@ -378,7 +412,8 @@ def main() -> None:
     ap = common.parser(__doc__)
     ap.add_argument("--rows-classic", type=int, default=200_000)
     ap.add_argument("--rows-int8", type=int, default=5_000)
-    ap.add_argument("--int8", type=Path, default=INT8_DEFAULT, help="an int8 ONNX text bundle")
+    ap.add_argument("--int8", type=Path, default=None,
+                    help="an int8 ONNX text bundle (default: one made here, see int8_bundle)")
     ap.add_argument("--train-n", type=int, default=1_000)
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--skip-training", action="store_true")
@@ -407,13 +442,14 @@ def main() -> None:
     inference = predict_runs(classic_bundle(WORK / "classic"), args.rows_classic, "classic",
                              args.repeats)
     loads.append(common.load_average()[0])
-    if (args.int8 / "ronghe.json").exists():
-        inference += predict_runs(args.int8, args.rows_int8, "onnx-int8", args.repeats)
-    else:
-        print(f"no int8 bundle at {args.int8}: make one with ronghe train/export/compress")
+    int8 = args.int8 or int8_bundle(WORK / "sst2-int8")
+    inference += predict_runs(int8, args.rows_int8, "onnx-int8", args.repeats)
     loads.append(common.load_average()[0])
     result = {"machine": {**info, "loads": loads}, "inference": inference,
               "command": "python " + " ".join(["benchmarks/scale.py", *sys.argv[1:]])}
+    old = common.result_path(NAME, args.quick)
+    if old.exists() and "serve" in (kept := json.loads(old.read_text())):
+        result["serve"] = kept["serve"]  # --part serve's numbers, measured apart
     if not args.skip_training:
         result["training"] = train_runs(args.train_n)
         result["scaling"] = scaling(result["training"])

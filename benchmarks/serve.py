@@ -14,7 +14,11 @@ Set-up (all on 127.0.0.1, bounded): a ``finetune`` MiniLM bundle trained on a se
 * ``naive``: FastAPI + uvicorn, a plain ``def`` endpoint calling ``predict_proba([text])`` per
   request (FastAPI runs it in its thread pool, the way such endpoints are usually written);
 * ``ronghe-onnx``: ``ronghe serve`` on an ONNX int8 bundle, when ``--onnx-bundle`` is given (ronghe
-  serves whatever ``ronghe.load`` loads, so an exported bundle needs nothing else).
+  serves whatever ``ronghe.load`` loads, so an exported bundle needs nothing else);
+* with ``--int8``: ``ronghe-int8`` - the same bundle through ``ronghe compress --quantize int8``
+  (dynamic int8 ONNX, 0.5-point gate on SST-2 dev), and ``ronghe-int8-student`` - a 3-layer
+  student distilled from it (``ronghe distill --student layers:3`` on the same 3,000 sentences)
+  through the same compression; both made here and cached.
 
 The load generator is a separate process: C concurrent clients (closed loop, one keep-alive
 connection each, raw HTTP/1.1 so the client costs little CPU) send one SST-2 dev sentence per
@@ -89,6 +93,56 @@ def ensure_bundle() -> tuple[Path, dict]:
             "valid": clf.metrics_["valid"]}
     meta_file.write_text(json.dumps(meta, indent=2))
     return path, meta
+
+
+def _cli(*args: str) -> None:
+    subprocess.run([sys.executable, "-m", "ronghe", *args, "-q"], check=True, cwd=ROOT,
+                   env={**os.environ, "HF_HUB_OFFLINE": "1",
+                        "PYTHONPATH": str(ROOT / "src")})
+
+
+def int8_bundles(teacher: Path) -> dict[str, Path]:
+    """The teacher as dynamic int8 ONNX, and a 3-layer student of it as dynamic int8 ONNX (each
+    behind ``compress``'s 0.5-point gate on SST-2 dev); made once and cached."""
+    import pandas as pd
+
+    folder = WORK / "bundles"
+    dev = folder / "sst2-dev.csv"
+    if not dev.exists():
+        lines = (DATA / "dev.tsv").read_text(encoding="utf-8").splitlines()
+        head = lines[0].split("\t")
+        rows = [ln.split("\t") for ln in lines[1:] if ln.strip()]
+        frame = pd.DataFrame(rows, columns=head)
+        text = "sentence" if "sentence" in head else [c for c in head if c != "label"][0]
+        frame.rename(columns={text: "text"})[["text", "label"]].to_csv(dev, index=False)
+    train = folder / "sst2-train-3k.csv"
+    if not train.exists():
+        df = pd.read_csv(DATA / "train.tsv", sep="\t", quoting=3)
+        df = df.sample(n=TRAIN["n_train"], random_state=0).rename(columns={"sentence": "text"})
+        df[["text", "label"]].to_csv(train, index=False)
+    out = {"ronghe-int8": folder / "finetune-3k-int8",
+           "ronghe-int8-student": folder / "student-3l-int8"}
+    student = folder / "student-3l"
+    if not (out["ronghe-int8"] / "ronghe.json").exists():
+        _cli("compress", str(teacher), "--quantize", "int8", "--valid", str(dev),
+             "--out", str(out["ronghe-int8"]))
+    if not (student / "ronghe.json").exists():
+        _cli("distill", str(teacher), str(train), "--student", "layers:3", "--out", str(student))
+    if not (out["ronghe-int8-student"] / "ronghe.json").exists():
+        _cli("compress", str(student), "--quantize", "int8", "--valid", str(dev),
+             "--out", str(out["ronghe-int8-student"]))
+    return out
+
+
+def _accuracy(bundle: Path) -> float:
+    """SST-2 dev accuracy of a bundle (labels as the bundle names them: 0/1)."""
+    import pandas as pd
+
+    from ronghe import load
+
+    dev = pd.read_csv(WORK / "bundles" / "sst2-dev.csv")
+    clf = load(bundle)
+    return round(float((clf.predict(list(dev.text)).astype(str) == dev.label.astype(str)).mean()), 4)
 
 
 def dev_texts() -> list[str]:
@@ -277,9 +331,15 @@ def bench(args) -> dict:
     bundle, train_meta = ensure_bundle()
     servers = [("ronghe", bundle), ("naive", bundle)]
     onnx_note = None
+    accuracy = {}
+    if args.int8:
+        for kind, path in int8_bundles(bundle).items():
+            servers.append((kind, path))
+            accuracy[kind] = _accuracy(path)
+        accuracy["ronghe"] = _accuracy(bundle)
     if args.onnx_bundle:
         servers.append(("ronghe-onnx", Path(args.onnx_bundle)))
-    else:
+    elif not args.int8:
         import importlib.util
 
         has_ort = importlib.util.find_spec("onnxruntime") is not None
@@ -330,7 +390,8 @@ def bench(args) -> dict:
                          "ronghe": "defaults - max_batch_size 32, max_wait_ms 2 (skipped while "
                                    "arrivals are sparse), length-sorted groups of 8 per model "
                                    "call - and the request log off"},
-            "rows": rows, "throughput_ratio_ronghe_over_naive": ratios, "onnx": onnx_note}
+            "rows": rows, "throughput_ratio_ronghe_over_naive": ratios, "onnx": onnx_note,
+            "dev_accuracy": accuracy}
 
 
 def markdown(res: dict) -> str:
@@ -356,11 +417,20 @@ def markdown(res: dict) -> str:
                      f"{r['load_avg_1m']} |")
     ratio = ", ".join(f"{c} clients: {v}x" for c, v in res["throughput_ratio_ronghe_over_naive"].items())
     lines += ["", f"Throughput ratio ronghe / naive: {ratio}."]
-    at8 = next((r for r in res["rows"] if r["server"] == "ronghe" and r["concurrency"] == 8), None)
-    x64 = res["throughput_ratio_ronghe_over_naive"].get("64")
-    if at8 is not None:
+    naive64 = next((r["throughput"] for r in res["rows"] if r["server"] == "naive"
+                    and r["concurrency"] == 64), None)
+    for server in dict.fromkeys(r["server"] for r in res["rows"] if r["server"] != "naive"):
+        at8 = next((r for r in res["rows"] if r["server"] == server and r["concurrency"] == 8), None)
+        at64 = next((r for r in res["rows"] if r["server"] == server and r["concurrency"] == 64),
+                    None)
+        if at8 is None:
+            continue
+        x64 = round(at64["throughput"] / naive64, 2) if at64 and naive64 else None
         ok8 = at8["p50_ms"] is not None and at8["p50_ms"] < 10 and at8["p99_ms"] < 50
-        lines += ["", f"Targets: p50 < 10 ms and p99 < 50 ms at 8 clients - "
+        acc = res.get("dev_accuracy", {}).get(server)
+        lines += ["", f"Targets for `{server}`"
+                      + (f" (SST-2 dev accuracy {acc:.4f})" if acc is not None else "")
+                      + f": p50 < 10 ms and p99 < 50 ms at 8 clients - "
                       f"{'met' if ok8 else 'not met'} ({at8['p50_ms']} / {at8['p99_ms']} ms); "
                       f">= 3x the naive throughput at 64 clients - "
                       f"{'met' if x64 and x64 >= 3 else 'not met'} ({x64}x)."]
@@ -374,7 +444,9 @@ def markdown(res: dict) -> str:
                   + f"{m['load_avg_after']} after the run (other jobs were using the CPU when it is "
                   "above ~1; the 'load avg' column is taken at the start of each level). Date: "
                   f"{res['date']}.",
-              "", "Reproduce: `python benchmarks/serve.py` (JSON: `benchmarks/results/serve.json`)."]
+              "", "Reproduce: `python benchmarks/serve.py"
+              + (" --int8" if res.get("dev_accuracy") else "")
+              + "` (JSON: `benchmarks/results/serve.json`)."]
     return "\n".join(lines) + "\n"
 
 
@@ -401,6 +473,8 @@ def main(argv=None) -> int:
     ap.add_argument("--warmup", type=float, default=1.0)
     ap.add_argument("--max-requests", type=int, default=50_000, help="cap per level")
     ap.add_argument("--onnx-bundle", default=None)
+    ap.add_argument("--int8", action="store_true",
+                    help="also serve the bundle's int8 ONNX form and a 3-layer int8 student")
     ap.add_argument("--inference-threads", type=int, default=None)
     ap.add_argument("--render", action="store_true", help="rewrite the README section from the "
                                                           "saved JSON, without running")
