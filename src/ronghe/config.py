@@ -48,6 +48,9 @@ class NetworkConfig(EncoderConfig):
     pooling: Literal["mean", "cls"] = "mean"
 
 
+REFIT_AUTO_MAX = 5000  # refit="auto" refits below this many examples
+
+
 class TrainingFields(BaseModel):
     """What ``training.loop`` needs from a strategy that trains a network (mixed into the
     configs of finetune-like strategies of every task, so each knob is declared once)."""
@@ -67,6 +70,14 @@ class TrainingFields(BaseModel):
     checkpoint_every: int = Field(0, ge=0, description="steps between checkpoints; 0 = each epoch")
     report_to: list[str] = Field(["tensorboard"], description="tensorboard, mlflow (with a run dir)")
     log_every: int = Field(10, ge=1, description="steps between metrics.csv rows")
+    keep: Literal["best", "last"] = Field(
+        "best", description="the weights kept at the end: the epoch with the best validation "
+                            "score, or the last epoch's")
+    refit: Literal["auto", "on", "off"] = Field(
+        "off", description="after training on the automatic hold-out split, train again on "
+                           f"all the data for the epoch count validation chose; auto = when "
+                           f"the data has fewer than {REFIT_AUTO_MAX:,} examples (where the "
+                           "held-out share costs most and a second run is cheap)")
 
 
 def validate(cls: type[StrategyConfig], values: dict[str, Any], strategy: str) -> StrategyConfig:

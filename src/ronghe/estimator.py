@@ -27,6 +27,18 @@ from .config import validate
 from .errors import BundleError, ConfigError, NotFittedError, RongheError
 from .log import info, warn
 
+
+def _refits(config, inner, n: int) -> bool:
+    """Whether ``fit`` trains again on all the data (``refit`` of the finetune-like strategies:
+    on, off, or auto = under ``REFIT_AUTO_MAX`` examples) after a run that chose its epochs."""
+    from .config import REFIT_AUTO_MAX
+
+    mode = getattr(config, "refit", "off")
+    if mode == "off" or not getattr(inner, "best_epoch", None):
+        return False
+    return mode == "on" or n < REFIT_AUTO_MAX
+
+
 class Estimator(BaseEstimator):
     task: ClassVar[str]
     # get_params() names that are not strategy config fields
@@ -125,7 +137,9 @@ class Estimator(BaseEstimator):
         config = self.resolved_config()
         train = self._as_data(X, y, role="training data")
         self._check_train(train, cls)
+        everything = None  # all the training data, when part of it is held out here
         if valid is None:
+            everything = train
             train, valid = self.task_spec().split(train, config.valid_fraction, config.seed)
         else:
             valid = self._as_data(valid, role="validation data")
@@ -133,24 +147,61 @@ class Estimator(BaseEstimator):
         if resume and not self.run_dir:
             raise ConfigError("resume needs the run directory of the interrupted run "
                               "(run_dir / --run-dir)")
+        if cls.small_data_batch and not self._batch_given():
+            from .training.loop import auto_batch_size
+
+            config = config.model_copy(update={"batch_size": auto_batch_size(len(train))})
+            info("batch_size %d (chosen for %d training examples; give batch_size to set it)",
+                 config.batch_size, len(train))
         backbone = backbones.resolve(config.model) if cls.uses_backbone else None
         info("training %s", self._describe(train, valid))
         context = strategies.TrainContext(Path(self.run_dir) if self.run_dir else None, resume,
                                           list(callbacks or []))
         start = time.perf_counter()
         inner = cls(config, self._strategy_labels(train), backbone, context).fit(train, valid)
-        self.train_seconds_ = time.perf_counter() - start
         self._set_fitted(inner, backbone)
         self.data_ = self._data_record(train, valid)
-        scores = self._valid_metrics(valid)
+        scores = self._valid_metrics(valid)  # before a refit: the only unseen-data estimate
+        history, refit = inner.history, None
+        if everything is not None and _refits(config, inner, len(everything)):
+            refit = self._refit(cls, config, inner, everything, valid, backbone, context)
+            inner = self.strategy_
+        self.train_seconds_ = time.perf_counter() - start
         self.metrics_ = {"valid": scores, "train_seconds": round(self.train_seconds_, 2),
-                         "history": inner.history, **inner.report}
+                         "history": history, **inner.report}
+        if refit is not None:
+            self.metrics_["refit"] = refit
         problems = self._fit_warnings(scores, inner)
         if problems:  # kept in the manifest and said loudly; the model is still saved
             self.metrics_["warnings"] = problems
             for p in problems:
                 warn("%s", p)
         return self
+
+    def _batch_given(self) -> bool:
+        return (self.get_params().get("batch_size") is not None
+                or "batch_size" in (self.options or {}))
+
+    def _refit(self, cls, config, first, everything, valid, backbone, context) -> dict:
+        """Train a fresh model on ``everything`` (the held-out part included) for the epoch count
+        the first run's validation chose, keeping its last epoch; it replaces the fitted model.
+        The validation scores stay the first run's (the refit has seen those examples)."""
+        epochs = first.best_epoch
+        info("refit: training again on all %d examples for %d epoch(s), the count validation "
+             "chose (refit=%s; --option refit=off skips it)", len(everything), epochs, config.refit)
+        again = config.model_copy(update={"epochs": epochs, "keep": "last", "patience": epochs})
+        run_dir = context.run_dir / "refit" if context.run_dir else None
+        t0 = time.perf_counter()
+        # no extra callbacks: they follow the first run's validation (e.g. pruning a trial)
+        inner = cls(again, self._strategy_labels(everything), backbone,
+                    strategies.TrainContext(run_dir, context.resume)).fit(everything, valid)
+        self._set_fitted(inner, backbone)
+        self.data_ = {**self._data_record(everything, valid), "valid_seen_in_refit": True}
+        return {"epochs": epochs, "examples": len(everything), "seconds":
+                round(time.perf_counter() - t0, 2), "history": inner.history,
+                "note": "metrics.valid and metrics.history are the first run's, on held-out "
+                        "examples; this run trained on them too, so its own validation "
+                        "scores (history here) are on seen examples"}
 
     def _fit_warnings(self, scores: dict, inner) -> list[str]:
         """What is wrong with a fitted model that fit() must not pass over silently (a model

@@ -65,6 +65,7 @@ class Finetune(Strategy):
     uses_backbone = True
     trains_network = True
     stores_backbone = True
+    small_data_batch = True  # measured: benchmarks/finetune_small.py
 
     # -- building ------------------------------------------------------------------------------
 
