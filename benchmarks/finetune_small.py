@@ -19,13 +19,13 @@ Sides:
   validation chose (``refit=auto``);
 * ``ronghe``: today's defaults - the training batch follows the data's size
   (``training.loop.auto_batch_size``: 8 at n = 2,000, i.e. 450 optimiser steps in 2 epochs
-  instead of 113), no refit;
+  instead of 114), no refit;
 * ``ronghe-refit``: today's defaults with ``refit=auto``.
 
 Accuracy on the test set; train seconds (model loading + tokenisation + training, both runs of a
 refit) for the cost.
 
-    python benchmarks/finetune_small.py                 # 3 seeds, both data sets (~30 min)
+    python benchmarks/finetune_small.py                 # 3 seeds, both data sets (~1 h on 2 cores)
     python benchmarks/finetune_small.py --quick         # 300 examples, 1 seed, 1 epoch
 """
 
