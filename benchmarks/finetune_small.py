@@ -18,7 +18,7 @@ Sides:
 * ``ronghe-before-refit``: the same, then a second run on all n examples for the epoch count
   validation chose (``refit=auto``);
 * ``ronghe``: today's defaults - the training batch follows the data's size
-  (``training.loop.auto_batch_size``: 8 at n = 2,000, i.e. 450 optimiser steps in 2 epochs
+  (``config.auto_batch_size``: 8 at n = 2,000, i.e. 450 optimiser steps in 2 epochs
   instead of 114), no refit;
 * ``ronghe-refit``: today's defaults with ``refit=auto``.
 

@@ -23,7 +23,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from . import backbones, bundle, strategies, tasks
-from .config import validate
+from .config import auto_batch_size, validate
 from .errors import BundleError, ConfigError, NotFittedError, RongheError
 from .log import info, warn
 
@@ -148,8 +148,6 @@ class Estimator(BaseEstimator):
             raise ConfigError("resume needs the run directory of the interrupted run "
                               "(run_dir / --run-dir)")
         if cls.small_data_batch and not self._batch_given():
-            from .training.loop import auto_batch_size
-
             config = config.model_copy(update={"batch_size": auto_batch_size(len(train))})
             info("batch_size %d (chosen for %d training examples; give batch_size to set it)",
                  config.batch_size, len(train))

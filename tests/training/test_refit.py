@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from ronghe import TextClassifier, config, load
-from ronghe.training import loop
 from ronghe.training.callbacks import Callback
 
 NET = {"max_length": 24, "batch_size": 8}
@@ -97,7 +96,7 @@ def test_refit_option_is_validated():
 @pytest.mark.parametrize("n, batch", [(48, 8), (1800, 8), (3999, 8), (4000, 16), (7999, 16),
                                       (8000, 32), (100_000, 32)])
 def test_auto_batch_size_keeps_enough_steps_per_epoch(n, batch):
-    assert loop.auto_batch_size(n) == batch
+    assert config.auto_batch_size(n) == batch
 
 
 def test_training_batch_follows_the_data_size_unless_given(sentiment_df):

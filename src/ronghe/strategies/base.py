@@ -42,7 +42,7 @@ class Strategy:
     stores_backbone: ClassVar[bool] = False  # bundle holds the (trained) backbone weights itself
     uses_features: ClassVar[bool] = False  # predict_proba(texts, features) with tabular columns
     trains_network: ClassVar[bool] = False  # runs the training loop: gets a run dir by default
-    # no batch_size given: the training batch follows the data's size (loop.auto_batch_size)
+    # no batch_size given: the training batch follows the data's size (config.auto_batch_size)
     small_data_batch: ClassVar[bool] = False
 
     def __init__(self, config: StrategyConfig, classes: list, backbone: Backbone | None = None,

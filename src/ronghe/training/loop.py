@@ -70,17 +70,6 @@ class LoopConfig:
 _LAYER = re.compile(r"\.(?:layers?|blocks|stages)\.(\d+)\.")  # BERT layers, timm blocks/stages
 
 
-def auto_batch_size(n: int, largest: int = 32, smallest: int = 8, steps: int = 250) -> int:
-    """The training batch when none is given: the largest of 32, 16 and 8 that still makes
-    ``steps`` optimiser steps per epoch over ``n`` examples (8 below 4,000 examples, 16 below
-    8,000). Small data sets otherwise get too few updates: at 2,000 examples and 2 epochs, 32 makes
-    114 steps, 8 makes 450 (``benchmarks/finetune_small.py``)."""
-    b = largest
-    while b > smallest and n < b * steps:
-        b //= 2
-    return b
-
-
 def default_head_lr(learning_rate: float) -> float:
     """A freshly initialised head learns at 10x the encoder's rate, capped at 1e-3 (never below
     the encoder's): at the encoder's 5e-5 a 77-class head was still under-fitted after 3 epochs
