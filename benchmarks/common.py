@@ -323,6 +323,20 @@ def run_worker(script: str, kind: str, spec: dict, tag: str, work: Path, *, pyth
     return res
 
 
+def write_jsonl(path: Path, texts, labels) -> str:
+    """Texts with integer labels as JSON lines - how a benchmark hands data to its worker
+    processes (``read_jsonl`` reads it back); returns the path as a string for a spec."""
+    Path(path).write_text("".join(json.dumps({"text": t, "label": int(y)}) + "\n"
+                                  for t, y in zip(texts, labels)))
+    return str(path)
+
+
+def read_jsonl(path) -> tuple[list[str], list[int]]:
+    """(texts, labels) of a file written by ``write_jsonl``."""
+    rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
 def sst2_split(n: int, work: Path) -> dict:
     """A seeded sample of ``n`` SST-2 training sentences split 90/10 into train/valid (ronghe's
     own stratified split, seed 0) and the dev set, written as JSONL under ``work``."""
@@ -335,9 +349,7 @@ def sst2_split(n: int, work: Path) -> dict:
     dev_t, dev_y = read_sst2("dev")
 
     def dump(name, t, y):
-        p = Path(work) / f"{name}.jsonl"
-        p.write_text("".join(json.dumps({"text": a, "label": int(b)}) + "\n" for a, b in zip(t, y)))
-        return str(p)
+        return write_jsonl(Path(work) / f"{name}.jsonl", t, y)
 
     return {"train": dump("train", train.texts, train.labels),
             "valid": dump("valid", valid.texts, valid.labels), "dev": dump("dev", dev_t, dev_y),

@@ -80,16 +80,6 @@ VARIANTS = {
 }
 
 
-def _read(path) -> tuple[list[str], list[int]]:
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
-    return [r["text"] for r in rows], [r["label"] for r in rows]
-
-
-def _dump(path: Path, texts, labels) -> str:
-    path.write_text("".join(json.dumps({"text": t, "label": int(y)}) + "\n" for t, y in zip(texts, labels)))
-    return str(path)
-
-
 # ---------------------------------------------------------------------------------- workers
 
 def worker_teacher(spec: dict) -> dict:
@@ -103,12 +93,12 @@ def worker_teacher(spec: dict) -> dict:
     s = spec["settings"]
     clf = TextClassifier(strategy="finetune", model="minilm", epochs=s["epochs"],
                          max_length=s["max_length"], seed=s["seed"], precision="fp32")
-    clf.fit(data.from_texts(*_read(spec["train"])), valid=data.from_texts(*_read(spec["valid"])))
+    clf.fit(data.from_texts(*common.read_jsonl(spec["train"])), valid=data.from_texts(*common.read_jsonl(spec["valid"])))
     out = Path(spec["bundle"])
     shutil.rmtree(out, ignore_errors=True)
     clf.save(out)
     served = ronghe.load(out)
-    dev, _ = _read(spec["dev"])
+    dev, _ = common.read_jsonl(spec["dev"])
     np.save(spec["dev_proba"], served.predict_proba(dev))
     enc = served.strategy_.model.encoder.config
     info = {"settings": s, "train_seconds": round(clf.train_seconds_, 1),
@@ -136,14 +126,14 @@ def worker_build(spec: dict) -> dict:
     if v["kind"] == "teacher":
         out = Path(spec["teacher"])
     else:
-        valid = data.from_texts(*_read(spec["valid"]))
+        valid = data.from_texts(*common.read_jsonl(spec["valid"]))
         if v["kind"] == "export":  # what `ronghe export --format onnx` does
             clf = export.as_onnx(teacher)
             res["parity"] = export.parity(teacher, clf, valid.texts)
             clf.compression_ = {"steps": [{"step": "export", "format": "onnx", "opset": 17}],
                                 "parity": res["parity"]}
         else:  # what `ronghe compress` does; the gate never blocks unless the variant sets max_drop
-            clf, desc = gate.compress(teacher, valid=valid, train=data.from_texts(*_read(spec["recovery"])),
+            clf, desc = gate.compress(teacher, valid=valid, train=data.from_texts(*common.read_jsonl(spec["recovery"])),
                                       quantize_to=v.get("quantize"), prune=v.get("prune"),
                                       max_drop=v.get("max_drop", 100.0), recovery_epochs=1)
             res["gate"] = {**desc, "default_gate_passes": desc["drop_points"] <= 0.5}
@@ -151,7 +141,7 @@ def worker_build(spec: dict) -> dict:
         clf.save(out)
     res["build_seconds"] = round(time.perf_counter() - t0, 1)
     served = ronghe.load(out)  # accuracy of what a user would load, not of the in-memory object
-    dev, ydev = _read(spec["dev"])
+    dev, ydev = common.read_jsonl(spec["dev"])
     proba, ref = served.predict_proba(dev), np.load(spec["dev_proba"])
     pred = np.asarray(served.classes_)[proba.argmax(1)]
     weights = [p for p in ("model.safetensors", "model.onnx") if (out / p).exists()]
@@ -185,7 +175,7 @@ def worker_latency(spec: dict) -> dict:
         res["autocast_dtype"] = str(inner.dtype).replace("torch.", "")
         common.torch_threads(threads)
         res["torch_threads"] = threads
-    dev, _ = _read(spec["dev"])
+    dev, _ = common.read_jsonl(spec["dev"])
     warm = [dev[i] for i in spec["warm"]]
     for t in warm[:10]:
         clf.predict_proba([t])
@@ -237,11 +227,11 @@ def prepare(a, work: Path) -> dict:
     if n1 + n32 + 32 > len(dev_t):
         raise SystemExit(f"--b1-texts + 32 * --b32-batches must leave 32 of {len(dev_t)} dev texts for warm-up")
     spec = {"work": str(work), "threads": a.threads,
-            "train": _dump(work / "train.jsonl", train.texts, train.labels),
-            "valid": _dump(work / "valid.jsonl", valid.texts, valid.labels),
-            "recovery": _dump(work / "recovery.jsonl", train.texts[:a.recovery_size],
+            "train": common.write_jsonl(work / "train.jsonl", train.texts, train.labels),
+            "valid": common.write_jsonl(work / "valid.jsonl", valid.texts, valid.labels),
+            "recovery": common.write_jsonl(work / "recovery.jsonl", train.texts[:a.recovery_size],
                               train.labels[:a.recovery_size]),
-            "dev": _dump(work / "dev.jsonl", dev_t, dev_y),
+            "dev": common.write_jsonl(work / "dev.jsonl", dev_t, dev_y),
             "b1": order[:n1], "b32": [order[n1 + 32 * k: n1 + 32 * (k + 1)] for k in range(a.b32_batches)],
             "warm": order[n1 + n32:]}
     spec["settings"] = {**({"data": a.data} if a.data != "sst2" else {}), "train_size": a.train_size, "epochs": a.epochs, "max_length": a.max_length,

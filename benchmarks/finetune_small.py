@@ -55,17 +55,12 @@ RENAMED = {"ronghe": "ronghe-before-refit", "ronghe-b8-before": "ronghe",
            "ronghe-b8": "ronghe-refit"}
 
 
-def _read(path: str) -> tuple[list[str], list[int]]:
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
-    return [r["text"] for r in rows], [r["label"] for r in rows]
-
-
 def worker_ronghe(spec: dict) -> dict:
     common.torch_threads()
     from ronghe import TextClassifier
 
-    tr, ytr = _read(spec["train"])
-    te, yte = _read(spec["test"])
+    tr, ytr = common.read_jsonl(spec["train"])
+    te, yte = common.read_jsonl(spec["test"])
     opts = dict(SIDES[spec["side"]])
     batch = opts.pop("batch_size", None)  # None: the default, chosen by the data's size
     t0 = time.perf_counter()
@@ -91,8 +86,8 @@ def worker_trainer(spec: dict) -> dict:
     from transformers import (AutoModelForSequenceClassification, AutoTokenizer,
                               DataCollatorWithPadding, Trainer, TrainingArguments)
 
-    tr, ytr = _read(spec["train"])
-    te, yte = _read(spec["test"])
+    tr, ytr = common.read_jsonl(spec["train"])
+    te, yte = common.read_jsonl(spec["test"])
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(spec["model_path"])
     model = AutoModelForSequenceClassification.from_pretrained(
@@ -130,9 +125,7 @@ def prepare(data: str, n: int, seed: int, work: Path) -> dict:
     te, yte = common.read_data(data, "test")
 
     def dump(name, t, y):
-        p = work / f"{data}-{name}.jsonl"
-        p.write_text("".join(json.dumps({"text": a, "label": int(b)}) + "\n" for a, b in zip(t, y)))
-        return str(p)
+        return common.write_jsonl(work / f"{data}-{name}.jsonl", t, y)
 
     return {"train": dump(f"train-{seed}", [texts[i] for i in idx], [labels[i] for i in idx]),
             "test": dump("test", te, yte), "n_classes": len(set(labels)), "seed": seed,

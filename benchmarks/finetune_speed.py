@@ -27,7 +27,6 @@ from __future__ import annotations
 import json
 import statistics
 import time
-from pathlib import Path
 
 import common  # benchmarks/common.py: this script's folder is first on sys.path
 
@@ -40,11 +39,6 @@ HP = {"learning_rate": 5e-5, "batch_size": 32, "epochs": 3, "warmup_ratio": 0.1,
 
 # ---------------------------------------------------------------------------------- workers
 
-def _read(path: Path) -> tuple[list[str], list[int]]:
-    rows = [json.loads(line) for line in path.read_text().splitlines()]
-    return [r["text"] for r in rows], [r["label"] for r in rows]
-
-
 def worker_ronghe(spec: dict) -> dict:
     common.torch_threads()
     import torch
@@ -52,9 +46,9 @@ def worker_ronghe(spec: dict) -> dict:
     from ronghe import TextClassifier, data
 
     hp = spec["hp"]
-    tr, ytr = _read(Path(spec["train"]))
-    va, yva = _read(Path(spec["valid"]))
-    dev, ydev = _read(Path(spec["dev"]))
+    tr, ytr = common.read_jsonl(spec["train"])
+    va, yva = common.read_jsonl(spec["valid"])
+    dev, ydev = common.read_jsonl(spec["dev"])
     valid = data.from_texts(va, yva)
     cpu0 = common.cpu_seconds()
     t0 = time.perf_counter()
@@ -88,9 +82,9 @@ def worker_trainer(spec: dict) -> dict:
 
     hp = spec["hp"]
     path = spec["model_path"]
-    tr, ytr = _read(Path(spec["train"]))
-    va, yva = _read(Path(spec["valid"]))
-    dev, ydev = _read(Path(spec["dev"]))
+    tr, ytr = common.read_jsonl(spec["train"])
+    va, yva = common.read_jsonl(spec["valid"])
+    dev, ydev = common.read_jsonl(spec["dev"])
     cpu0 = common.cpu_seconds()
     t0 = time.perf_counter()
     tokenizer = AutoTokenizer.from_pretrained(path)
@@ -158,7 +152,7 @@ def worker_profile(spec: dict) -> dict:
     from ronghe.training import loop
 
     hp = spec["hp"]
-    tr, ytr = _read(Path(spec["train"]))
+    tr, ytr = common.read_jsonl(spec["train"])
     bb = backbones.resolve("minilm")
     tok = backbones.load_tokenizer(bb.path)
     ids = tokenize(tok, tr, hp["max_length"])

@@ -33,18 +33,13 @@ NAME = "peft"
 STRATEGIES = ("finetune", "lora", "adalora", "ia3", "prefix")
 
 
-def _read(path: Path):
-    rows = [json.loads(line) for line in Path(path).read_text().splitlines()]
-    return [r["text"] for r in rows], [r["label"] for r in rows]
-
-
 def worker_train(spec: dict) -> dict:
     common.torch_threads()
     from ronghe import TextClassifier, data
 
-    tr, ytr = _read(spec["train"])
-    va, yva = _read(spec["valid"])
-    dev, ydev = _read(spec["dev"])
+    tr, ytr = common.read_jsonl(spec["train"])
+    va, yva = common.read_jsonl(spec["valid"])
+    dev, ydev = common.read_jsonl(spec["dev"])
     options = dict(spec.get("options") or {})
     clf = TextClassifier(strategy=spec["strategy"], model="minilm", options=options or None,
                          epochs=spec.get("epochs"))
@@ -74,7 +69,7 @@ def worker_latency(spec: dict) -> dict:
 
     import ronghe
 
-    dev, _ = _read(spec["dev"])
+    dev, _ = common.read_jsonl(spec["dev"])
     models = {s: ronghe.load(p) for s, p in spec["bundles"].items()}
     rng = np.random.default_rng(0)
     batches = [[dev[i] for i in rng.choice(len(dev), 32, replace=False)]
