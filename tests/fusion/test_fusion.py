@@ -130,3 +130,27 @@ def test_vote_refuses_different_label_sets(sentiment_split, tmp_path):
     b = TextClassifier(strategy="classic").fit(three).save(tmp_path / "b")
     with pytest.raises(ConfigError, match="same label set"):
         TextClassifier(strategy="vote", options={"bundles": [str(a), str(b)]}).fit(train, valid)
+
+
+def test_weighted_fuses_three_members_with_weights_on_the_simplex(sentiment_split, tmp_path):
+    from ronghe.fusion.weighted import simplex_grid
+
+    grid = simplex_grid(3, 10, 5000)
+    assert len(grid) == 66 and np.allclose(grid.sum(1), 1) and (grid >= 0).all()
+    assert len(simplex_grid(4, 20, 100)) <= 100  # coarsened to fit
+
+    train, valid = sentiment_split
+    clf = TextClassifier(strategy="weighted", options={
+        "members": ["classic", "frozen", "classic"], "grid_points": 6}).fit(train, valid)
+    inner = clf.strategy_
+    w = np.array(inner.weights)
+    assert len(w) == 3 and abs(w.sum() - 1) < 1e-9 and (w >= 0).all()
+    assert len(inner.history) == len(simplex_grid(3, 5, 5000))
+    best = max(h["valid_macro_f1"] for h in inner.history)
+    assert inner.report["valid_macro_f1"] == best
+    texts = ["nice", "bad", "not good at all"]
+    p = sum(wi * m.predict_proba(texts) for wi, m in zip(w, inner.members))
+    np.testing.assert_allclose(clf.predict_proba(texts), p)
+    again = load(clf.save(tmp_path / "w3"))
+    assert again.strategy_.weights == inner.weights
+    np.testing.assert_array_equal(again.predict_proba(texts), clf.predict_proba(texts))

@@ -1,10 +1,16 @@
-"""``weighted``: late fusion of two members, p = a * p_first + (1 - a) * p_second.
+"""``weighted``: late fusion of two or more members, p = sum_i w_i * p_i with the weights on the
+simplex (w_i >= 0, sum 1); for two members p = a * p_first + (1 - a) * p_second.
 
-By default a fine-tuned transformer and the TF-IDF model. ``a`` is chosen on validation data by
-a grid search over [0, 1] (ties go to the weight closest to 0.5) and stored in the bundle.
+By default a fine-tuned transformer and the TF-IDF model. The weights are chosen on validation
+data by a grid search over the simplex (steps of 1 / (grid_points - 1), made coarser when more
+members would make more than ``max_grid`` points; ties go to the weights closest to equal) and
+stored in the bundle. Members whose weight comes out 0 are kept (the bundle stays the fusion that
+was asked for) but skipped at prediction.
 """
 
 from __future__ import annotations
+
+from math import comb
 
 import numpy as np
 from pydantic import Field
@@ -15,8 +21,30 @@ from . import members as M
 
 
 class WeightedConfig(M.FusionConfig):
-    members: list[str] = Field(["finetune", "classic"], min_length=2, max_length=2)
-    grid_points: int = Field(21, ge=3, le=1001, description="values of a tried in [0, 1]")
+    members: list[str] = Field(["finetune", "classic"], min_length=2, max_length=6)
+    grid_points: int = Field(21, ge=3, le=1001, description="values of each weight tried in "
+                                                            "[0, 1] (steps of 1 / (points - 1))")
+    max_grid: int = Field(5000, ge=10, description="most weight combinations tried: with many "
+                                                   "members the steps grow until the simplex grid "
+                                                   "fits")
+
+
+def simplex_grid(n: int, steps: int, max_points: int) -> np.ndarray:
+    """Every weight vector of ``n`` non-negative multiples of 1 / s summing to 1, where s is
+    ``steps`` or the largest smaller value giving at most ``max_points`` vectors."""
+    s = steps
+    while s > 1 and comb(s + n - 1, n - 1) > max_points:
+        s -= 1
+
+    def parts(k: int, total: int):
+        if k == 1:
+            yield (total,)
+            return
+        for first in range(total + 1):
+            for rest in parts(k - 1, total - first):
+                yield (first,) + rest
+
+    return np.array(list(parts(n, s)), dtype=np.float64) / s
 
 
 class Weighted(Strategy):
@@ -29,40 +57,60 @@ class Weighted(Strategy):
                         for n in self.config.members]
         for m in self.members:
             m.fit(train, valid)
-        return self.choose_alpha(valid)
+        return self.choose_weights(valid)
 
     @classmethod
     def from_members(cls, members: list, valid) -> "Weighted":
-        """Fuse two already fitted strategies (e.g. from a leaderboard run) without retraining."""
+        """Fuse already fitted strategies (e.g. from a leaderboard run) without retraining."""
         cfg = cls.Config(members=[m.name for m in members], model=getattr(
             members[0].config, "model", cls.Config.model_fields["model"].default))
         self = cls(cfg, members[0].classes)
         self.members = list(members)
-        return self.choose_alpha(valid)
+        return self.choose_weights(valid)
 
-    def choose_alpha(self, valid) -> "Weighted":
-        p1, p2 = M.probas(self.members, valid.inputs, valid.features)
+    @property
+    def alpha(self) -> float:
+        """The first member's weight (two members: p = a * p_first + (1 - a) * p_second)."""
+        return float(self.weights[0])
+
+    def choose_weights(self, valid) -> "Weighted":
+        probas = M.probas(self.members, valid.inputs, valid.features)
         y = self.label_ids(valid.labels)
-        best = (-1.0, 0.0, 0.5)
-        for a in np.linspace(0, 1, self.config.grid_points):
-            f1 = f1_score(y, (a * p1 + (1 - a) * p2).argmax(1), average="macro")
-            self.history.append({"alpha": round(float(a), 4), "valid_macro_f1": round(float(f1), 5)})
-            key = (round(f1, 9), -abs(a - 0.5))
-            if key > (round(best[0], 9), -abs(best[2] - 0.5)):
-                best = (f1, 0.0, float(a))
-        self.alpha = best[2]
-        self.report["alpha"] = self.alpha
+        n = len(probas)
+        grid = simplex_grid(n, self.config.grid_points - 1, self.config.max_grid)
+        best_key, best_w, best_f1 = None, None, -1.0
+        for w in grid:
+            f1 = f1_score(y, sum(wi * p for wi, p in zip(w, probas)).argmax(1), average="macro")
+            entry = {"weights": [round(float(x), 4) for x in w]}
+            if n == 2:
+                entry = {"alpha": round(float(w[0]), 4)}
+            self.history.append({**entry, "valid_macro_f1": round(float(f1), 5)})
+            key = (round(f1, 9), -float(np.abs(w - 1 / n).sum()))
+            if best_key is None or key > best_key:
+                best_key, best_w, best_f1 = key, w, f1
+        self.weights = [float(x) for x in best_w]
+        self.report["weights"] = [round(x, 4) for x in self.weights]
+        if n == 2:
+            self.report["alpha"] = self.alpha
+        self.report["valid_macro_f1"] = round(float(best_f1), 5)
         return self
 
+    choose_alpha = choose_weights  # the name before fusions of more than two members
+
     def predict_proba(self, inputs, features=None):
-        p1, p2 = M.probas(self.members, inputs, features)
-        return self.alpha * p1 + (1 - self.alpha) * p2
+        used = [(w, m) for w, m in zip(self.weights, self.members) if w > 0]
+        return sum(w * M.predict(m, inputs, features) for w, m in used)
 
     def to_state(self):
-        return M.to_state(self.members, {"alpha": self.alpha})
+        meta = {"weights": self.weights}
+        if len(self.members) == 2:
+            meta["alpha"] = self.alpha  # what bundles written before N-member fusion read
+        return M.to_state(self.members, meta)
 
     @classmethod
     def from_state(cls, config, classes, backbone, reader):
         self = cls(config, classes, backbone)
-        self.members, self.alpha = M.load(reader), reader.meta["alpha"]
+        self.members = M.load(reader)
+        a = reader.meta.get("alpha")
+        self.weights = list(reader.meta.get("weights") or [a, 1 - a])
         return self

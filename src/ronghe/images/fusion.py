@@ -14,7 +14,7 @@ VISION = Field("efficientnet-lite0", description="vision backbone for members th
 
 class WeightedConfig(weighted.WeightedConfig):
     model: str = VISION
-    members: list[str] = Field(["finetune", "classic"], min_length=2, max_length=2)
+    members: list[str] = Field(["finetune", "classic"], min_length=2, max_length=6)
 
 
 class Weighted(weighted.Weighted):

@@ -221,14 +221,15 @@ class Assistant:
                 [v_texts[i] for i in faq_idx], [v_labels[i] for i in faq_idx], v_oos)
 
     def _train(self, name: str, train, valid, fitted: dict):
-        """A fitted ``TextClassifier`` of strategy ``name``; ``weighted`` fuses the first two
-        other candidates already in ``fitted`` (trained here when missing)."""
+        """A fitted ``TextClassifier`` of strategy ``name``; ``weighted`` fuses every other
+        candidate (``frozen`` and ``classic`` added when there are fewer than two), taking them
+        from ``fitted`` or training them here."""
         from ...classifier import TextClassifier
         from ...fusion.weighted import Weighted
 
         cfg = self.config
         if name in FUSIONS:
-            members = [n for n in cfg.candidates if n not in FUSIONS][:2]
+            members = [n for n in cfg.candidates if n not in FUSIONS and n != "stack"]
             for n in ("frozen", "classic"):
                 if len(members) < 2 and n not in members:
                     members.append(n)
@@ -240,7 +241,7 @@ class Assistant:
             est = TextClassifier.from_strategy(
                 inner, {"strategy": "weighted", "model": cfg.model, "seed": cfg.seed,
                         "options": {"members": members}}, data=ests[0].data_)
-            est.metrics_ = {"valid": est._valid_metrics(valid), "alpha": inner.alpha}
+            est.metrics_ = {"valid": est._valid_metrics(valid), "weights": inner.weights}
             return est
         options = dict(cfg.candidate_options.get(name, {}))
         est = TextClassifier(strategy=name, model=cfg.model if name != "classic" else None,

@@ -20,7 +20,7 @@ class AssistConfig(BaseModel):
     candidates: list[Literal["classic", "frozen", "weighted", "finetune", "stack"]] = Field(
         ["classic", "frozen", "weighted"], min_length=1,
         description="intent classifiers tried, the best validation accuracy kept (ties: the "
-                    "earlier). 'weighted' fuses the first two others already trained.")
+                    "earlier). 'weighted' fuses all the others (weights chosen on validation).")
     candidate_options: dict[str, dict[str, Any]] = Field(
         {}, description="per candidate: its strategy options, e.g. {finetune: {epochs: 2}}")
     oos_methods: list[Literal["maxprob", "mahalanobis", "knn", "oos_class", "combined"]] = Field(
