@@ -10,7 +10,10 @@ The grid can be walked as a warm-started regularisation path (``path="warm"``, a
 increasing, each fit starting from the previous solution. The problem is convex, so every C
 reaches the same optimum as a cold fit (within the solver tolerance).
 ``path="cold"`` (the default) refits from zero for
-each C. The continuation fits stop at ``tol * WARM_TOL_FACTOR``: lbfgs stops on the size of the
+each C; those fits are independent, so with ``n_jobs`` > 1 they run at once in threads (scipy's
+sparse products and scikit-learn's loss release the GIL; OpenMP inside each fit is held to one
+thread meanwhile, so the cores are not oversubscribed). The fits and the choice are the same as
+one after another - only the wall time changes. The continuation fits stop at ``tol * WARM_TOL_FACTOR``: lbfgs stops on the size of the
 gradient, and at the previous C's solution the gradient of the new objective is often already
 below the cold fits' ``tol`` (the objective is averaged over the samples), so without a tighter
 rule a larger C would keep the previous coefficients after 0 iterations.
@@ -19,6 +22,7 @@ rule a larger C would keep the previous coefficients after 0 iterations.
 from __future__ import annotations
 
 import copy
+import os
 import time
 import warnings
 
@@ -37,9 +41,45 @@ PATHS = ("warm", "cold")
 WARM_TOL_FACTOR = 0.1
 
 
+def available_cores() -> int:
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        return os.cpu_count() or 1
+
+
+LBFGS_HISTORY = 10  # scipy's L-BFGS-B keeps this many correction pairs (scikit-learn's default)
+
+
+def auto_jobs(X, n_classes: int, n_fits: int, memory_share: float = 0.25) -> int:
+    """Cold fits to run at once: one per available core and C value, fewer when their estimated
+    memory (coefficients, the solver's history, per-sample scores) would pass ``memory_share``
+    of the memory available now."""
+    weights = (X.shape[1] + 1) * max(n_classes, 1)
+    per_fit = 8 * (weights * (2 * LBFGS_HISTORY + 6) + X.shape[0] * max(n_classes, 1) * 4)
+    try:
+        free = os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        free = 0
+    by_memory = int(free * memory_share // per_fit) if free else 1
+    return max(1, min(available_cores(), n_fits, by_memory))
+
+
+def _fit_cold(X, y, C: float, seed: int, max_iter: int, tol: float):
+    return _refit(_make(C, seed, max_iter, tol=tol), X, y)
+
+
+def _refit(model: LogisticRegression, X, y):
+    start = time.perf_counter()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", ConvergenceWarning)
+        model.fit(X, y)
+    return model, time.perf_counter() - start
+
+
 def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list[float],
                seed: int = 0, max_iter: int = 1000, path: str = "cold", tol: float = 1e-4,
-               ) -> tuple[LogisticRegression, list[dict]]:
+               n_jobs: int = 1) -> tuple[LogisticRegression, list[dict]]:
     """Fit one model per C in ``grid`` and keep the best on validation macro-F1 (ties: smaller C).
 
     ``path="warm"`` visits the C values in increasing order, each fit warm-started from
@@ -47,8 +87,11 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
     from scratch in the given order, stopping at ``tol``. Without
     validation data only the first C of ``grid`` is fitted.
 
+    ``n_jobs``: cold fits run at once (threads; 0 = ``auto_jobs``: one per available core and C,
+    fewer when memory is short).
+
     Returns the model and the search history [{"C", "valid_macro_f1", "n_iter", "fit_seconds",
-    "valid_seconds"}, ...] in the order the C values were fitted.
+    "valid_seconds"}, ...] in the order of ``grid`` (warm: increasing C).
     """
     if path not in PATHS:
         raise ValueError(f"fit_logreg: unknown path {path!r}; use one of {PATHS}")
@@ -61,18 +104,28 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
         candidates = sorted(grid)
     else:
         candidates = list(grid)
+    jobs = (min(n_jobs, len(candidates)) if n_jobs else
+            auto_jobs(X, len(np.unique(y)), len(candidates)))
+    prefit: list = []
+    if path == "cold" and validate and jobs > 1:
+        from joblib import Parallel, delayed
+        from threadpoolctl import threadpool_limits
+
+        with threadpool_limits(1):
+            prefit = Parallel(n_jobs=jobs, prefer="threads")(
+                delayed(_fit_cold)(X, y, C, seed, max_iter, tol) for C in candidates)
     model = None
-    for C in candidates:
-        if path == "warm" and model is not None:
+    for i, C in enumerate(candidates):
+        if prefit:
+            model, fit_s = prefit[i]
+        elif path == "warm" and model is not None:
             # keeps coef_/intercept_ as the starting point
             model.set_params(C=C, tol=tol * WARM_TOL_FACTOR)
+            model, fit_s = _refit(model, X, y)
+        elif path == "warm":
+            model, fit_s = _refit(_make(C, seed, max_iter, warm=True, tol=tol), X, y)
         else:
-            model = _make(C, seed, max_iter, warm=path == "warm", tol=tol)
-        start = time.perf_counter()
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", ConvergenceWarning)
-            model.fit(X, y)
-        fit_s = time.perf_counter() - start
+            model, fit_s = _fit_cold(X, y, C, seed, max_iter, tol)
         if not validate:
             model.set_params(warm_start=False)
             return model, history

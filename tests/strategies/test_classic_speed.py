@@ -57,6 +57,30 @@ def test_C_is_chosen_on_validation(path):
     assert model.get_params()["warm_start"] is False
 
 
+def test_parallel_C_fits_choose_and_fit_as_one_after_another():
+    import scipy.sparse as sp
+
+    X, y, Xv, yv = _problem(3)
+    X, Xv = sp.csr_matrix(np.abs(X)), sp.csr_matrix(np.abs(Xv))
+    grid = [8.0, 0.01, 0.5, 2.0]
+    one, h1 = linear.fit_logreg(X, y, Xv, yv, grid, n_jobs=1)
+    two, h2 = linear.fit_logreg(X, y, Xv, yv, grid, n_jobs=2)
+    assert [h["C"] for h in h2] == grid == [h["C"] for h in h1]
+    assert [h["valid_macro_f1"] for h in h2] == [h["valid_macro_f1"] for h in h1]
+    assert two.C == one.C
+    np.testing.assert_allclose(two.coef_, one.coef_, rtol=1e-6, atol=1e-8)
+
+
+def test_auto_jobs_follows_cores_C_values_and_memory(monkeypatch):
+    X = np.zeros((100, 10))
+    monkeypatch.setattr(linear, "available_cores", lambda: 8)
+    assert linear.auto_jobs(X, 3, n_fits=4) == 4  # one per C value
+    assert linear.auto_jobs(X, 3, n_fits=16) == 8  # one per core
+    # a fit's memory (2M features x 100 classes) past the share of free memory: one at a time
+    big = type("Matrix", (), {"shape": (1000, 2_000_000)})()
+    assert linear.auto_jobs(big, 100, n_fits=4, memory_share=1e-6) == 1
+
+
 def test_warm_continuation_really_refits_each_C():
     """Each C after the first must move away from the previous solution (a loose stopping rule
     would keep the previous C's coefficients under a new name)."""
