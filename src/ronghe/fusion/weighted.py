@@ -95,8 +95,6 @@ class Weighted(Strategy):
         self.report["valid_macro_f1"] = round(float(best_f1), 5)
         return self
 
-    choose_alpha = choose_weights  # the name before fusions of more than two members
-
     def predict_proba(self, inputs, features=None):
         used = [(w, m) for w, m in zip(self.weights, self.members) if w > 0]
         return sum(w * M.predict(m, inputs, features) for w, m in used)
