@@ -13,7 +13,9 @@ reaches the same optimum as a cold fit (within the solver tolerance).
 each C; those fits are independent, so with ``n_jobs`` > 1 they run at once in threads (scipy's
 sparse products and scikit-learn's loss release the GIL; OpenMP inside each fit is held to one
 thread meanwhile, so the cores are not oversubscribed). The fits and the choice are the same as
-one after another - only the wall time changes. The continuation fits stop at ``tol * WARM_TOL_FACTOR``: lbfgs stops on the size of the
+one after another - only the wall time changes.
+
+The continuation fits stop at ``tol * WARM_TOL_FACTOR``: lbfgs stops on the size of the
 gradient, and at the previous C's solution the gradient of the new objective is often already
 below the cold fits' ``tol`` (the objective is averaged over the samples), so without a tighter
 rule a larger C would keep the previous coefficients after 0 iterations.
@@ -65,11 +67,7 @@ def auto_jobs(X, n_classes: int, n_fits: int, memory_share: float = 0.25) -> int
     return max(1, min(available_cores(), n_fits, by_memory))
 
 
-def _fit_cold(X, y, C: float, seed: int, max_iter: int, tol: float):
-    return _refit(_make(C, seed, max_iter, tol=tol), X, y)
-
-
-def _refit(model: LogisticRegression, X, y):
+def _fit(model: LogisticRegression, X, y):
     start = time.perf_counter()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", ConvergenceWarning)
@@ -113,7 +111,7 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
 
         with threadpool_limits(1):
             prefit = Parallel(n_jobs=jobs, prefer="threads")(
-                delayed(_fit_cold)(X, y, C, seed, max_iter, tol) for C in candidates)
+                delayed(_fit)(_make(C, seed, max_iter, tol=tol), X, y) for C in candidates)
     model = None
     for i, C in enumerate(candidates):
         if prefit:
@@ -121,11 +119,9 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
         elif path == "warm" and model is not None:
             # keeps coef_/intercept_ as the starting point
             model.set_params(C=C, tol=tol * WARM_TOL_FACTOR)
-            model, fit_s = _refit(model, X, y)
-        elif path == "warm":
-            model, fit_s = _refit(_make(C, seed, max_iter, warm=True, tol=tol), X, y)
+            model, fit_s = _fit(model, X, y)
         else:
-            model, fit_s = _fit_cold(X, y, C, seed, max_iter, tol)
+            model, fit_s = _fit(_make(C, seed, max_iter, warm=path == "warm", tol=tol), X, y)
         if not validate:
             model.set_params(warm_start=False)
             return model, history

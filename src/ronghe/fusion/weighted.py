@@ -81,9 +81,8 @@ class Weighted(Strategy):
         best_key, best_w, best_f1 = None, None, -1.0
         for w in grid:
             f1 = f1_score(y, sum(wi * p for wi, p in zip(w, probas)).argmax(1), average="macro")
-            entry = {"weights": [round(float(x), 4) for x in w]}
-            if n == 2:
-                entry = {"alpha": round(float(w[0]), 4)}
+            entry = ({"alpha": round(float(w[0]), 4)} if n == 2
+                     else {"weights": [round(float(x), 4) for x in w]})
             self.history.append({**entry, "valid_macro_f1": round(float(f1), 5)})
             key = (round(f1, 9), -float(np.abs(w - 1 / n).sum()))
             if best_key is None or key > best_key:

@@ -54,7 +54,8 @@ from .policy import Signals, Thresholds, decide
 from ...search import VectorIndex, normalise
 
 TASK = "assistant"
-FUSIONS = ("weighted",)
+FUSIONS = ("weighted",)  # candidates built here from the other candidates
+MEMBERS = ("classic", "frozen", "finetune")  # the candidates a fusion here can take
 
 
 def _dataset(texts: list[str], labels: list[str]) -> core_data.Dataset:
@@ -229,7 +230,7 @@ class Assistant:
 
         cfg = self.config
         if name in FUSIONS:
-            members = [n for n in cfg.candidates if n not in FUSIONS and n != "stack"]
+            members = [n for n in cfg.candidates if n in MEMBERS]
             for n in ("frozen", "classic"):
                 if len(members) < 2 and n not in members:
                     members.append(n)
