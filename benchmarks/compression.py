@@ -48,8 +48,10 @@ NAME = "compression"
 DATASETS = {"sst2": ("SST-2", "sentences", "dev"), "banking77": ("BANKING77", "queries", "test.csv")}
 
 
-def name_for(data: str) -> str:
-    return NAME if data == "sst2" else f"{NAME}_{data}"
+def name_for(data: str, tag: str = "") -> str:
+    """``compression``, ``compression_banking77``; ``--tag zen4`` adds ``_zen4`` so a run on another
+    CPU gets its own JSON and README section beside the others."""
+    return (NAME if data == "sst2" else f"{NAME}_{data}") + (f"_{tag}" if tag else "")
 
 
 BASE = "torch-fp32"
@@ -271,16 +273,22 @@ def flops_per_example(n: int, enc: dict, layers: int) -> float:
 
 
 def peak_gflops(threads: int) -> dict:
-    """Estimated peak: threads x 2 AVX-512 FMA units x 16 fp32 lanes x 2 flops x nominal clock;
-    bf16 (VDPBF16PS) and int8 (VPDPBUSD, VNNI) do 2x and 4x the fp32 rate per instruction."""
+    """Estimated peak: threads x 2 FMA units x fp32 lanes x 2 flops x nominal clock - 16 lanes
+    with AVX-512 on 512-bit datapaths, 8 with AVX2 or on AMD Zen 4 (family 25), which runs AVX-512
+    on 256-bit halves; bf16 (VDPBF16PS) and int8 (VPDPBUSD, VNNI) do 2x and 4x the fp32 rate per
+    instruction, int8 without VNNI 2x."""
     mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
            if line.startswith("cpu MHz")]
-    isa = common.cpu_details().get("isa", [])
+    cpu = common.cpu_details()
+    isa = cpu.get("isa", [])
+    zen4 = common._cpuinfo("vendor_id") == "AuthenticAMD" and cpu.get("cpu_family") == "25"
+    lanes, units = (16, "AVX-512") if "avx512f" in isa and not zen4 else (
+        8, "AVX-512 on 256-bit datapaths (Zen 4)" if zen4 else "AVX2")
     ghz = max(mhz) / 1000 if mhz else float("nan")
-    fp32 = threads * 2 * 16 * 2 * ghz
+    fp32 = threads * 2 * lanes * 2 * ghz
     out = {"clock_ghz": round(ghz, 3), "fp32": round(fp32, 1),
            "bf16": round(fp32 * (2 if "avx512_bf16" in isa else 1), 1),
-           "int8": round(fp32 * (4 if "avx512_vnni" in isa else 2), 1), "units": "AVX-512"}
+           "int8": round(fp32 * (4 if "avx512_vnni" in isa else 2), 1), "units": units}
     if "amx_bf16" in isa and "amx_int8" in isa:  # AMX tiles: 1,024 bf16 / 2,048 int8 ops per cycle
         out.update({"bf16": round(threads * 1024 * ghz, 1), "int8": round(threads * 2048 * ghz, 1),
                     "units": "AMX for bf16/int8, AVX-512 for fp32"})
@@ -327,8 +335,8 @@ def summarise(spec: dict, tinfo: dict, builds: dict, rounds: list[dict], threads
         rows.append(row)
     n_avg = statistics.mean(tok[i] for bt in spec["b32"] for i in bt)
     roof = {"assumptions": "FLOPs = L*2*(n*(4h^2+2hi) + 2n^2h), multiply-add = 2 FLOPs; embeddings, "
-            "softmax, layer norm and head left out; peak = threads x 2 AVX-512 FMA units x 16 fp32 "
-            "lanes x 2 x nominal clock (an estimate: the VM reports no turbo), bf16 2x, int8 VNNI 4x; "
+            "softmax, layer norm and head left out; peak = threads x 2 FMA units x fp32 lanes (16 "
+            "with AVX-512, 8 with AVX2 or on Zen 4's 256-bit datapaths) x 2 x nominal clock (an estimate: the VM reports no turbo), bf16 2x, int8 VNNI 4x; "
             "with AMX (amx_bf16 + amx_int8 flags) 1,024 bf16 and 2,048 int8 ops per cycle per core",
             "encoder": enc, "peak_gflops": peak, "mean_tokens_b32_texts": round(n_avg, 1),
             "gflop_per_example_mean_tokens": round(flops_per_example(round(n_avg), enc, enc["num_hidden_layers"]) / 1e9, 3),
@@ -386,14 +394,17 @@ def readme(result: dict, quick: bool) -> str:
                "under bf16 autocast (the bundle is bf16 on disk only)." if "float32" in dtypes else "")
     data = s["settings"].get("data", "sst2")
     label, unit, test = DATASETS[data]
+    tag = result["benchmark"][len(name_for(data)):].lstrip("_")
     cmd = "python benchmarks/compression.py" + (" --quick" if quick else "") + (
         "" if data == "sst2" else f" --data {data} --epochs {s['settings']['epochs']} --only "
-        + ",".join(r["variant"] for r in rows if r["variant"] != BASE))
+        + ",".join(r["variant"] for r in rows if r["variant"] != BASE)) + (
+        f" --tag {tag}" if tag else "")
     orientation = (" For orientation: sentence-transformers reports 3.08x for ONNX int8 over fp32 "
                    "on CPU; Intel reports 2.39x for int8 MiniLM-L6 on SST-2 at 0.8 points lost."
                    if data == "sst2" else "")
     return "\n".join([
-        f"## Compression and export: MiniLM fine-tuned on {label}", "",
+        f"## Compression and export: MiniLM fine-tuned on {label}"
+        + (f" ({tag}: {info.get('cpu')})" if tag else ""), "",
         common.quick_note(quick, "python benchmarks/compression.py") +
         f"Teacher: `finetune` MiniLM-L6 (`minilm`), {s['settings']['epochs']} epoch(s), max_length "
         f"{s['settings']['max_length']}, fp32, on a seeded sample of {s['sizes']['train']:,} {label} train "
@@ -427,7 +438,7 @@ def readme(result: dict, quick: bool) -> str:
         f"Machine: {common.machine_line(info)}. Load average (1 min) at the start of each latency "
         f"round: {loads or '-'}. Total run time {result['total_wall_seconds'] / 60:.1f} min.", "",
         "Reproduce:", "", "```bash",
-        f"{cmd}   # results: benchmarks/results/{name_for(data)}{'.quick' if quick else ''}.json",
+        f"{cmd}   # results: benchmarks/results/{result['benchmark']}{'.quick' if quick else ''}.json",
         "```"])
 
 
@@ -448,9 +459,11 @@ def main() -> None:
     ap.add_argument("--retrain", action="store_true", help="train the teacher even if one is saved")
     ap.add_argument("--data", choices=sorted(DATASETS), default="sst2",
                     help="sst2 (train sample -> dev.tsv) or banking77 (train.csv -> test.csv)")
+    ap.add_argument("--tag", default="", help="suffix for the result's name (e.g. the CPU: zen4), so "
+                    "runs on different machines are kept side by side")
     a = ap.parse_args()
     workers = {"teacher": worker_teacher, "build": worker_build, "latency": worker_latency}
-    name = name_for(a.data)
+    name = name_for(a.data, a.tag)
     if common.handled(a, name, readme, workers):
         return
     if a.quick:

@@ -10,10 +10,14 @@ The grid can be walked as a warm-started regularisation path (``path="warm"``, a
 increasing, each fit starting from the previous solution. The problem is convex, so every C
 reaches the same optimum as a cold fit (within the solver tolerance).
 ``path="cold"`` (the default) refits from zero for
-each C; those fits are independent, so with ``n_jobs`` > 1 they run at once in threads (scipy's
-sparse products and scikit-learn's loss release the GIL; OpenMP inside each fit is held to one
-thread meanwhile, so the cores are not oversubscribed). The fits and the choice are the same as
-one after another - only the wall time changes.
+each C; those fits are independent, so with ``n_jobs`` > 1 they run at once, one thread of
+OpenMP/BLAS each so the cores are not oversubscribed. ``backend="auto"`` runs small fits in
+threads (scipy's sparse products and scikit-learn's loss release the GIL, and starting no process
+costs nothing) and large ones - ``PROCESS_MIN_WORK`` non-zeros x coefficient vectors and more -
+in worker processes (joblib's loky: the data is memory-mapped, not copied), where L-BFGS's
+Python-side steps no longer queue for one GIL. If worker processes cannot be started or die,
+the fits are re-run in threads (logged). The fits and the choice are the same as one after
+another - only the wall time changes.
 
 The continuation fits stop at ``tol * WARM_TOL_FACTOR``: lbfgs stops on the size of the
 gradient, and at the previous C's solution the gradient of the new objective is often already
@@ -24,11 +28,13 @@ rule a larger C would keep the previous coefficients after 0 iterations.
 from __future__ import annotations
 
 import copy
+import logging
 import os
 import time
 import warnings
 
 import numpy as np
+import scipy.sparse as sp
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
@@ -67,6 +73,43 @@ def auto_jobs(X, n_classes: int, n_fits: int, memory_share: float = 0.25) -> int
     return max(1, min(available_cores(), n_fits, by_memory))
 
 
+BACKENDS = ("auto", "threads", "processes")
+# non-zeros x coefficient vectors of X from which "auto" fits in processes: about where one fit
+# takes seconds, so the second or so a worker process needs to start is a small share
+PROCESS_MIN_WORK = 2e7
+
+log = logging.getLogger(__name__)
+
+
+def choose_backend(X, n_classes: int, backend: str = "auto") -> str:
+    """``threads`` or ``processes`` for ``backend`` (``auto``: by the size of the fit)."""
+    if backend not in BACKENDS:
+        raise ValueError(f"fit_logreg: unknown backend {backend!r}; use one of {BACKENDS}")
+    if backend != "auto":
+        return backend
+    nnz = X.nnz if sp.issparse(X) else int(np.prod(X.shape))
+    vectors = n_classes if n_classes > 2 else 1  # a binary problem fits one coefficient vector
+    return "processes" if nnz * vectors >= PROCESS_MIN_WORK else "threads"
+
+
+def _fit_many(models: list, X, y, jobs: int, backend: str) -> list:
+    """``_fit`` of each model, ``jobs`` at a time, in threads or worker processes."""
+    from joblib import Parallel, delayed
+    from threadpoolctl import threadpool_limits
+
+    if backend == "processes":
+        from joblib.externals.loky.process_executor import BrokenProcessPool, TerminatedWorkerError
+
+        try:
+            return Parallel(n_jobs=jobs, backend="loky", inner_max_num_threads=1)(
+                delayed(_fit)(m, X, y) for m in models)
+        except (BrokenProcessPool, TerminatedWorkerError, OSError) as e:
+            log.warning("fitting in worker processes failed (%s: %s); fitting in threads",
+                        type(e).__name__, str(e)[:200])
+    with threadpool_limits(1):
+        return Parallel(n_jobs=jobs, prefer="threads")(delayed(_fit)(m, X, y) for m in models)
+
+
 def _fit(model: LogisticRegression, X, y):
     start = time.perf_counter()
     with warnings.catch_warnings():
@@ -77,7 +120,7 @@ def _fit(model: LogisticRegression, X, y):
 
 def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list[float],
                seed: int = 0, max_iter: int = 1000, path: str = "cold", tol: float = 1e-4,
-               n_jobs: int = 1) -> tuple[LogisticRegression, list[dict]]:
+               n_jobs: int = 1, backend: str = "auto") -> tuple[LogisticRegression, list[dict]]:
     """Fit one model per C in ``grid`` and keep the best on validation macro-F1 (ties: smaller C).
 
     ``path="warm"`` visits the C values in increasing order, each fit warm-started from
@@ -85,8 +128,9 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
     from scratch in the given order, stopping at ``tol``. Without
     validation data only the first C of ``grid`` is fitted.
 
-    ``n_jobs``: cold fits run at once (threads; 0 = ``auto_jobs``: one per available core and C,
-    fewer when memory is short).
+    ``n_jobs``: cold fits run at once (0 = ``auto_jobs``: one per available core and C, fewer
+    when memory is short), in ``backend``: ``threads``, ``processes`` or ``auto`` (processes
+    from ``PROCESS_MIN_WORK``, see ``choose_backend``).
 
     Returns the model and the search history [{"C", "valid_macro_f1", "n_iter", "fit_seconds",
     "valid_seconds"}, ...] in the order of ``grid`` (warm: increasing C).
@@ -102,16 +146,12 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
         candidates = sorted(grid)
     else:
         candidates = list(grid)
-    jobs = (min(n_jobs, len(candidates)) if n_jobs else
-            auto_jobs(X, len(np.unique(y)), len(candidates)))
+    n_classes = len(np.unique(y))
+    kind = choose_backend(X, n_classes, backend)
+    jobs = min(n_jobs, len(candidates)) if n_jobs else auto_jobs(X, n_classes, len(candidates))
     prefit: list = []
     if path == "cold" and validate and jobs > 1:
-        from joblib import Parallel, delayed
-        from threadpoolctl import threadpool_limits
-
-        with threadpool_limits(1):
-            prefit = Parallel(n_jobs=jobs, prefer="threads")(
-                delayed(_fit)(_make(C, seed, max_iter, tol=tol), X, y) for C in candidates)
+        prefit = _fit_many([_make(C, seed, max_iter, tol=tol) for C in candidates], X, y, jobs, kind)
     model = None
     for i, C in enumerate(candidates):
         if prefit:

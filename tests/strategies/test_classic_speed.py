@@ -57,18 +57,50 @@ def test_C_is_chosen_on_validation(path):
     assert model.get_params()["warm_start"] is False
 
 
-def test_parallel_C_fits_choose_and_fit_as_one_after_another():
+@pytest.mark.parametrize("backend", ["threads", "processes"])
+def test_parallel_C_fits_choose_and_fit_as_one_after_another(backend):
     import scipy.sparse as sp
 
     X, y, Xv, yv = _problem(3)
     X, Xv = sp.csr_matrix(np.abs(X)), sp.csr_matrix(np.abs(Xv))
     grid = [8.0, 0.01, 0.5, 2.0]
     one, h1 = linear.fit_logreg(X, y, Xv, yv, grid, n_jobs=1)
-    two, h2 = linear.fit_logreg(X, y, Xv, yv, grid, n_jobs=2)
+    two, h2 = linear.fit_logreg(X, y, Xv, yv, grid, n_jobs=2, backend=backend)
     assert [h["C"] for h in h2] == grid == [h["C"] for h in h1]
     assert [h["valid_macro_f1"] for h in h2] == [h["valid_macro_f1"] for h in h1]
     assert two.C == one.C
     np.testing.assert_allclose(two.coef_, one.coef_, rtol=1e-6, atol=1e-8)
+
+
+def test_auto_backend_uses_processes_only_for_large_fits():
+    import scipy.sparse as sp
+
+    small = sp.random(100, 50, density=0.1, format="csr", random_state=0)
+    assert linear.choose_backend(small, 77) == "threads"
+    big = sp.random(10_000, 5_000, density=0.01, format="csr", random_state=0)  # 500k non-zeros
+    assert linear.choose_backend(big, 77) == "processes"  # x 77 coefficient vectors
+    assert linear.choose_backend(big, 2) == "threads"  # binary: one vector
+    assert linear.choose_backend(np.zeros((20_000, 1_000)), 2) == "processes"  # dense: every cell
+    assert linear.choose_backend(big, 77, "threads") == "threads"
+    with pytest.raises(ValueError, match="unknown backend 'gpu'"):
+        linear.choose_backend(small, 2, "gpu")
+
+
+def test_processes_that_cannot_start_fall_back_to_threads(monkeypatch, caplog):
+    import joblib
+
+    X, y, Xv, yv = _problem(3)
+    real = joblib.Parallel
+
+    def no_processes(*args, **kwargs):
+        if kwargs.get("backend") == "loky":
+            raise OSError("cannot fork")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(joblib, "Parallel", no_processes)
+    model, hist = linear.fit_logreg(X, y, Xv, yv, [0.5, 2.0], n_jobs=2, backend="processes")
+    assert len(hist) == 2 and model.C in (0.5, 2.0)
+    assert "fitting in threads" in caplog.text and "cannot fork" in caplog.text
 
 
 def test_auto_jobs_follows_cores_C_values_and_memory(monkeypatch):

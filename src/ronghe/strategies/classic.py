@@ -6,7 +6,8 @@ The traditional baseline every comparison should include: fast, small, no backbo
 Cost on long, many-class data (see the ``classic_longdoc`` section of benchmarks/README.md): each
 vectoriser analyses the training texts once (``fit_transform``, not ``fit`` then ``transform``),
 and the logistic regressions of the C grid - most of the time - are fitted at once, one per
-available core (``n_jobs``; fewer when memory is short, see ``ronghe.linear.auto_jobs``).
+available core (``n_jobs``; fewer when memory is short, see ``ronghe.linear.auto_jobs``), in
+worker processes when the fit is large (``parallel``).
 Two measured candidates stay options, off by default: ``C_path="warm"`` (the C grid as a
 warm-started path, see ``ronghe.linear``) needed as many lbfgs iterations as cold fits once its
 continuation fits were held to a tolerance that makes them move, and picked a worse C on SST-2
@@ -43,8 +44,11 @@ class ClassicConfig(StrategyConfig):
     C_grid: list[float] = Field([0.5, 2.0, 8.0, 32.0], min_length=1,
                                 description="C values tried; the best on validation is kept")
     max_iter: int = 1000
-    n_jobs: int = Field(0, ge=0, description="C values fitted at once (threads; cold path); 0 = "
-                                             "one per available core, fewer when memory is short")
+    n_jobs: int = Field(0, ge=0, description="C values fitted at once (cold path); 0 = one per "
+                                             "available core, fewer when memory is short")
+    parallel: Literal["auto", "threads", "processes"] = Field(
+        "auto", description="where C values fitted at once run: auto = worker processes for "
+                            "large fits (see ronghe.linear.PROCESS_MIN_WORK), threads for small")
     C_path: Literal["warm", "cold"] = Field(
         "cold", description="warm: one model refitted with C increasing, each fit starting from "
                             "the previous solution; cold: every C fitted from scratch")
@@ -134,7 +138,8 @@ class Classic(Strategy):
         start = time.perf_counter()
         self.model, self.history = linear.fit_logreg(X, self.label_ids(train.labels), Xv, yv,
                                                      cfg.C_grid, cfg.seed, cfg.max_iter,
-                                                     path=cfg.C_path, n_jobs=cfg.n_jobs)
+                                                     path=cfg.C_path, n_jobs=cfg.n_jobs,
+                                                     backend=cfg.parallel)
         self.stage_seconds = {**self.tfidf.stage_seconds,
                               "valid_transform": round(valid_transform, 3),
                               "C_search": round(time.perf_counter() - start, 3)}
