@@ -18,7 +18,13 @@ Set-up (all on 127.0.0.1, bounded): a ``finetune`` MiniLM bundle trained on a se
 * with ``--int8``: ``ronghe-int8`` - the same bundle through ``ronghe compress --quantize int8``
   (dynamic int8 ONNX, 0.5-point gate on SST-2 dev), and ``ronghe-int8-student`` - a 3-layer
   student distilled from it (``ronghe distill --student layers:3`` on the same 3,000 sentences)
-  through the same compression; both made here and cached.
+  through the same compression; both made here and cached;
+* with ``--floor``, what the serving path costs without a transformer: ``ronghe-classic`` -
+  ``ronghe serve`` on a ``classic`` (TF-IDF + logistic regression) bundle trained on the same
+  3,000 sentences, a model that costs well under a millisecond, so the row is the service's own
+  ceiling (HTTP, JSON, validation, auth/limits middleware, batcher, metrics); and ``http-floor`` -
+  a bare ASGI app under the same uvicorn that reads the body, parses the JSON and returns a fixed
+  answer: what Python HTTP alone allows with this load generator on this machine.
 
 The load generator is a separate process: C concurrent clients (closed loop, one keep-alive
 connection each, raw HTTP/1.1 so the client costs little CPU) send one SST-2 dev sentence per
@@ -54,6 +60,8 @@ import time
 import urllib.request
 from datetime import datetime, timezone
 from pathlib import Path
+
+import common  # benchmarks/common.py: this script's folder is first on sys.path
 
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
@@ -95,10 +103,41 @@ def ensure_bundle() -> tuple[Path, dict]:
     return path, meta
 
 
+def classic_bundle() -> Path:
+    """A ``classic`` bundle on the same 3,000 sentences (the serving path's own cost)."""
+    path = WORK / "bundles" / "classic-3k"
+    if (path / "ronghe.json").exists():
+        return path
+    import pandas as pd
+
+    from ronghe import TextClassifier
+
+    df = pd.read_csv(DATA / "train.tsv", sep="\t", quoting=3)
+    df = df.sample(n=TRAIN["n_train"], random_state=0).rename(columns={"sentence": "text"})
+    TextClassifier(strategy="classic", seed=TRAIN["seed"]).fit(df).save(path)
+    return path
+
+
 def _cli(*args: str) -> None:
     subprocess.run([sys.executable, "-m", "ronghe", *args, "-q"], check=True, cwd=ROOT,
                    env={**os.environ, "HF_HUB_OFFLINE": "1",
                         "PYTHONPATH": str(ROOT / "src")})
+
+
+def dev_csv() -> Path:
+    """SST-2 dev as text,label CSV (what ``ronghe compress --valid`` and ``_accuracy`` read)."""
+    import pandas as pd
+
+    dev = WORK / "bundles" / "sst2-dev.csv"
+    if not dev.exists():
+        lines = (DATA / "dev.tsv").read_text(encoding="utf-8").splitlines()
+        head = lines[0].split("\t")
+        rows = [ln.split("\t") for ln in lines[1:] if ln.strip()]
+        frame = pd.DataFrame(rows, columns=head)
+        text = "sentence" if "sentence" in head else [c for c in head if c != "label"][0]
+        dev.parent.mkdir(parents=True, exist_ok=True)
+        frame.rename(columns={text: "text"})[["text", "label"]].to_csv(dev, index=False)
+    return dev
 
 
 def int8_bundles(teacher: Path) -> dict[str, Path]:
@@ -107,14 +146,7 @@ def int8_bundles(teacher: Path) -> dict[str, Path]:
     import pandas as pd
 
     folder = WORK / "bundles"
-    dev = folder / "sst2-dev.csv"
-    if not dev.exists():
-        lines = (DATA / "dev.tsv").read_text(encoding="utf-8").splitlines()
-        head = lines[0].split("\t")
-        rows = [ln.split("\t") for ln in lines[1:] if ln.strip()]
-        frame = pd.DataFrame(rows, columns=head)
-        text = "sentence" if "sentence" in head else [c for c in head if c != "label"][0]
-        frame.rename(columns={text: "text"})[["text", "label"]].to_csv(dev, index=False)
+    dev = dev_csv()
     train = folder / "sst2-train-3k.csv"
     if not train.exists():
         df = pd.read_csv(DATA / "train.tsv", sep="\t", quoting=3)
@@ -140,7 +172,7 @@ def _accuracy(bundle: Path) -> float:
 
     from ronghe import load
 
-    dev = pd.read_csv(WORK / "bundles" / "sst2-dev.csv")
+    dev = pd.read_csv(dev_csv())
     clf = load(bundle)
     return round(float((clf.predict(list(dev.text)).astype(str) == dev.label.astype(str)).mean()), 4)
 
@@ -196,9 +228,38 @@ def naive_server(bundle: str, port: int, threads: int) -> None:
     uvicorn.run(app, host=HOST, port=port, access_log=False, log_level="warning")
 
 
+def floor_server(port: int) -> None:
+    """The HTTP floor: a bare ASGI app that reads the body, parses the JSON and answers one fixed
+    record per text - no framework, validation, batcher or model."""
+    import uvicorn
+
+    async def app(scope, receive, send):
+        if scope["type"] != "http":
+            return
+        body, more = b"", True
+        while more:
+            msg = await receive()
+            body += msg.get("body", b"")
+            more = msg.get("more_body", False)
+        if scope["method"] == "POST":
+            texts = json.loads(body)["texts"]
+            payload = {"predictions": [{"label": "1", "score": 0.5}] * len(texts)}
+        else:
+            payload = {"status": "ok"}
+        out = json.dumps(payload).encode()
+        await send({"type": "http.response.start", "status": 200,
+                    "headers": [(b"content-type", b"application/json"),
+                                (b"content-length", str(len(out)).encode())]})
+        await send({"type": "http.response.body", "body": out})
+
+    uvicorn.run(app, host=HOST, port=port, access_log=False, log_level="warning", lifespan="off")
+
+
 def start_server(kind: str, bundle: Path, port: int, log: Path, threads: int) -> subprocess.Popen:
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    if kind == "naive":
+    if kind == "http-floor":
+        cmd = [sys.executable, __file__, "--floor-server", "--port", str(port)]
+    elif kind == "naive":
         cmd = [sys.executable, __file__, "--naive-server", str(bundle), "--port", str(port),
                "--inference-threads", str(threads)]
     else:
@@ -337,6 +398,9 @@ def bench(args) -> dict:
             servers.append((kind, path))
             accuracy[kind] = _accuracy(path)
         accuracy["ronghe"] = _accuracy(bundle)
+    if args.floor:
+        servers += [("ronghe-classic", classic_bundle()), ("http-floor", None)]
+        accuracy["ronghe-classic"] = _accuracy(servers[-2][1])
     if args.onnx_bundle:
         servers.append(("ronghe-onnx", Path(args.onnx_bundle)))
     elif not args.int8:
@@ -352,10 +416,11 @@ def bench(args) -> dict:
         port = free_port()
         proc = start_server(kind, path, port, WORK / f"{kind}.server.log", threads)
         try:
-            wait_ready(proc, f"http://{HOST}:{port}/" + ("healthz" if kind == "naive" else "readyz"))
-            url = "/predict" if kind == "naive" else "/v1/models/m/predict"
+            bare = kind in ("naive", "http-floor")
+            wait_ready(proc, f"http://{HOST}:{port}/" + ("healthz" if bare else "readyz"))
+            url = "/predict" if bare else "/v1/models/m/predict"
             for c in args.levels:
-                before = scrape_batches(port) if kind != "naive" else None
+                before = scrape_batches(port) if not bare else None
                 load = load_average()
                 r = run_client(port, url, c, args.duration, args.warmup, args.max_requests)
                 r.update({"server": kind, "load_avg_1m": load})
@@ -378,7 +443,8 @@ def bench(args) -> dict:
     import torch
 
     return {"benchmark": NAME, "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": {"cpus": os.cpu_count(), "platform": platform.platform(),
+            "machine": {"cpus": os.cpu_count(), "cpu": common.cpu_model(),
+                        "cpu_details": common.cpu_details(), "platform": platform.platform(),
                         "python": platform.python_version(), "torch": torch.__version__,
                         "torch_threads_default": torch.get_num_threads(),
                         "load_avg_before": load_before, "load_avg_after": load_average()},
@@ -419,7 +485,8 @@ def markdown(res: dict) -> str:
     lines += ["", f"Throughput ratio ronghe / naive: {ratio}."]
     naive64 = next((r["throughput"] for r in res["rows"] if r["server"] == "naive"
                     and r["concurrency"] == 64), None)
-    for server in dict.fromkeys(r["server"] for r in res["rows"] if r["server"] != "naive"):
+    for server in dict.fromkeys(r["server"] for r in res["rows"]
+                                if r["server"] not in ("naive", "http-floor")):
         at8 = next((r for r in res["rows"] if r["server"] == server and r["concurrency"] == 8), None)
         at64 = next((r for r in res["rows"] if r["server"] == server and r["concurrency"] == 64),
                     None)
@@ -434,9 +501,26 @@ def markdown(res: dict) -> str:
                       f"{'met' if ok8 else 'not met'} ({at8['p50_ms']} / {at8['p99_ms']} ms); "
                       f">= 3x the naive throughput at 64 clients - "
                       f"{'met' if x64 and x64 >= 3 else 'not met'} ({x64}x)."]
+    floor = {r["server"]: r for r in res["rows"] if r["concurrency"] == 8
+             and r["server"] in ("ronghe-classic", "http-floor", "ronghe-int8", "ronghe-int8-student")}
+    if "http-floor" in floor and "ronghe-classic" in floor:
+        f, c = floor["http-floor"], floor["ronghe-classic"]
+        lines += ["", "Where the 8-client latency goes (`--floor`): a bare ASGI app under the same "
+                  f"uvicorn, parsing the JSON and answering a fixed record, gives p50 {f['p50_ms']} ms "
+                  f"at {f['throughput']:.0f} req/s with this load generator on the same cores - the "
+                  "floor for any Python server here; `ronghe serve` on a `classic` bundle (model "
+                  f"well under 1 ms) gives p50 {c['p50_ms']} ms at {c['throughput']:.0f} req/s - the "
+                  "service's own path (FastAPI, validation, auth/limits middleware, batcher, "
+                  "metrics) with a cheap model"
+                  + "".join(f"; `{k}` p50 {floor[k]['p50_ms']} ms at {floor[k]['throughput']:.0f} req/s"
+                            for k in ("ronghe-int8-student", "ronghe-int8") if k in floor)
+                  + ". By Little's law, p50 at 8 closed-loop clients is about 8 / throughput: "
+                  f"the service path alone costs {1000 / c['throughput']:.2f} ms of wall time per "
+                  "request at 8 clients, the rest of a transformer row's latency is its model."]
     if res.get("onnx"):
         lines += ["", res["onnx"] + "."]
-    lines += ["", f"Machine: {m['cpus']} CPUs, {m['platform']}, Python {m['python']}, torch "
+    lines += ["", f"Machine: {m['cpus']} CPUs{' of ' + m['cpu'] if m.get('cpu') else ''}"
+                  f"{' (' + ', '.join(m['cpu_details'].get('isa', [])) + ')' if m.get('cpu_details') else ''}, {m['platform']}, Python {m['python']}, torch "
                   f"{m['torch']}; both servers use {res['settings']['inference_threads']} torch "
                   "thread(s) (ronghe serve's default, cores - 1); 1-minute load average "
                   + (f"{m['load_avg_before']} before and " if m.get("load_avg_before") is not None
@@ -445,7 +529,9 @@ def markdown(res: dict) -> str:
                   "above ~1; the 'load avg' column is taken at the start of each level). Date: "
                   f"{res['date']}.",
               "", "Reproduce: `python benchmarks/serve.py"
-              + (" --int8" if res.get("dev_accuracy") else "")
+              + (" --int8" if any(k.startswith("ronghe-int8") for k in res.get("dev_accuracy", {}))
+                 else "")
+              + (" --floor" if "ronghe-classic" in res.get("dev_accuracy", {}) else "")
               + "` (JSON: `benchmarks/results/serve.json`)."]
     return "\n".join(lines) + "\n"
 
@@ -475,11 +561,15 @@ def main(argv=None) -> int:
     ap.add_argument("--onnx-bundle", default=None)
     ap.add_argument("--int8", action="store_true",
                     help="also serve the bundle's int8 ONNX form and a 3-layer int8 student")
+    ap.add_argument("--floor", action="store_true",
+                    help="also serve a classic bundle and a bare ASGI app: the serving path's "
+                         "and Python HTTP's own ceilings")
     ap.add_argument("--inference-threads", type=int, default=None)
     ap.add_argument("--render", action="store_true", help="rewrite the README section from the "
                                                           "saved JSON, without running")
     # internal modes
     ap.add_argument("--naive-server", default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--floor-server", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--client", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--port", type=int, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--path", default=None, help=argparse.SUPPRESS)
@@ -487,6 +577,9 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     if args.naive_server:
         naive_server(args.naive_server, args.port, args.inference_threads or 1)
+        return 0
+    if args.floor_server:
+        floor_server(args.port)
         return 0
     if args.client:
         res = asyncio.run(_load(args.port, args.path, args.concurrency, args.duration,
