@@ -147,18 +147,28 @@ def summarise(runs: list[dict]) -> list[dict]:
     return rows
 
 
-def versus_setfit(rows: list[dict]) -> list[str]:
-    """The verdict on the issue's aim, then one line per k: ``contrastive`` against SetFit."""
+def versus_setfit(rows: list[dict], runs: list[dict] | None = None, dev_size: int = 0) -> list[str]:
+    """The verdict on the issue's aim, then one line per k: ``contrastive`` against SetFit, with
+    the per-seed difference in dev sentences right (the same sample for both learners)."""
     out, met = [], []
     for k in sorted({r["k"] for r in rows}):
         by = {r["learner"]: r for r in rows if r["k"] == k}
         c, sf = by.get("contrastive"), by.get("setfit")
         if not (c and sf):
             continue
+        acc = {(r["learner"], r["seed"]): r["dev_accuracy"] for r in runs or () if r["k"] == k}
+        seeds = sorted(s for (learner, s) in acc if learner == "contrastive" and ("setfit", s) in acc)
+        right = ({s: round(dev_size * (acc[("contrastive", s)] - acc[("setfit", s)])) for s in seeds}
+                 if dev_size else {})
+        exact = ({n: statistics.mean(acc[(n, s)] for s in seeds) for n in ("contrastive", "setfit")}
+                 if seeds else {"contrastive": c["acc_mean"], "setfit": sf["acc_mean"]})
         out.append(f"- k = {k}: `contrastive` {c['acc_mean']:.3f} vs SetFit {sf['acc_mean']:.3f} "
-                   f"({100 * (c['acc_mean'] - sf['acc_mean']):+.1f} points) in "
-                   f"{c['sec_mean'] / sf['sec_mean']:.2f}x SetFit's time")
-        if c["acc_mean"] >= sf["acc_mean"] and c["sec_mean"] < sf["sec_mean"]:
+                   f"({100 * (exact['contrastive'] - exact['setfit']):+.1f} points"
+                   + (f"; dev sentences right against SetFit per seed: "
+                      f"{', '.join(f'{v:+d}' for v in right.values())}, in all {sum(right.values()):+d}"
+                      if right else "")
+                   + f") in {c['sec_mean'] / sf['sec_mean']:.2f}x SetFit's time")
+        if exact["contrastive"] >= exact["setfit"] - 1e-9 and c["sec_mean"] < sf["sec_mean"]:
             met.append(k)
     if not out:
         return []
@@ -200,7 +210,7 @@ def readme(result: dict, quick: bool) -> str:
         "",
         table,
         "",
-        *versus_setfit(rows),
+        *versus_setfit(rows, result["runs"], result.get("dev_size", 0)),
         *[f"Note: {n}\n" for n in result.get("notes", [])],
         sf_line,
         "",
@@ -277,7 +287,8 @@ def main() -> None:
                 runs.append({"k": k, "seed": seed, "learner": learner, **res})
             runs.sort(key=lambda r: (r["k"], r["seed"], LEARNERS.index(r["learner"])))
             partial = {"benchmark": NAME, "quick": a.quick, "machine": info, "ks": ks,
-                       "seeds": seeds, "setfit": sf, "runs": runs, "summary": summarise(runs), "notes": notes,
+                       "seeds": seeds, "dev_size": len(dev_y), "setfit": sf, "runs": runs,
+                       "summary": summarise(runs), "notes": notes,
                        "complete": False}
             common.write_json(NAME, partial, a.quick)
     from ronghe.strategies.contrastive import ContrastiveConfig
