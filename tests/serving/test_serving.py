@@ -200,6 +200,41 @@ def test_predict_returns_what_ronghe_predict_prints(bundles):
         assert len(r.headers["x-request-id"]) == 16
 
 
+def test_predict_fast_path_answers_as_the_route_and_leaves_it_every_error(bundles, monkeypatch):
+    """POST .../predict skips FastAPI's routing for a body the schema accepts; the answer is the
+    route's byte for byte, and a body it does not accept still gets the route's error."""
+    texts = ["a wonderful moving film", "boring and far too long"]
+    app = app_for([bundles["sentiment"]])
+    svc = app.state.service
+    taken = []
+    fast = svc.predict_fast
+
+    async def counting(scope, raw):
+        response = await fast(scope, raw)
+        taken.append(response is not None)
+        return response
+
+    svc.predict_fast = counting
+    with TestClient(app) as c:
+        url = "/v1/models/sentiment/predict"
+        a = c.post(url, json={"texts": texts})
+        b = c.post(url, content=json.dumps({"texts": texts}),
+                   headers={"content-type": "application/json; charset=utf-8"})
+        assert taken == [True, True] and a.content == b.content
+        svc.predict_fast = None  # the route alone
+        route = c.post(url, json={"texts": texts})
+        assert route.status_code == 200 and route.content == a.content
+        svc.predict_fast = counting
+        taken.clear()
+        bad = c.post(url, json={"texts": "not a list"})
+        wrong_type = c.post(url, content=b"texts", headers={"content-type": "text/plain"})
+        missing = c.post("/v1/models/nope/predict", json={"texts": texts})
+        assert taken == [False, False, True]  # declined: a refused body, text/plain; taken: 404
+        assert bad.status_code == 422 and err(bad) == "invalid_request"
+        assert wrong_type.status_code == 422 and "application/json" in wrong_type.json()["error"]["message"]
+        assert missing.status_code == 404 and err(missing) == "model_not_found"
+
+
 def test_readyz_is_503_until_models_are_loaded(bundles, fake_task, tmp_path):
     cfg = config([bundles["sentiment"]])
     app = create_app(cfg)  # not loaded: the lifespan loads in the background
