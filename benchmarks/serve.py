@@ -515,8 +515,9 @@ def markdown(res: dict) -> str:
                   + "".join(f"; `{k}` p50 {floor[k]['p50_ms']} ms at {floor[k]['throughput']:.0f} req/s"
                             for k in ("ronghe-int8-student", "ronghe-int8") if k in floor)
                   + ". By Little's law, p50 at 8 closed-loop clients is about 8 / throughput: "
-                  f"the service path alone costs {1000 / c['throughput']:.2f} ms of wall time per "
-                  "request at 8 clients, the rest of a transformer row's latency is its model."]
+                  f"the service with the `classic` model takes {1000 / c['throughput']:.2f} ms of "
+                  "wall time per request at 8 clients; what a transformer row takes beyond that "
+                  "is its model."]
     if res.get("onnx"):
         lines += ["", res["onnx"] + "."]
     lines += ["", f"Machine: {m['cpus']} CPUs{' of ' + m['cpu'] if m.get('cpu') else ''}"
