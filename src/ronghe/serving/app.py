@@ -22,7 +22,9 @@ Every error is JSON: ``{"error": {"status", "code", "message", "details"?}}``.
 One pure ASGI middleware (``_Guard``) runs before FastAPI: it answers 503 while draining, checks
 the API key (401), the key's permission for the model in the path (403) and its rate (429), and
 the body size (413) - all before the body is parsed - then times the request, counts it in the
-metrics and writes the request log line.
+metrics and writes the request log line. A predict request whose JSON body the schema accepts is
+answered from there by the route's own code (``predict_fast``), without FastAPI's routing and
+dependency resolution, which cost more of the event loop than the rest of such a request.
 """
 
 import asyncio
