@@ -214,3 +214,13 @@ def test_int8_gate_keeps_the_sensitive_layer_in_fp32_to_pass(model, tmp_path):
     assert same.predict(valid.texts).tolist() == clf.predict(valid.texts).tolist()
     assert json.loads((tmp_path / "q" / "ronghe.json").read_text())["compression"]["steps"][0][
         "fp32_parts"] == ["layer.3"]
+
+
+def test_a_drop_of_exactly_max_drop_passes_the_gate_and_its_search_alike():
+    """4 of 800 validation examples lost is 0.5 points: the gate (drop > max_drop) and the
+    fp32-parts search (drop <= max_drop) must read it the same way, float noise or not."""
+    from ronghe.compression.gate import points_lost
+
+    assert (0.92625 - 0.92125) * 100 > 0.5  # the raw difference the gate compared before
+    assert points_lost(0.92625, 0.92125) == 0.5
+    assert points_lost(0.92625, 0.92) > 0.5 and points_lost(0.9, 0.9) == 0.0
