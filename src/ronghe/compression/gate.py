@@ -88,7 +88,7 @@ def compress(clf, *, valid, train=None, quantize_to: str | None = None, prune: s
          after[metric], drop, max_drop)
     if drop > max_drop:
         search = next((s.get("search") for s in steps if s.get("search")), None)
-        tried = (f" Keeping the most sensitive parts in fp32 did not pass either (tried "
+        tried = (" Keeping the most sensitive parts in fp32 did not pass either (tried "
                  + "; ".join(f"{', '.join(t['fp32']) or 'none'}: -{t['drop_points']:.2f}"
                              for t in search["tried"]) + ").") if search else ""
         raise GateError(f"accuracy gate failed: the compressed model lost {drop:.2f} points of "
