@@ -87,12 +87,9 @@ def ensure_bundle() -> tuple[Path, dict]:
             meta_file.write_text(json.dumps({**TRAIN, "train_seconds": m["metrics"].get(
                 "train_seconds"), "valid": m["metrics"]["valid"]}, indent=2))
         return path, json.loads(meta_file.read_text())
-    import pandas as pd
-
     from ronghe import TextClassifier
 
-    df = pd.read_csv(DATA / "train.tsv", sep="\t", quoting=3)
-    df = df.sample(n=TRAIN["n_train"], random_state=0).rename(columns={"sentence": "text"})
+    df = train_sample()
     t = time.perf_counter()
     clf = TextClassifier(strategy=TRAIN["strategy"], model=TRAIN["model"], epochs=TRAIN["epochs"],
                          max_length=TRAIN["max_length"], seed=TRAIN["seed"]).fit(df)
@@ -103,18 +100,22 @@ def ensure_bundle() -> tuple[Path, dict]:
     return path, meta
 
 
+def train_sample():
+    """The seeded sample of SST-2 train every bundle here is trained on (a text,label frame)."""
+    import pandas as pd
+
+    df = pd.read_csv(DATA / "train.tsv", sep="\t", quoting=3)
+    return df.sample(n=TRAIN["n_train"], random_state=0).rename(columns={"sentence": "text"})
+
+
 def classic_bundle() -> Path:
     """A ``classic`` bundle on the same 3,000 sentences (the serving path's own cost)."""
     path = WORK / "bundles" / "classic-3k"
     if (path / "ronghe.json").exists():
         return path
-    import pandas as pd
-
     from ronghe import TextClassifier
 
-    df = pd.read_csv(DATA / "train.tsv", sep="\t", quoting=3)
-    df = df.sample(n=TRAIN["n_train"], random_state=0).rename(columns={"sentence": "text"})
-    TextClassifier(strategy="classic", seed=TRAIN["seed"]).fit(df).save(path)
+    TextClassifier(strategy="classic", seed=TRAIN["seed"]).fit(train_sample()).save(path)
     return path
 
 
@@ -143,15 +144,11 @@ def dev_csv() -> Path:
 def int8_bundles(teacher: Path) -> dict[str, Path]:
     """The teacher as dynamic int8 ONNX, and a 3-layer student of it as dynamic int8 ONNX (each
     behind ``compress``'s 0.5-point gate on SST-2 dev); made once and cached."""
-    import pandas as pd
-
     folder = WORK / "bundles"
     dev = dev_csv()
     train = folder / "sst2-train-3k.csv"
     if not train.exists():
-        df = pd.read_csv(DATA / "train.tsv", sep="\t", quoting=3)
-        df = df.sample(n=TRAIN["n_train"], random_state=0).rename(columns={"sentence": "text"})
-        df[["text", "label"]].to_csv(train, index=False)
+        train_sample()[["text", "label"]].to_csv(train, index=False)
     out = {"ronghe-int8": folder / "finetune-3k-int8",
            "ronghe-int8-student": folder / "student-3l-int8"}
     student = folder / "student-3l"
@@ -399,8 +396,9 @@ def bench(args) -> dict:
             accuracy[kind] = _accuracy(path)
         accuracy["ronghe"] = _accuracy(bundle)
     if args.floor:
-        servers += [("ronghe-classic", classic_bundle()), ("http-floor", None)]
-        accuracy["ronghe-classic"] = _accuracy(servers[-2][1])
+        classic = classic_bundle()
+        servers += [("ronghe-classic", classic), ("http-floor", None)]
+        accuracy["ronghe-classic"] = _accuracy(classic)
     if args.onnx_bundle:
         servers.append(("ronghe-onnx", Path(args.onnx_bundle)))
     elif not args.int8:

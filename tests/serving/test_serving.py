@@ -209,8 +209,8 @@ def test_predict_fast_path_answers_as_the_route_and_leaves_it_every_error(bundle
     taken = []
     fast = svc.predict_fast
 
-    async def counting(scope, raw):
-        response = await fast(scope, raw)
+    async def counting(scope, name, raw):
+        response = await fast(scope, name, raw)
         taken.append(response is not None)
         return response
 

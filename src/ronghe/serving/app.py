@@ -589,7 +589,7 @@ class _Guard:
                     return await receive()
 
                 if endpoint == "predict" and scope["method"] == "POST" and svc.predict_fast:
-                    response = await svc.predict_fast(scope, bytes(body))
+                    response = await svc.predict_fast(scope, model, bytes(body))
                     if response is not None:
                         return await response(scope, receive_, send_)
                 return await self.app(scope, receive_, send_)
@@ -856,12 +856,13 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
     async def predict(request: Request, name: NameParam, body: PredictRequest):
         return await _predict(request, name, body)
 
-    async def predict_fast(scope, raw: bytes) -> Response | None:
+    async def predict_fast(scope, name: str, raw: bytes) -> Response | None:
         """``POST /v1/models/{name}/predict`` without FastAPI's routing and dependency
         resolution, which cost more of the event loop than the rest of a request (the serving
         benchmark's ``--floor`` rows): a JSON body the request schema accepts goes straight to
         ``_predict``, the route's own code. Anything else - another content type, a body the
-        schema refuses - returns None and takes the route, so every error is the route's."""
+        schema refuses - returns None and takes the route, so every error is the route's.
+        ``name`` is the model name ``classify`` read from the path."""
         path = scope["path"]
         if not path.endswith("/predict"):  # a trailing slash: the route's redirect
             return None
@@ -873,7 +874,6 @@ def create_app(config: ServeConfig, registry: Registry | None = None, *, log_sin
         except ValueError:  # pydantic's ValidationError, or bytes that are not JSON
             return None
         request = Request(scope)
-        name = path[len("/v1/models/"):-len("/predict")]
         try:
             return await _predict(request, name, body)
         except Exception:  # noqa: BLE001 - what the route's exception handler answers
