@@ -332,6 +332,7 @@ async def _one_client(port, path, texts, offset, t_start, t_end, cap, out, count
                     length = int(line[15:])
             await asyncio.wait_for(reader.readexactly(length), 30)
             t1 = time.perf_counter()
+            out["answered"] += 1  # warm-up included: the CPU counters cover it too
             if t0 >= t_start:  # after warm-up
                 counter[0] += 1
                 if status == 200:
@@ -346,13 +347,15 @@ async def _one_client(port, path, texts, offset, t_start, t_end, cap, out, count
 
 async def _load(port, path, concurrency, duration, warmup, cap) -> dict:
     texts = dev_texts()
-    out = {"latencies": [], "errors": 0}
+    out = {"latencies": [], "errors": 0, "answered": 0}
     counter = [0]
+    cpu0 = time.process_time()
     t_start = time.perf_counter() + warmup
     t_end = t_start + duration
     await asyncio.gather(*(_one_client(port, path, texts, k * 97, t_start, t_end, cap, out, counter)
                            for k in range(concurrency)))
     elapsed = min(time.perf_counter(), t_end) - t_start
+    client_cpu = time.process_time() - cpu0
     lat = sorted(out["latencies"])
     n = len(lat)
 
@@ -362,7 +365,8 @@ async def _load(port, path, concurrency, duration, warmup, cap) -> dict:
     return {"concurrency": concurrency, "ok": n, "errors": out["errors"],
             "seconds": round(elapsed, 2), "throughput": round(n / elapsed, 1) if elapsed > 0 else 0,
             "p50_ms": q(0.50), "p90_ms": q(0.90), "p99_ms": q(0.99),
-            "mean_ms": round(sum(lat) / n * 1000, 2) if n else None}
+            "mean_ms": round(sum(lat) / n * 1000, 2) if n else None,
+            "answered_all": out["answered"], "client_cpu_seconds": round(client_cpu, 3)}
 
 
 def run_client(port, path, concurrency, duration, warmup, cap) -> dict:
@@ -376,6 +380,34 @@ def run_client(port, path, concurrency, duration, warmup, cap) -> dict:
 
 
 # -- the run ------------------------------------------------------------------------------------
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (all threads)."""
+    import psutil
+
+    proc = psutil.Process(pid)
+    total = 0.0
+    for p in [proc, *proc.children(recursive=True)]:
+        try:
+            t = p.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def cpu_budget(r: dict, server_cpu: float, cores: int) -> None:
+    """Add the CPU per answered request (server, load generator) and the latency floor it
+    implies: with C closed-loop clients, throughput X and mean latency R obey C = X * R
+    (Little's law), and X <= cores / CPU per request, so R >= C * CPU per request / cores -
+    on these cores, however the work is scheduled."""
+    n = r.get("answered_all") or 0
+    if not n:
+        return
+    s_ms, c_ms = server_cpu / n * 1000, r["client_cpu_seconds"] / n * 1000
+    r["cpu_ms_per_request"] = {"server": round(s_ms, 3), "client": round(c_ms, 3)}
+    r["latency_floor_ms"] = round(r["concurrency"] * (s_ms + c_ms) / cores, 2)
+
 
 def load_average() -> float | None:
     try:
@@ -420,8 +452,10 @@ def bench(args) -> dict:
             for c in args.levels:
                 before = scrape_batches(port) if not bare else None
                 load = load_average()
+                cpu0 = cpu_seconds(proc.pid)
                 r = run_client(port, url, c, args.duration, args.warmup, args.max_requests)
                 r.update({"server": kind, "load_avg_1m": load})
+                cpu_budget(r, cpu_seconds(proc.pid) - cpu0, os.cpu_count() or 1)
                 if before is not None:
                     after = scrape_batches(port)
                     n = after[1] - before[1]
@@ -429,7 +463,8 @@ def bench(args) -> dict:
                 rows.append(r)
                 print(f"{kind:12s} c={c:3d}  {r['throughput']:8.1f} req/s  p50 {r['p50_ms']} ms  "
                       f"p99 {r['p99_ms']} ms  errors {r['errors']}  batch {r.get('mean_batch')}  "
-                      f"load {load}", flush=True)
+                      f"cpu/req {r.get('cpu_ms_per_request')}  floor {r.get('latency_floor_ms')} "
+                      f"ms  load {load}", flush=True)
         finally:
             stop_server(proc)
     ratios = {}
@@ -471,14 +506,17 @@ def markdown(res: dict) -> str:
         f"{res['settings']['ronghe']}. naive: FastAPI `def` endpoint, one `predict_proba([text])` "
         "per request. One uvicorn worker each; the load generator runs on the same machine.",
         "",
-        "| server | clients | req/s | p50 ms | p99 ms | errors | mean batch | load avg |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | clients | req/s | p50 ms | p99 ms | errors | mean batch | CPU ms/req "
+        "server + client | floor ms | load avg |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
+        cpu = r.get("cpu_ms_per_request")
+        cpu_cell = f"{cpu['server']:.2f} + {cpu['client']:.2f}" if cpu else "-"
         lines.append(f"| {r['server']} | {r['concurrency']} | {r['throughput']:.1f} | "
                      f"{r['p50_ms']} | {r['p99_ms']} | {r['errors']} | "
                      f"{r.get('mean_batch') if r.get('mean_batch') is not None else '-'} | "
-                     f"{r['load_avg_1m']} |")
+                     f"{cpu_cell} | {r.get('latency_floor_ms', '-')} | {r['load_avg_1m']} |")
     ratio = ", ".join(f"{c} clients: {v}x" for c, v in res["throughput_ratio_ronghe_over_naive"].items())
     lines += ["", f"Throughput ratio ronghe / naive: {ratio}."]
     naive64 = next((r["throughput"] for r in res["rows"] if r["server"] == "naive"
@@ -516,6 +554,21 @@ def markdown(res: dict) -> str:
                   f"the service with the `classic` model takes {1000 / c['throughput']:.2f} ms of "
                   "wall time per request at 8 clients; what a transformer row takes beyond that "
                   "is its model."]
+    budget = [r for r in res["rows"] if r["concurrency"] == 8 and r.get("latency_floor_ms")
+              and r["server"] != "http-floor"]
+    if budget:
+        cores = res["machine"]["cpus"]
+        lines += ["", "The CPU budget (columns 'CPU ms/req' and 'floor'): CPU seconds the server "
+                  "process (all threads) and the load generator spent per answered request, "
+                  "warm-up included. With C closed-loop clients, throughput X and mean latency R "
+                  "obey C = X * R (Little's law), and X cannot exceed cores / CPU per request, so "
+                  f"R >= C * CPU per request / cores ({cores} cores here), however the work is "
+                  "scheduled or batched. At 8 clients: "
+                  + "; ".join(f"`{r['server']}` {r['cpu_ms_per_request']['server']:.2f} + "
+                              f"{r['cpu_ms_per_request']['client']:.2f} ms -> floor "
+                              f"{r['latency_floor_ms']} ms (p50 {r['p50_ms']} ms)" for r in budget)
+                  + ". A row whose floor is above 10 ms cannot meet the aim on these cores at its "
+                  "batch sizes; the gap between a floor and its p50 is waiting, not work."]
     if res.get("onnx"):
         lines += ["", res["onnx"] + "."]
     lines += ["", f"Machine: {m['cpus']} CPUs{' of ' + m['cpu'] if m.get('cpu') else ''}"

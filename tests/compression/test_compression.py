@@ -9,6 +9,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -224,3 +225,35 @@ def test_a_drop_of_exactly_max_drop_passes_the_gate_and_its_search_alike():
     assert (0.92625 - 0.92125) * 100 > 0.5  # the raw difference the gate compared before
     assert points_lost(0.92625, 0.92125) == 0.5
     assert points_lost(0.92625, 0.92) > 0.5 and points_lost(0.9, 0.9) == 0.0
+
+
+def test_serving_gives_onnx_models_its_inference_threads(model, tmp_path):
+    """``inference_threads`` reaches onnxruntime as it reaches torch: an ONNX model served with
+    one inference thread runs one intra-op thread, not one per core (whose spinning pool thread
+    took the event loop's core)."""
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from ronghe.runtime import onnx
+    from ronghe.serving.app import create_app
+    from ronghe.serving.server import build_config
+
+    clf, _, _ = model
+    path = export.as_onnx(clf).save(tmp_path / "o")
+    assert load(path).strategy_.session.get_session_options().intra_op_num_threads == \
+        onnx.default_threads()
+    cfg = build_config([f"m={path}"], env={}, watch_interval_s=0, request_log=None,
+                       inference_threads=1)
+    app = create_app(cfg)
+    try:
+        with TestClient(app) as c:
+            for _ in range(500):
+                if c.get("/readyz").status_code == 200:
+                    break
+                time.sleep(0.02)
+            r = c.post("/v1/models/m/predict", json={"texts": ["great fun"]})
+            assert r.status_code == 200, r.text
+            served = app.state.service.registry.get("m").current.predictor
+            assert served.estimator.strategy_.session.get_session_options().intra_op_num_threads == 1
+    finally:
+        onnx.set_process_threads(None)  # the process-wide setting must not leak into other tests

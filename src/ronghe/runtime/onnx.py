@@ -26,8 +26,24 @@ class OnnxConfig(StrategyConfig):
                                               "if set, else the usable cores")
 
 
+_process_threads: int | None = None
+
+
+def set_process_threads(n: int | None) -> None:
+    """The intra-op threads of every session made from now on whose bundle does not set
+    ``threads`` (None: back to ``default_threads``'s rule). ``ronghe serve`` sets its
+    ``inference_threads`` here as it sets torch's: without it an ONNX model took every core,
+    and onnxruntime's pool thread spinning on the core the event loop needs cost the service
+    about as much CPU as the model (benchmarks/README.md, serving)."""
+    global _process_threads
+    _process_threads = n
+
+
 def default_threads() -> int:
-    """What torch would use: OMP_NUM_THREADS if set, else the cores this process may run on."""
+    """The process's setting (``set_process_threads``), else what torch would use:
+    OMP_NUM_THREADS if set, else the cores this process may run on."""
+    if _process_threads:
+        return _process_threads
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)

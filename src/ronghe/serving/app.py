@@ -448,13 +448,18 @@ class Service:
         return b
 
     def apply_threads(self) -> None:
-        """Set torch's thread count (``inference_threads``) once torch is in use; never imports
-        torch for classic models. ``server.run`` fills in its default (cores - 1); an app built
-        directly leaves torch alone unless asked, so it does not change its host process."""
+        """Set the inference thread count (``inference_threads``) for torch once torch is in
+        use (never imports torch for classic models) and for the onnxruntime sessions loaded
+        from now on. ``server.run`` fills in its default (cores - 1); an app built directly
+        leaves both alone unless asked, so it does not change its host process."""
         import sys
 
-        if self.config.inference_threads and "torch" in sys.modules:
-            sys.modules["torch"].set_num_threads(self.config.inference_threads)
+        from ..runtime import onnx
+
+        if self.config.inference_threads:
+            onnx.set_process_threads(self.config.inference_threads)
+            if "torch" in sys.modules:
+                sys.modules["torch"].set_num_threads(self.config.inference_threads)
 
     async def start(self) -> None:
         self.apply_threads()
