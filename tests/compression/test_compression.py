@@ -236,7 +236,7 @@ def test_serving_gives_onnx_models_its_inference_threads(model, tmp_path):
 
     from ronghe.runtime import onnx
     from ronghe.serving.app import create_app
-    from ronghe.serving.server import build_config
+    from ronghe.serving.server import build_config, make_server
 
     clf, _, _ = model
     path = export.as_onnx(clf).save(tmp_path / "o")
@@ -244,8 +244,18 @@ def test_serving_gives_onnx_models_its_inference_threads(model, tmp_path):
         onnx.default_threads()
     cfg = build_config([f"m={path}"], env={}, watch_interval_s=0, request_log=None,
                        inference_threads=1)
-    app = create_app(cfg)
+
+    torch_threads = torch.get_num_threads()  # serving sets torch's too
+
+    def intra_op_threads(app) -> int:
+        served = app.state.service.registry.get("m").current.predictor
+        return served.estimator.strategy_.session.get_session_options().intra_op_num_threads
+
     try:
+        # `ronghe serve` loads its models before the app starts
+        assert intra_op_threads(make_server(cfg).config.app) == 1
+        onnx.set_process_threads(None)
+        app = create_app(cfg)  # an app built directly loads them as it starts
         with TestClient(app) as c:
             for _ in range(500):
                 if c.get("/readyz").status_code == 200:
@@ -253,7 +263,7 @@ def test_serving_gives_onnx_models_its_inference_threads(model, tmp_path):
                 time.sleep(0.02)
             r = c.post("/v1/models/m/predict", json={"texts": ["great fun"]})
             assert r.status_code == 200, r.text
-            served = app.state.service.registry.get("m").current.predictor
-            assert served.estimator.strategy_.session.get_session_options().intra_op_num_threads == 1
-    finally:
-        onnx.set_process_threads(None)  # the process-wide setting must not leak into other tests
+            assert intra_op_threads(app) == 1
+    finally:  # the process-wide settings must not leak into other tests
+        onnx.set_process_threads(None)
+        torch.set_num_threads(torch_threads)

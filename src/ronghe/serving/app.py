@@ -32,6 +32,7 @@ import json
 import logging
 import os
 import re
+import sys
 import time
 from contextlib import asynccontextmanager
 from datetime import datetime, timezone
@@ -388,6 +389,20 @@ class _StateCollector:
 
 # -- the service state ----------------------------------------------------------------------------
 
+def apply_inference_threads(threads: int | None) -> None:
+    """Set the inference thread count for torch once torch is in use (never imports torch for
+    classic models) and for the onnxruntime sessions made from now on - so call it before
+    models load. ``server.run`` fills in its default (cores - 1); an app built directly leaves
+    both alone unless asked (None), so it does not change its host process."""
+    if not threads:
+        return
+    from ..runtime import onnx
+
+    onnx.set_process_threads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+
+
 class Service:
     """What the app holds: config, models, batchers, keys, metrics, log; and the drain switch."""
 
@@ -448,18 +463,8 @@ class Service:
         return b
 
     def apply_threads(self) -> None:
-        """Set the inference thread count (``inference_threads``) for torch once torch is in
-        use (never imports torch for classic models) and for the onnxruntime sessions loaded
-        from now on. ``server.run`` fills in its default (cores - 1); an app built directly
-        leaves both alone unless asked, so it does not change its host process."""
-        import sys
-
-        from ..runtime import onnx
-
-        if self.config.inference_threads:
-            onnx.set_process_threads(self.config.inference_threads)
-            if "torch" in sys.modules:
-                sys.modules["torch"].set_num_threads(self.config.inference_threads)
+        """``apply_inference_threads`` with this service's setting."""
+        apply_inference_threads(self.config.inference_threads)
 
     async def start(self) -> None:
         self.apply_threads()

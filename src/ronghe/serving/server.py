@@ -109,11 +109,12 @@ def make_server(config: ServeConfig, app=None):
     """A uvicorn server for one process whose exit signal first puts the service in drain."""
     import uvicorn
 
-    from .app import app_installers, create_app
+    from .app import app_installers, apply_inference_threads, create_app
     from .registry import Registry
 
     app_installers(config)  # applications register their bundle loaders before models load
     if app is None:
+        apply_inference_threads(config.inference_threads)  # onnxruntime reads it at load
         registry = Registry.from_sources(config.models, version_order=config.version_order)
         registry.load_all()
         app = create_app(config, registry)
