@@ -544,8 +544,9 @@ def serve(
     log_inputs: bool = typer.Option(False, "--log-inputs", help="add the (PII-masked) inputs "
                                                                 "to the request log"),
     inference_threads: Optional[int] = typer.Option(None, "--inference-threads", min=1,
-                                                    help="torch threads for model calls "
-                                                         "[default: cores - 1]"),
+                                                    help="threads per model call, torch's and "
+                                                         "onnxruntime's [default: the usable "
+                                                         "cores / --workers]"),
     version_order: Optional[str] = typer.Option(None, "--version-order", help="name | mtime: "
                                                 "which version folder is the newest"),
     option: list[str] = typer.Option([], "--option", help="serve option KEY=VALUE, e.g. max_batch_size=16"),

@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--insecure", action="store_true",
                     help="allow a non-loopback address without API keys")
     ap.add_argument("--inference-threads", type=int, default=None,
-                    help="torch threads for model calls [default: CPU cores - 1, at least 1]")
+                    help="threads per model call, torch's and onnxruntime's [default: the usable "
+                         "cores / workers, at least 1]")
     for name in ("max_batch_size", "max_wait_ms", "max_queue", "max_texts_per_request",
                  "max_chars_per_text", "max_body_bytes", "max_images_per_request",
                  "max_image_bytes", "max_image_pixels", "max_image_body_bytes",

@@ -32,9 +32,11 @@ class ServeConfig(BaseModel):
                                                                "waits for others to join its batch")
     max_queue: int = Field(1024, ge=1, description="items waiting per model; beyond: 503")
     inference_threads: int | None = Field(None, ge=1, le=256, description=(
-        "torch threads for model calls (process-wide); `ronghe serve` default: CPU cores - 1, at "
-        "least 1, so the event loop keeps a core (torch's own default, every core, collapses "
-        "when another process holds one)"))
+        "threads per model call, torch's and onnxruntime's (process-wide); `ronghe serve` "
+        "default: the cores this process may use, divided among the worker processes - each "
+        "model answers one batch at a time, so its call may take every core (on 2 cores, 2 "
+        "threads answered 8 clients 1.4x faster than 1 with an int8 model: benchmarks/README.md, "
+        "serving). Lower it when other busy processes share the cores"))
 
     # limits
     max_texts_per_request: int = Field(256, ge=1)
@@ -103,9 +105,7 @@ class ServeConfig(BaseModel):
         """The config a server process runs with: defaults that depend on the machine filled in."""
         if self.inference_threads:
             return self
-        import os
-
-        return self.model_copy(update={"inference_threads": max(1, (os.cpu_count() or 2) - 1)})
+        return self.model_copy(update={"inference_threads": default_inference_threads(self.workers)})
 
 
 def build(values: dict[str, Any]) -> ServeConfig:
@@ -118,3 +118,14 @@ def build(values: dict[str, Any]) -> ServeConfig:
             loc = ".".join(str(x) for x in err["loc"]) or "serve config"
             lines.append(f"{loc}: {err['msg']}")
         raise ConfigError("invalid serve option(s):\n  " + "\n  ".join(lines)) from None
+
+
+def default_inference_threads(workers: int = 1) -> int:
+    """The cores this process may run on (its CPU affinity), shared among ``workers``."""
+    import os
+
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:  # not on Linux
+        cores = os.cpu_count() or 1
+    return max(1, cores // max(1, workers))
