@@ -74,8 +74,8 @@ START, END = f"<!-- {NAME}:start -->", f"<!-- {NAME}:end -->"
 DATA = Path(os.environ.get("SST2_DIR", "/work/shared/data/sst2"))
 HOST = "127.0.0.1"
 # The naive endpoint runs its requests' model calls at once in FastAPI's thread pool, so more
-# torch threads per call oversubscribe the cores; it keeps cores - 1 (its better setting, and
-# ronghe serve's default until 2026-12-04) so ronghe's change of default does not flatter the ratio.
+# torch threads per call would oversubscribe the cores; it keeps cores - 1 (ronghe serve's default
+# until 2026-12-04), so ronghe's change of default leaves the baseline as it was.
 NAIVE_THREADS = max(1, (os.cpu_count() or 2) - 1)
 TRAIN = {"strategy": "finetune", "model": "minilm", "epochs": 2, "max_length": 64, "seed": 0,
          "n_train": 3000}

@@ -229,8 +229,8 @@ def test_a_drop_of_exactly_max_drop_passes_the_gate_and_its_search_alike():
 
 def test_serving_gives_onnx_models_its_inference_threads(model, tmp_path):
     """``inference_threads`` reaches onnxruntime as it reaches torch: an ONNX model served with
-    one inference thread runs one intra-op thread, not one per core (whose spinning pool thread
-    took the event loop's core)."""
+    one inference thread runs one intra-op thread, not one per core - whether the server loads
+    its models before the app starts (``ronghe serve``) or as it starts."""
     pytest.importorskip("fastapi")
     from fastapi.testclient import TestClient
 

@@ -32,9 +32,8 @@ _process_threads: int | None = None
 def set_process_threads(n: int | None) -> None:
     """The intra-op threads of every session made from now on whose bundle does not set
     ``threads`` (None: back to ``default_threads``'s rule). ``ronghe serve`` sets its
-    ``inference_threads`` here as it sets torch's: without it an ONNX model took every core,
-    and onnxruntime's pool thread spinning on the core the event loop needs cost the service
-    about as much CPU as the model (benchmarks/README.md, serving)."""
+    ``inference_threads`` here as it sets torch's, so one setting governs both (before, ONNX
+    models ignored it)."""
     global _process_threads
     _process_threads = n
 

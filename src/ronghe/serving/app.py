@@ -392,8 +392,9 @@ class _StateCollector:
 def apply_inference_threads(threads: int | None) -> None:
     """Set the inference thread count for torch once torch is in use (never imports torch for
     classic models) and for the onnxruntime sessions made from now on - so call it before
-    models load. ``server.run`` fills in its default (the cores, shared among its workers); an app built directly leaves
-    both alone unless asked (None), so it does not change its host process."""
+    models load. ``server.run`` fills in its default (the cores, shared among its workers); an
+    app built directly leaves both alone unless asked (None), so it does not change its host
+    process."""
     if not threads:
         return
     from ..runtime import onnx
