@@ -30,7 +30,9 @@ The load generator is a separate process: C concurrent clients (closed loop, one
 connection each, raw HTTP/1.1 so the client costs little CPU) send one SST-2 dev sentence per
 request for a fixed duration (after a warm-up) or until a request cap, whichever comes first.
 Reported: completed requests per second, p50/p99 latency, errors (non-200 or failed requests),
-and for ronghe the mean batch size (from its /metrics). Client and servers share the machine's
+for ronghe the mean batch size (from its /metrics), and the CPU the server process (all its
+threads) and the load generator spent per answered request, with the mean-latency floor it
+implies (Little's law: clients x CPU per request / cores). Client and servers share the machine's
 cores; the load average at the start of each run is recorded, since other work on the machine
 changes the numbers.
 
