@@ -39,6 +39,8 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
 
+from .machine import available_cores
+
 
 def _make(C: float, seed: int, max_iter: int, warm: bool = False,
           tol: float = 1e-4) -> LogisticRegression:
@@ -47,13 +49,6 @@ def _make(C: float, seed: int, max_iter: int, warm: bool = False,
 
 PATHS = ("warm", "cold")
 WARM_TOL_FACTOR = 0.1
-
-
-def available_cores() -> int:
-    try:
-        return len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
 
 
 LBFGS_HISTORY = 10  # scipy's L-BFGS-B keeps this many correction pairs (scikit-learn's default)

@@ -15,6 +15,7 @@ from ..batching import length_grouped_batches, pad
 from ..bundle import BundleReader, State
 from ..config import StrategyConfig
 from ..errors import BundleError, ConfigError
+from ..machine import available_cores
 from ..strategies.base import Strategy
 
 
@@ -46,10 +47,7 @@ def default_threads() -> int:
     env = os.environ.get("OMP_NUM_THREADS", "")
     if env.isdigit() and int(env) > 0:
         return int(env)
-    try:
-        return len(os.sched_getaffinity(0)) or 1
-    except AttributeError:  # not on Linux
-        return os.cpu_count() or 1
+    return available_cores()
 
 
 def session(model: str | bytes, threads: int = 0):

@@ -11,6 +11,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from ..errors import ConfigError
+from ..machine import available_cores
 from .auth import ApiKey
 
 
@@ -121,11 +122,5 @@ def build(values: dict[str, Any]) -> ServeConfig:
 
 
 def default_inference_threads(workers: int = 1) -> int:
-    """The cores this process may run on (its CPU affinity), shared among ``workers``."""
-    import os
-
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    return max(1, cores // max(1, workers))
+    """The cores this process may run on, shared among ``workers``."""
+    return max(1, available_cores() // max(1, workers))
