@@ -388,3 +388,33 @@ def final_features(emb, paths):
 
     with torch.inference_mode():
         return emb.model(torch.from_numpy(emb.preprocess(decode(paths)))).numpy()
+
+
+def test_frozen_power_normalises_the_features_it_fits_and_the_bundle_keeps_it(tmp_path,
+                                                                             tiny_vision):
+    """power=sqrt (the default) fits the standardised regression on each feature's signed
+    square root and predicts on the same; power=none on the pooled features as they are; the
+    bundle records which, so a reloaded model predicts the same."""
+    from makers import make_shapes
+
+    from ronghe import tasks
+    from ronghe.images import data as idata
+    from ronghe.images.frozen import power
+
+    train, valid = tasks.get("image").split(idata.read(make_shapes(tmp_path / "d", 12, 0)),
+                                            0.25, 0)
+    fitted = {}
+    for kind in ("sqrt", "none"):
+        clf = ronghe.ImageClassifier(strategy="frozen", model=tiny_vision,
+                                     options={"power": kind, "features": "last"})
+        s = clf.fit(train, valid=valid).strategy_
+        raw = s._embedder()(train.paths)
+        assert (raw < 0).any()  # the sign is kept: sqrt of |x|, not of x
+        np.testing.assert_allclose(s.mean, power(raw, kind).mean(0), rtol=1e-5, atol=1e-6)
+        again = ronghe.load(clf.save(tmp_path / kind))
+        assert again.strategy_.power_ == kind
+        np.testing.assert_allclose(again.predict_proba(valid.paths), clf.predict_proba(valid.paths),
+                                   atol=1e-6)
+        fitted[kind] = s.mean
+    assert not np.allclose(fitted["sqrt"], fitted["none"])
+    np.testing.assert_array_equal(power(np.array([-4.0, 0.0, 9.0]), "sqrt"), [-2.0, 0.0, 3.0])

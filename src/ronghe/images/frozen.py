@@ -5,7 +5,11 @@ standardised logistic regression.
 pooled outputs of its last ``STAGES`` stages (timm's ``forward_intermediates``), mid-level
 features that carry over better than the final ImageNet ones to images far from ImageNet (grey
 scans, X-rays, micrographs; measured in ``benchmarks/image_features.py``); ``auto`` (default)
-fits both on one pass of features and keeps the better on validation.
+fits both on one pass of features and keeps the better on validation. ``power``: ``sqrt``
+(default) takes each feature's signed square root before standardising - power normalisation
+(Perronnin et al., 2010), which damps the few large pooled activations that dominate a linear
+model fitted on few images; better in every pairing measured in ``image_features.py``
+(Fashion-MNIST and scikit-learn's digits, both far from ImageNet).
 
 Only the feature extractor differs from text's ``frozen`` (``strategies/frozen.py``), so fitting
 (C chosen on validation), prediction and the bundle (scaler + regression arrays, the backbone
@@ -25,7 +29,7 @@ from pydantic import Field
 
 from ..bundle import BundleReader, State
 from ..config import StrategyConfig
-from ..errors import ConfigError
+from ..errors import BundleError, ConfigError
 from ..strategies.frozen import Frozen as TextFrozen
 
 _CACHE: dict[tuple[str, str], np.ndarray] = {}
@@ -48,6 +52,9 @@ class FrozenConfig(StrategyConfig):
         "last: the final pooled features; stages: also the pooled outputs of the last 3 "
         "stages (mid-level features, for images far from ImageNet); auto: both, the better on "
         "validation kept (last without validation data)"))
+    power: Literal["sqrt", "none"] = Field("sqrt", description=(
+        "sqrt: each feature's signed square root before standardising (power normalisation: "
+        "damps the few large pooled activations); none: the features as pooled"))
 
 
 class VisionEmbedder:
@@ -118,6 +125,7 @@ class Frozen(TextFrozen):
     Config = FrozenConfig
     uses_backbone = True
     features_ = "last"  # what the fitted classifier reads (bundles from before: the last)
+    power_ = "none"  # and how it was transformed (bundles from before: as pooled)
 
     def _embedder(self) -> VisionEmbedder:
         if getattr(self, "_emb", None) is None:
@@ -131,7 +139,7 @@ class Frozen(TextFrozen):
     def embed(self, images) -> np.ndarray:
         emb = self._embedder()
         X = emb(list(images))
-        return X[:, :emb.width] if self.features_ == "last" else X
+        return power(X[:, :emb.width] if self.features_ == "last" else X, self.power_)
 
     def fit(self, train, valid):
         c, emb = self.config, self._embedder()
@@ -143,7 +151,9 @@ class Frozen(TextFrozen):
         if c.features == "auto" and (not emb.stages or valid is None):
             kinds = ["last"]  # nothing to choose with
         # each image decoded and embedded once: "last" is the first columns of the full vector
-        X, Xv = emb(list(train.inputs)), emb(list(valid.inputs)) if valid is not None else None
+        self.power_ = c.power
+        X = power(emb(list(train.inputs)), c.power)
+        Xv = power(emb(list(valid.inputs)), c.power) if valid is not None else None
         y, yv = self.label_ids(train.labels), (self.label_ids(valid.labels)
                                                if valid is not None else None)
         fitted = {}
@@ -162,10 +172,20 @@ class Frozen(TextFrozen):
     def to_state(self) -> State:
         state = super().to_state()
         state.meta["features"] = self.features_
+        state.meta["power"] = self.power_
         return state
 
     @classmethod
     def from_state(cls, config, classes, backbone, reader: BundleReader):
         self = super().from_state(config, classes, backbone, reader)
         self.features_ = reader.meta.get("features", "last")
+        self.power_ = reader.meta.get("power", "none")
+        if self.power_ not in ("sqrt", "none"):
+            raise BundleError(f"{reader.root}: unknown feature transform power={self.power_!r} "
+                              "(this ronghe knows sqrt and none); upgrade ronghe or re-fit")
         return self
+
+
+def power(X: np.ndarray, kind: str) -> np.ndarray:
+    """``sqrt``: sign(x) * sqrt(|x|) elementwise; ``none``: X unchanged."""
+    return np.sign(X) * np.sqrt(np.abs(X)) if kind == "sqrt" else X
