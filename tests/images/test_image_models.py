@@ -394,10 +394,13 @@ def test_frozen_power_normalises_the_features_it_fits_and_the_bundle_keeps_it(tm
                                                                              tiny_vision):
     """power=sqrt (the default) fits the standardised regression on each feature's signed
     square root and predicts on the same; power=none on the pooled features as they are; the
-    bundle records which, so a reloaded model predicts the same."""
+    bundle records which, so a reloaded model predicts the same; a bundle from before the option
+    (no power recorded) reads its features as pooled, and an unknown power is refused."""
     from makers import make_shapes
 
-    from ronghe import tasks
+    from ronghe import linear, strategies, tasks
+    from ronghe.bundle import open_bundle
+    from ronghe.errors import BundleError
     from ronghe.images import data as idata
     from ronghe.images.frozen import power
 
@@ -411,10 +414,20 @@ def test_frozen_power_normalises_the_features_it_fits_and_the_bundle_keeps_it(tm
         raw = s._embedder()(train.paths)
         assert (raw < 0).any()  # the sign is kept: sqrt of |x|, not of x
         np.testing.assert_allclose(s.mean, power(raw, kind).mean(0), rtol=1e-5, atol=1e-6)
+        by_hand = linear.proba_full(  # prediction reads the transformed features too
+            s.model, (power(s._embedder()(valid.paths), kind) - s.mean) / s.scale,
+            len(s.classes))
+        np.testing.assert_allclose(clf.predict_proba(valid.paths), by_hand, atol=1e-6)
         again = ronghe.load(clf.save(tmp_path / kind))
-        assert again.strategy_.power_ == kind
-        np.testing.assert_allclose(again.predict_proba(valid.paths), clf.predict_proba(valid.paths),
-                                   atol=1e-6)
+        assert again.strategy_.power_ == again.strategy_.config.power == kind
+        np.testing.assert_allclose(again.predict_proba(valid.paths), by_hand, atol=1e-6)
         fitted[kind] = s.mean
+    reader = open_bundle(tmp_path / "none")
+    del reader.manifest.state["power"], reader.manifest.config["power"]  # as saved before
+    old = strategies.from_bundle(reader)
+    assert old.power_ == old.config.power == "none"
+    reader.manifest.state["power"] = "cube"
+    with pytest.raises(BundleError, match="power='cube'"):
+        strategies.from_bundle(reader)
     assert not np.allclose(fitted["sqrt"], fitted["none"])
     np.testing.assert_array_equal(power(np.array([-4.0, 0.0, 9.0]), "sqrt"), [-2.0, 0.0, 3.0])
