@@ -56,7 +56,7 @@ class FrozenConfig(StrategyConfig):
         "validation kept (last without validation data)"))
     power: Literal["sqrt", "none"] = Field("sqrt", description=(
         "sqrt: each feature's signed square root before standardising (power normalisation: "
-        "damps the few large pooled activations); none: the features as pooled"))
+        "compresses each feature's heavy upper tail); none: the features as pooled"))
 
 
 class VisionEmbedder:
