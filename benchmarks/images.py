@@ -95,8 +95,7 @@ def data(per_class: int) -> tuple[Path, Path]:
 
 def order(name: str) -> int:
     kinds = ["classic", "frozen", "frozen@224", "finetune", "weighted", "stack",
-             "finetune-onnx-fp32",
-             "finetune-onnx-int8"]
+             "finetune-onnx-fp32", "finetune-onnx-int8"]
     return next((i for i, k in enumerate(kinds) if name == k or name.startswith(k + ":")), 99)
 
 
@@ -353,6 +352,7 @@ def main(argv=None) -> int:
             result["runs"] = [x for x in result["runs"]
                               if (x["strategy"], x["per_class"]) not in names] + rows
             result["runs"].sort(key=lambda x: (x["per_class"], order(x["strategy"])))
+            choose_fusion(result["runs"], n)  # new fusion rows may change the choice
             common.write_json(NAME, result, args.quick)
             for r in rows:
                 print(json.dumps({k: r.get(k) for k in ("strategy", "per_class", "test_accuracy",
@@ -371,8 +371,6 @@ def main(argv=None) -> int:
             keep(fusions(fitted, n, valid, test))
         if "stack" in args.only.split(","):
             keep(stacks(n, train, valid, test))
-        choose_fusion(result["runs"], n)
-        common.write_json(NAME, result, args.quick)
         if "onnx" in args.only.split(",") and "finetune" in fitted:
             keep(compressed(fitted["finetune"], n, train, valid, test))
     common.finish(NAME, result, args, readme, t0)
