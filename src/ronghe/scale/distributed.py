@@ -140,6 +140,7 @@ def in_ray_train() -> bool:
 def _worker(config: dict) -> None:
     """What each Ray Train worker runs: restore the last reported checkpoint (a restarted run),
     then the ``train`` command function with a local output, and report the bundle."""
+    import shutil
     import tempfile
 
     import ray.train
@@ -148,19 +149,20 @@ def _worker(config: dict) -> None:
     work = Path(tempfile.mkdtemp(prefix="ronghe-train-"))
     kwargs["out"] = work / "bundle"
     kwargs["run_dir"] = work / "run"
-    restored = ray.train.get_checkpoint()
-    if restored is not None:  # a failed worker's run starts again from its last epoch
-        import shutil
-
-        with restored.as_directory() as folder:
-            shutil.copytree(folder, work / "run" / "checkpoint")
-        kwargs["resume"] = True
-    fn(**kwargs)
-    if is_main():
-        ray.train.report({"done": 1}, checkpoint=ray.train.Checkpoint.from_directory(
-            str(work / "bundle")))
-    else:
-        ray.train.report({"done": 1})
+    try:
+        restored = ray.train.get_checkpoint()
+        if restored is not None:  # a failed worker's run starts again from its last epoch
+            with restored.as_directory() as folder:
+                shutil.copytree(folder, work / "run" / "checkpoint")
+            kwargs["resume"] = True
+        fn(**kwargs)
+        if is_main():  # report copies the bundle into the run's storage before it returns
+            ray.train.report({"done": 1}, checkpoint=ray.train.Checkpoint.from_directory(
+                str(work / "bundle")))
+        else:
+            ray.train.report({"done": 1})
+    finally:  # the worker's scratch copy (bundle, run folder) is not left in /tmp
+        shutil.rmtree(work, ignore_errors=True)
 
 
 def train_on_ray(fn: Callable[..., Any], kwargs: dict, *, workers: int, out: Path,
