@@ -59,6 +59,33 @@ def run_without_torch(code: str):
                           text=True)
 
 
+def make_layout(root, n_per_class: int = 16, seed: int = 0, size: int = 64):
+    """An image folder where only position tells the classes apart: the same kind of bright
+    square (random size, colour and place within its quarter) in the top-left, top-right,
+    bottom-left or bottom-right quarter of dark noise, away from the border - globally pooled
+    features of a convolutional network barely see the difference, a grid of cells does."""
+    from pathlib import Path
+
+    import numpy as np
+    from PIL import Image, ImageDraw
+
+    root = Path(root)
+    rng = np.random.default_rng(seed)
+    q = size // 2
+    for cls, (qx, qy) in {"top-left": (0, 0), "top-right": (1, 0), "bottom-left": (0, 1),
+                          "bottom-right": (1, 1)}.items():
+        (root / cls).mkdir(parents=True, exist_ok=True)
+        for i in range(n_per_class):
+            img = Image.fromarray(rng.integers(0, 70, (size, size, 3), dtype=np.uint8))
+            s = int(rng.integers(q // 4, q // 2))
+            x, y = (qx * q + q // 8 + int(rng.integers(0, q - q // 4 - s + 1)),
+                    qy * q + q // 8 + int(rng.integers(0, q - q // 4 - s + 1)))
+            col = tuple(int(v) for v in rng.integers(140, 256, 3))
+            ImageDraw.Draw(img).rectangle([x, y, x + s, y + s], fill=col)
+            img.save(root / cls / f"{seed}-{i}.png")
+    return root
+
+
 def make_shapes(root, n_per_class: int = 12, seed: int = 0, size: int = 40):
     """An image folder of coloured shapes on dark noise: circle / square / triangle, varied in
     position, size and colour (classic features and pretrained backbones both separate them)."""

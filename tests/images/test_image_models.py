@@ -348,14 +348,18 @@ def test_distill_an_image_teacher_into_classic_and_a_smaller_backbone(tmp_path, 
 
 def test_frozen_chooses_stage_features_on_validation_and_keeps_the_choice(tmp_path,
                                                                            tiny_vision):
-    """features=auto fits the final pooled features and the same plus the pooled outputs of
-    the last stages, keeps the one validation prefers (ties: the final ones) and the bundle
-    reads the same columns again; features=last never computes stage outputs."""
+    """features=auto fits the final pooled features, the same plus the pooled outputs of the
+    last stages, and those plus the stage outputs' grid cells, keeps the one validation prefers
+    (ties: the fewer columns) and the bundle reads the same columns again; features=last never
+    computes stage outputs."""
     from makers import make_shapes
+
+    import torch
 
     from ronghe import tasks
     from ronghe.images import data as idata
-    from ronghe.images.frozen import STAGES
+    from ronghe.images.estimator import decode
+    from ronghe.images.frozen import GRID, STAGES
 
     train, valid = tasks.get("image").split(idata.read(make_shapes(tmp_path / "d", 12, 0)),
                                             0.25, 0)
@@ -364,14 +368,26 @@ def test_frozen_chooses_stage_features_on_validation_and_keeps_the_choice(tmp_pa
     by = {}
     for h in s.history:
         by[h["features"]] = max(by.get(h["features"], 0.0), h["valid_macro_f1"])
-    assert set(by) == {"last", "stages"}
-    assert s.features_ == ("stages" if by["stages"] > by["last"] else "last")
+    assert set(by) == {"last", "stages", "grid"}
+    best = max(by.values())
+    assert s.features_ == next(k for k in ("last", "stages", "grid") if by[k] == best)
     emb = s._embedder()
-    assert emb.stages == STAGES
+    assert emb.stages == STAGES and emb.grid == GRID
     wide = emb(train.paths[:3])
     assert wide.shape[1] > emb.width == emb.model.num_features
     np.testing.assert_allclose(wide[:, :emb.width], final_features(emb, train.paths[:3]),
                                atol=1e-5)  # the first columns are the final pooled features
+    # then each stage's global mean, then each stage's grid cells (channels of a cell together)
+    with torch.inference_mode():
+        _, inter = emb.model.forward_intermediates(
+            torch.from_numpy(emb.preprocess(decode(train.paths[:3]))), indices=STAGES)
+    glob = np.concatenate([t.mean((2, 3)).numpy() for t in inter], 1)
+    cells = np.concatenate([torch.nn.functional.adaptive_avg_pool2d(t, GRID).flatten(1).numpy()
+                            for t in inter], 1)
+    stages, grid = emb.columns("stages"), emb.columns("grid")
+    np.testing.assert_allclose(wide[:, emb.width:stages.stop], glob, atol=1e-5)
+    np.testing.assert_allclose(wide[:, stages.stop:grid.stop], cells, atol=1e-5)
+    assert grid.stop == wide.shape[1] == emb.width + glob.shape[1] * (1 + GRID ** 2)
     again = ronghe.load(clf.save(tmp_path / "b"))
     assert again.strategy_.features_ == s.features_
     np.testing.assert_array_equal(again.predict_proba(valid.paths), clf.predict_proba(valid.paths))
@@ -379,6 +395,43 @@ def test_frozen_chooses_stage_features_on_validation_and_keeps_the_choice(tmp_pa
                                   options={"features": "last"}).fit(train, valid=valid)
     assert last.strategy_.features_ == "last" and last.strategy_._embedder().stages == 0
     assert {h["features"] for h in last.strategy_.history} == {"last"}
+
+
+def test_frozen_grid_features_see_where_things_are(tmp_path, tiny_vision):
+    """Classes told apart only by where a square is (one per quarter of the image): globally
+    pooled features (last, stages) do poorly, the grid's pooled cells well, and features=auto
+    picks the grid on validation. A bundle from before grid existed (its config: stages, no
+    grid) still reads only its own columns; an unknown feature set in a bundle is refused."""
+
+    from makers import make_layout
+
+    from ronghe import strategies, tasks
+    from ronghe.bundle import open_bundle
+    from ronghe.errors import BundleError
+    from ronghe.images import data as idata
+
+    train, valid = tasks.get("image").split(idata.read(make_layout(tmp_path / "d", 16, 0)),
+                                            0.25, 0)
+    test = idata.read(make_layout(tmp_path / "t", 30, 100))
+    acc = {}
+    for kind in ("stages", "grid", "auto"):
+        clf = ronghe.ImageClassifier(strategy="frozen", model=tiny_vision,
+                                     options={"features": kind}).fit(train, valid=valid)
+        acc[kind] = clf.evaluate(test)["accuracy"]
+        if kind == "auto":
+            assert clf.strategy_.features_ == "grid"
+    assert acc["grid"] >= 0.9 and acc["stages"] < acc["grid"] - 0.1, acc
+    assert acc["auto"] == acc["grid"]
+    old = ronghe.ImageClassifier(strategy="frozen", model=tiny_vision,
+                                 options={"features": "stages"}).fit(train, valid=valid)
+    assert old.strategy_._embedder().grid == 0
+    path = old.save(tmp_path / "old")
+    np.testing.assert_array_equal(ronghe.load(path).predict_proba(test.paths),
+                                  old.predict_proba(test.paths))
+    reader = open_bundle(path)
+    reader.manifest.state["features"] = "mosaic"
+    with pytest.raises(BundleError, match="features='mosaic'"):
+        strategies.from_bundle(reader)
 
 
 def final_features(emb, paths):

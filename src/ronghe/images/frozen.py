@@ -4,8 +4,13 @@ standardised logistic regression.
 ``features``: ``last`` pools the network's final features; ``stages`` adds the global-average
 pooled outputs of its last ``STAGES`` stages (timm's ``forward_intermediates``), mid-level
 features that carry over better than the final ImageNet ones to images far from ImageNet (grey
-scans, X-rays, micrographs; measured in ``benchmarks/image_features.py``); ``auto`` (default)
-fits both on one pass of features and keeps the better on validation. ``power``: ``sqrt``
+scans, X-rays, micrographs; measured in ``benchmarks/image_features.py``); ``grid`` adds to those
+the same stage outputs average-pooled over a ``GRID`` x ``GRID`` grid of cells (a spatial pyramid,
+Lazebnik et al. 2006): global pooling forgets where in the image a pattern is, the grid keeps a
+coarse layout - what tells classes apart in aligned images (a fixed camera on a production line,
+centred product shots, scans, characters; measured there too). ``auto`` (default) fits all
+three on one pass of features and keeps the best on validation (ties: the fewer columns), so
+images where layout does not matter keep the global features. ``power``: ``sqrt``
 (default) takes each feature's signed square root before standardising - power normalisation
 (Perronnin et al., 2010): it compresses each feature's heavy upper tail (a few images with large
 pooled activations), which standardising leaves as it is. Measured in ``image_features.py`` on
@@ -37,6 +42,8 @@ from ..strategies.frozen import Frozen as TextFrozen
 _CACHE: dict[tuple[str, str], np.ndarray] = {}
 _CACHE_LIMIT = 200_000
 STAGES = 3  # intermediate stages pooled beside the final features (``features="stages"``)
+GRID = 2  # cells per side of the stage outputs' pooling grid (``features="grid"``)
+KINDS = ("last", "stages", "grid")  # the feature sets; each one's columns extend the one before
 
 
 class FrozenConfig(StrategyConfig):
@@ -50,10 +57,11 @@ class FrozenConfig(StrategyConfig):
     C_grid: list[float] = Field([0.03, 0.1, 0.3, 1.0, 3.0], min_length=1,
                                 description="C values tried; the best on validation is kept")
     max_iter: int = 2000
-    features: Literal["auto", "last", "stages"] = Field("auto", description=(
+    features: Literal["auto", "last", "stages", "grid"] = Field("auto", description=(
         "last: the final pooled features; stages: also the pooled outputs of the last 3 "
-        "stages (mid-level features, for images far from ImageNet); auto: both, the better on "
-        "validation kept (last without validation data)"))
+        "stages (mid-level features, for images far from ImageNet); grid: also those stage "
+        "outputs pooled over a 2 x 2 grid of cells (keeps a coarse layout, for aligned images); "
+        "auto: all three, the best on validation kept (last without validation data)"))
     power: Literal["sqrt", "none"] = Field("sqrt", description=(
         "sqrt: each feature's signed square root before standardising (power normalisation: "
         "compresses each feature's heavy upper tail); none: the features as pooled"))
@@ -62,11 +70,14 @@ class FrozenConfig(StrategyConfig):
 class VisionEmbedder:
     """Pooled backbone features of RGB images, batched, cached per image content. With
     ``stages`` > 0 each vector is the final pooled features followed by the global-average
-    pooled outputs of the network's last ``stages`` stages (a network without timm's
-    ``forward_intermediates`` gives the final features only: ``self.stages`` is then 0)."""
+    pooled outputs of the network's last ``stages`` stages, and with ``grid`` > 0 by those
+    outputs average-pooled over a ``grid`` x ``grid`` grid of cells (channels of a cell side by
+    side, cells in row order). A network without timm's ``forward_intermediates`` gives the
+    final features only: ``self.stages`` is then 0. ``columns(kind)`` is where each kind of
+    ``KINDS`` ends in a vector."""
 
     def __init__(self, path, sha256: str, batch_size: int = 32, device: str = "auto",
-                 image_size: int | None = None, stages: int = 0):
+                 image_size: int | None = None, stages: int = 0, grid: int = 0):
         import torch
 
         from ..backbones.vision import load_vision, preprocess_config
@@ -78,17 +89,38 @@ class VisionEmbedder:
         self.model = load_vision(path).to(self.device).eval()
         self.preprocess = Preprocess.from_config(preprocess_config(path), image_size)
         self.stages = stages if hasattr(self.model, "forward_intermediates") else 0
+        self.grid = grid if self.stages else 0
         self.width = self.model.num_features  # of the final pooled features, first in a vector
-        # the cache key: weights, size and stages
-        self.sha256 = f"{sha256}:{self.preprocess.size}:{self.stages}"
+        # the cache key: weights, size, stages and grid
+        self.sha256 = f"{sha256}:{self.preprocess.size}:{self.stages}:{self.grid}"
         self._torch = torch
+        self._ends: dict[str, int] | None = None
+
+    def columns(self, kind: str) -> slice:
+        """The columns of a vector that feature set ``kind`` reads (a kind this embedder does
+        not compute reads what it does: a bundle fitted before ``grid`` existed)."""
+        if kind == "last" or not self.stages:
+            return slice(0, self.width)
+        if self._ends is None:  # the stage widths, from one forward pass of a blank image
+            with self._torch.inference_mode():
+                size = self.preprocess.size
+                _, inter = self.model.forward_intermediates(
+                    self._torch.zeros(1, 3, size, size, device=self.device),
+                    indices=self.stages)
+            channels = sum(t.shape[1] for t in inter)
+            self._ends = {"stages": self.width + channels,
+                          "grid": self.width + channels * (1 + self.grid ** 2)}
+        return slice(0, self._ends["grid" if kind == "grid" and self.grid else "stages"])
 
     def _forward(self, x):
         if not self.stages:
             return self.model(x)
         final, inter = self.model.forward_intermediates(x, indices=self.stages)
-        return self._torch.cat([self.model.forward_head(final)]
-                               + [t.float().mean((2, 3)) for t in inter], 1)
+        parts = [self.model.forward_head(final)] + [t.float().mean((2, 3)) for t in inter]
+        if self.grid:
+            pool = self._torch.nn.functional.adaptive_avg_pool2d
+            parts += [pool(t.float(), self.grid).flatten(1) for t in inter]
+        return self._torch.cat(parts, 1)
 
     def __call__(self, images) -> np.ndarray:
         from ..log import progress
@@ -132,27 +164,28 @@ class Frozen(TextFrozen):
     def _embedder(self) -> VisionEmbedder:
         if getattr(self, "_emb", None) is None:
             c = self.config
-            # "last" reads the first columns of a stages vector (the same forward pass)
+            # each kind reads the first columns of the widest vector (the same forward pass)
             self._emb = VisionEmbedder(self.backbone.path, self.backbone.sha256, c.batch_size,
                                        c.device, c.image_size,
-                                       0 if c.features == "last" else STAGES)
+                                       0 if c.features == "last" else STAGES,
+                                       0 if c.features in ("last", "stages") else GRID)
         return self._emb
 
     def embed(self, images) -> np.ndarray:
         emb = self._embedder()
         X = emb(list(images))
-        return power(X[:, :emb.width] if self.features_ == "last" else X, self.power_)
+        return power(X[:, emb.columns(self.features_)], self.power_)
 
     def fit(self, train, valid):
         c, emb = self.config, self._embedder()
-        if c.features == "stages" and not emb.stages:
-            raise ConfigError(f"features=stages: the backbone {c.model!r} has no timm "
+        if c.features in ("stages", "grid") and not emb.stages:
+            raise ConfigError(f"features={c.features}: the backbone {c.model!r} has no timm "
                               "forward_intermediates to take stage outputs from; use "
                               "features=last")
-        kinds = ["last", "stages"] if c.features == "auto" else [c.features]
+        kinds = list(KINDS) if c.features == "auto" else [c.features]
         if c.features == "auto" and (not emb.stages or valid is None):
             kinds = ["last"]  # nothing to choose with
-        # each image decoded and embedded once: "last" is the first columns of the full vector
+        # each image decoded and embedded once: each kind reads the first columns of the vector
         self.power_ = c.power
         X = power(emb(list(train.inputs)), c.power)
         Xv = power(emb(list(valid.inputs)), c.power) if valid is not None else None
@@ -161,12 +194,13 @@ class Frozen(TextFrozen):
         fitted = {}
         for kind in kinds:
             self.features_ = kind
-            cut = slice(0, emb.width) if kind == "last" else slice(None)
+            cut = emb.columns(kind)
             self.fit_features(X[:, cut], y, None if Xv is None else Xv[:, cut], yv)
             best = max((h["valid_macro_f1"] for h in self.history), default=0.0)
             fitted[kind] = (best, self.model, self.mean, self.scale,
                             [{**h, "features": kind} for h in self.history])
-        self.features_ = max(fitted, key=lambda k: (fitted[k][0], k == "last"))  # ties: last
+        # ties: the fewer columns
+        self.features_ = max(fitted, key=lambda k: (fitted[k][0], -KINDS.index(k)))
         _, self.model, self.mean, self.scale, _ = fitted[self.features_]
         self.history = [h for k in kinds for h in fitted[k][4]]
         return self
@@ -182,6 +216,9 @@ class Frozen(TextFrozen):
         self = super().from_state(config, classes, backbone, reader)
         self.features_ = reader.meta.get("features", "last")
         self.power_ = reader.meta.get("power", "none")
+        if self.features_ not in KINDS:
+            raise BundleError(f"{reader.root}: unknown feature set features={self.features_!r} "
+                              f"(this ronghe knows {', '.join(KINDS)}); upgrade ronghe or re-fit")
         if self.power_ not in ("sqrt", "none"):
             raise BundleError(f"{reader.root}: unknown feature transform power={self.power_!r} "
                               "(this ronghe knows sqrt and none); upgrade ronghe or re-fit")
