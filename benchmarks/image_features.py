@@ -5,8 +5,9 @@ Fashion-MNIST at 100 training images per class (the seeded sample and 10 % valid
 ``images.py``), EfficientNet-Lite0 (ImageNet) untouched, standardised logistic regression with C
 on validation. ``frozen`` with ``features=last`` (the final pooled features), ``features=stages``
 (those plus the global-average pooled outputs of the last 3 stages, timm's
-``forward_intermediates``) and ``features=auto`` (the default: both fitted, the better on
-validation kept), each with ``power=none`` (the features as pooled) and ``power=sqrt`` (the
+``forward_intermediates``), ``features=grid`` (those plus the same stage outputs average-pooled
+over a 2 x 2 grid of cells: a coarse layout) and ``features=auto`` (the default: all three
+fitted, the best on validation kept), each with ``power=none`` (the features as pooled) and ``power=sqrt`` (the
 default since 2026-12-04: each feature's signed square root before standardising), at 112 px and
 at the backbone's 224 px, beside ``classic`` (HOG + logistic regression). Scored on a seeded 2,000
 of the 10,000 test images (feature extraction at 224 px is the cost: the full test set is what
@@ -14,7 +15,8 @@ of the 10,000 test images (feature extraction at 224 px is the cost: the full te
 
 A second data set, so the choice is not made on one: scikit-learn's bundled handwritten digits
 (1,797 grey 8 x 8 images, 10 classes; offline), 20 training and 10 validation images per class
-drawn per seed (5 seeds), the rest (1,497) the test; 112 px, ``features=auto``, each power.
+drawn per seed (5 seeds), the rest (1,497) the test; 112 px, ``features=auto`` with each power,
+and ``stages`` against ``grid`` with ``sqrt``.
 Accuracy only: no timing.
 
     python benchmarks/image_features.py [--quick]
@@ -73,7 +75,7 @@ def fashion(quick: bool) -> dict:
            ronghe.ImageClassifier(strategy="classic", seed=0).fit(train, valid=valid),
            time.perf_counter() - t)
     for size in (112, 224):
-        for features in ("last", "stages", "auto"):
+        for features in ("last", "stages", "grid", "auto"):
             for power in POWERS:
                 t = time.perf_counter()
                 clf = _frozen(train, valid, size, features, power)
@@ -122,11 +124,12 @@ def digits(quick: bool) -> dict:
         _score(rows, test, "classic",
                ronghe.ImageClassifier(strategy="classic", seed=0).fit(train, valid=valid),
                time.perf_counter() - t, seed=seed)
-        for power in POWERS:
+        for features, power in [("auto", p) for p in POWERS] + [("stages", "sqrt"),
+                                                                ("grid", "sqrt")]:
             t = time.perf_counter()
-            _score(rows, test, f"frozen 112 px, features=auto, power={power}",
-                   _frozen(train, valid, 112, "auto", power), time.perf_counter() - t,
-                   seed=seed, power=power)
+            _score(rows, test, f"frozen 112 px, features={features}, power={power}",
+                   _frozen(train, valid, 112, features, power), time.perf_counter() - t,
+                   seed=seed, power=power, features=features)
     return {"n_train": 200, "n_valid": 100, "n_test": len(labels) - 300, "rows": rows}
 
 
@@ -144,9 +147,11 @@ def readme(result: dict, quick: bool) -> str:
     classic = next(x for x in r["rows"] if x["model"] == "classic")["test_accuracy"]
     by = {(x["image_size"], x["features"], x.get("power", "none")): x["test_accuracy"]
           for x in r["rows"] if "features" in x}
-    # independent pairings only: auto repeats a last or a stages row
+    # independent pairings only: auto repeats a last, stages or grid row
     gains = [by[k[0], k[1], "sqrt"] - by[k] for k in by if k[2] == "none"
              and k[1] != "auto" and (k[0], k[1], "sqrt") in by]
+    grid_gains = [by[k[0], "grid", k[2]] - by[k] for k in by
+                  if k[1] == "stages" and (k[0], "grid", k[2]) in by]
     default = by.get((224, "auto", "sqrt"))  # the defaults: the backbone's size, auto, sqrt
     d = r.get("digits")
     lines = ["## Frozen image features: final vs stage outputs, power normalisation "
@@ -156,8 +161,10 @@ def readme(result: dict, quick: bool) -> str:
              f"{r['n_valid']} validation: the split `images.py` uses), scored on a seeded "
              f"{r['n_test']:,} of the test images; EfficientNet-Lite0 untouched, standardised "
              "logistic regression, C on validation. `features=last`: the final pooled features; "
-             "`stages`: those plus the pooled outputs of the last 3 stages; `auto` (the "
-             "default): both fitted, the better on validation kept. `power=none`: the features "
+             "`stages`: those plus the pooled outputs of the last 3 stages; `grid`: those plus "
+             "the same stage outputs average-pooled over a 2 x 2 grid of cells (a coarse "
+             "layout); `auto` (the default): all three fitted, the best on validation kept "
+             "(`grid` since 2026-12-05; before: `last` or `stages`). `power=none`: the features "
              "as pooled; `power=sqrt` (the default since 2026-12-04): each feature's signed "
              "square root before standardising.", "",
              common.md_table(["model", "test accuracy", "macro-F1", "validation macro-F1 "
@@ -170,17 +177,31 @@ def readme(result: dict, quick: bool) -> str:
                  + [f"**{statistics.mean(acc[m, s] for s in seeds):.4f}**"] for m in models]
         none_m, sqrt_m = (f"frozen 112 px, features=auto, power={p}" for p in POWERS)
         dg = [acc[sqrt_m, s] - acc[none_m, s] for s in seeds]
+        st_m, gr_m = (f"frozen 112 px, features={f}, power=sqrt" for f in ("stages", "grid"))
+        gg = ([acc[gr_m, s] - acc[st_m, s] for s in seeds]
+              if all((gr_m, s) in acc and (st_m, s) in acc for s in seeds) else [])
+        classic_d = statistics.mean(acc["classic", s] for s in seeds)
         lines += [f"scikit-learn digits (8 x 8 grey, offline): {d['n_train']} training and "
                   f"{d['n_valid']} validation images drawn per seed (20 / 10 per class), the "
                   f"other {d['n_test']:,} the test; test accuracy per seed:", "",
                   common.md_table(["model"] + [f"seed {s}" for s in seeds] + ["mean"], drows),
                   "", f"- digits, power=sqrt against none: {statistics.mean(dg) * 100:+.2f} "
-                  f"points on average, better in {sum(g > 0 for g in dg)} of {len(dg)} seeds.", ""]
+                  f"points on average, better in {sum(g > 0 for g in dg)} of {len(dg)} seeds."]
+        if gg:
+            lines += [f"- digits, grid against stages (sqrt): {statistics.mean(gg) * 100:+.2f} "
+                      f"points on average, better in {sum(g > 0 for g in gg)} of {len(gg)} "
+                      f"seeds; the default (auto, sqrt) {statistics.mean(acc[sqrt_m, s] for s in seeds):.4f} "
+                      f"against classic {classic_d:.4f}."]
+        lines += [""]
     lines += [f"Machine: {common.machine_line(result['machine'])}.", ""]
     if gains:
         lines += [f"- Fashion-MNIST, power=sqrt against none at the same size and feature set "
-                  f"(last, stages): {statistics.mean(gains) * 100:+.2f} points on average, "
+                  f"(last, stages, grid): {statistics.mean(gains) * 100:+.2f} points on average, "
                   f"better in {sum(g > 0 for g in gains)} of {len(gains)} pairings."]
+    if grid_gains:
+        lines += [f"- Fashion-MNIST, grid against stages at the same size and power: "
+                  f"{statistics.mean(grid_gains) * 100:+.2f} points on average, better in "
+                  f"{sum(g > 0 for g in grid_gains)} of {len(grid_gains)} pairings."]
     if default is not None and not quick:
         lines += [f"- With the defaults (224 px, auto, sqrt) frozen gives {default:.4f} against "
                   f"classic (HOG) {classic:.4f} on these {r['n_test']:,} test images: the "
