@@ -384,7 +384,7 @@ def test_frozen_chooses_stage_features_on_validation_and_keeps_the_choice(tmp_pa
     glob = np.concatenate([t.mean((2, 3)).numpy() for t in inter], 1)
     cells = np.concatenate([torch.nn.functional.adaptive_avg_pool2d(t, GRID).flatten(1).numpy()
                             for t in inter], 1)
-    stages, grid = emb.columns("stages"), emb.columns("grid")
+    stages, grid = emb.columns("stages", wide.shape[1]), emb.columns("grid", wide.shape[1])
     np.testing.assert_allclose(wide[:, emb.width:stages.stop], glob, atol=1e-5)
     np.testing.assert_allclose(wide[:, stages.stop:grid.stop], cells, atol=1e-5)
     assert grid.stop == wide.shape[1] == emb.width + glob.shape[1] * (1 + GRID ** 2)
@@ -399,10 +399,9 @@ def test_frozen_chooses_stage_features_on_validation_and_keeps_the_choice(tmp_pa
 
 def test_frozen_grid_features_see_where_things_are(tmp_path, tiny_vision):
     """Classes told apart only by where a square is (one per quarter of the image): globally
-    pooled features (last, stages) do poorly, the grid's pooled cells well, and features=auto
-    picks the grid on validation. A bundle from before grid existed (its config: stages, no
-    grid) still reads only its own columns; an unknown feature set in a bundle is refused."""
-
+    pooled stage features do poorly, the grid's pooled cells well, and features=auto picks the
+    grid on validation. A bundle from before grid existed (its config: stages, no grid) still
+    reads only its own columns; an unknown feature set in a bundle is refused."""
     from makers import make_layout
 
     from ronghe import strategies, tasks

@@ -73,8 +73,8 @@ class VisionEmbedder:
     pooled outputs of the network's last ``stages`` stages, and with ``grid`` > 0 by those
     outputs average-pooled over a ``grid`` x ``grid`` grid of cells (channels of a cell side by
     side, cells in row order). A network without timm's ``forward_intermediates`` gives the
-    final features only: ``self.stages`` is then 0. ``columns(kind)`` is where each kind of
-    ``KINDS`` ends in a vector."""
+    final features only: ``self.stages`` is then 0. ``columns(kind, total)`` is where each kind
+    of ``KINDS`` ends in a vector."""
 
     def __init__(self, path, sha256: str, batch_size: int = 32, device: str = "auto",
                  image_size: int | None = None, stages: int = 0, grid: int = 0):
@@ -94,23 +94,17 @@ class VisionEmbedder:
         # the cache key: weights, size, stages and grid
         self.sha256 = f"{sha256}:{self.preprocess.size}:{self.stages}:{self.grid}"
         self._torch = torch
-        self._ends: dict[str, int] | None = None
 
-    def columns(self, kind: str) -> slice:
-        """The columns of a vector that feature set ``kind`` reads (a kind this embedder does
-        not compute reads what it does: a bundle fitted before ``grid`` existed)."""
+    def columns(self, kind: str, total: int) -> slice:
+        """The first columns of a ``total``-wide vector that feature set ``kind`` reads (a kind
+        this embedder does not compute reads what it does: a bundle fitted before ``grid``
+        existed). The stage width follows from ``total``: each stage channel gives one global
+        and ``grid ** 2`` cell columns."""
         if kind == "last" or not self.stages:
             return slice(0, self.width)
-        if self._ends is None:  # the stage widths, from one forward pass of a blank image
-            with self._torch.inference_mode():
-                size = self.preprocess.size
-                _, inter = self.model.forward_intermediates(
-                    self._torch.zeros(1, 3, size, size, device=self.device),
-                    indices=self.stages)
-            channels = sum(t.shape[1] for t in inter)
-            self._ends = {"stages": self.width + channels,
-                          "grid": self.width + channels * (1 + self.grid ** 2)}
-        return slice(0, self._ends["grid" if kind == "grid" and self.grid else "stages"])
+        if kind == "grid" and self.grid:
+            return slice(0, total)
+        return slice(0, self.width + (total - self.width) // (1 + self.grid ** 2))
 
     def _forward(self, x):
         if not self.stages:
@@ -174,7 +168,7 @@ class Frozen(TextFrozen):
     def embed(self, images) -> np.ndarray:
         emb = self._embedder()
         X = emb(list(images))
-        return power(X[:, emb.columns(self.features_)], self.power_)
+        return power(X[:, emb.columns(self.features_, X.shape[1])], self.power_)
 
     def fit(self, train, valid):
         c, emb = self.config, self._embedder()
@@ -194,7 +188,7 @@ class Frozen(TextFrozen):
         fitted = {}
         for kind in kinds:
             self.features_ = kind
-            cut = emb.columns(kind)
+            cut = emb.columns(kind, X.shape[1])
             self.fit_features(X[:, cut], y, None if Xv is None else Xv[:, cut], yv)
             best = max((h["valid_macro_f1"] for h in self.history), default=0.0)
             fitted[kind] = (best, self.model, self.mean, self.scale,
