@@ -14,7 +14,7 @@ from ronghe.apps.assist.config import AssistConfig
 from ronghe.apps.assist.oos import Combined, best_threshold
 from ronghe.apps.assist.data import read_faq
 from ronghe.apps.assist.policy import Signals, Thresholds, decide, fill
-from ronghe.errors import BundleError, DataError
+from ronghe.errors import BundleError, ConfigError, DataError
 
 pytestmark = pytest.mark.filterwarnings("ignore::UserWarning")
 
@@ -194,3 +194,45 @@ def test_combined_out_of_scope_score_round_trips(material, tmp_path):
     _, P, E = bot.signals(msgs)
     assert again.oos_scores(msgs, P, E) == pytest.approx(bot.oos_scores(msgs, P, E), abs=1e-5)
     assert [r["kind"] for r in again.reply_many(msgs)] == [r["kind"] for r in bot.reply_many(msgs)]
+
+
+def test_mahalanobis_on_the_fine_tuned_encoder(material, tmp_path):
+    """With a fine-tuned classifier the distance score can read that encoder's own features:
+    compared on validation beside the others, saved in the bundle, the same after loading."""
+    bot = build(material["intents"], material["faq"], oos=material["oos"],
+                valid=material["valid"], candidates=["finetune"],
+                candidate_options={"finetune": {"epochs": 2, "batch_size": 8}},
+                oos_methods=["mahalanobis", "mahalanobis_tuned"])
+    tuned = bot._tuned()
+    assert tuned is bot.classifier_.strategy_ and tuned.name == "finetune"
+    report = bot.metrics_["oos"]
+    assert set(report) == {"mahalanobis", "mahalanobis_tuned"}
+    msgs = ["my card never came", "tell me a joke about penguins", "is there a monthly fee"]
+    frozen_view = bot.embed(msgs)
+    tuned_view = tuned.embed(msgs)
+    assert not np.allclose(frozen_view, tuned_view / np.linalg.norm(tuned_view, axis=1,
+                                                                    keepdims=True), atol=1e-3)
+    scores = bot.all_oos_scores(msgs)
+    assert not np.allclose(scores["mahalanobis"], scores["mahalanobis_tuned"])
+    # keep the tuned score alone: chosen, saved, loaded, scored the same
+    only = build(material["intents"], material["faq"], oos=material["oos"],
+                 valid=material["valid"], candidates=["finetune"],
+                 candidate_options={"finetune": {"epochs": 2, "batch_size": 8}},
+                 oos_methods=["mahalanobis_tuned"])
+    assert only.oos_method_ == "mahalanobis_tuned" and only.maha_ is None
+    folder = only.save(tmp_path / "tuned")
+    again = load(folder)
+    _, P, E = only.signals(msgs)
+    assert again.oos_scores(msgs, P, E) == pytest.approx(only.oos_scores(msgs, P, E), abs=1e-4)
+    assert [r["kind"] for r in again.reply_many(msgs)] == [r["kind"] for r in only.reply_many(msgs)]
+
+
+def test_mahalanobis_tuned_is_skipped_without_a_fine_tuned_encoder(material):
+    bot = build(material["intents"], material["faq"], oos=material["oos"],
+                valid=material["valid"], candidates=["classic"],
+                oos_methods=["maxprob", "mahalanobis_tuned"])
+    assert bot._tuned() is None and set(bot.metrics_["oos"]) == {"maxprob"}
+    assert bot.oos_method_ == "maxprob"
+    with pytest.raises(ConfigError, match="mahalanobis_tuned needs a fine-tuned"):
+        build(material["intents"], material["faq"], oos=material["oos"],
+              valid=material["valid"], candidates=["classic"], oos_methods=["mahalanobis_tuned"])

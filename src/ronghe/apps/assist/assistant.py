@@ -12,8 +12,9 @@ Building (``fit``):
    against the entry's other ones) are the matches to keep, out-of-scope messages the ones to
    refuse; the threshold with the best F1 of correct answers wins;
 3. the out-of-scope detector: max-probability, Mahalanobis and kNN distances on the
-   embeddings, and an explicit ``oos`` class when out-of-scope examples are given, compared on
-   validation (``oos.py``);
+   embeddings, Mahalanobis on the classifier's own fine-tuned encoder (when it has one), and an
+   explicit ``oos`` class when out-of-scope examples are given, compared on validation
+   (``oos.py``);
 4. the fusion of classifier and retrieval: an FAQ entry whose answer is an intent's answer
    gives the same reply, so its questions vote for that intent. A message's intent scores are
    ``(1 - w) * classifier probabilities + w * retrieval votes`` (the ``retrieval_k`` nearest
@@ -28,7 +29,7 @@ The bundle (``save``)::
     assistant/
       ronghe.json            task "assistant": config, intents, answers, FAQ entries,
                              thresholds, chosen methods, validation report, checksums
-      arrays.safetensors     FAQ question embeddings; the distance score's arrays
+      arrays.safetensors     FAQ question embeddings; the distance scores' arrays
       members/intent/        the intent classifier (a TextClassifier bundle)
       members/oos/           the classifier with an explicit oos class (when chosen)
       members/ner/           the NER bundle filling {slot}s (when given)
@@ -123,7 +124,7 @@ class Assistant:
         P_valid = self._proba(self.classifier_, v_all)
         label_ids = {c: i for i, c in enumerate(self._classes())}
         y_train = np.array([label_ids[str(y)] for y in train.labels])
-        self.maha_ = self.knn_ = self.oos_classifier_ = None
+        self.maha_ = self.maha_tuned_ = self.knn_ = self.oos_classifier_ = None
         candidates: dict[str, np.ndarray] = {}
         methods = list(cfg.oos_methods)
         combined_only = methods == ["combined"]  # then of every score there is
@@ -136,6 +137,11 @@ class Assistant:
         if "mahalanobis" in methods:
             self.maha_ = oos_mod.Mahalanobis.fit(E_train, y_train, len(label_ids))
             candidates["mahalanobis"] = self.maha_.score(E_valid)
+        tuned = self._tuned()
+        if "mahalanobis_tuned" in methods and tuned is not None:
+            self.maha_tuned_ = oos_mod.Mahalanobis.fit(tuned.embed(list(train.texts)), y_train,
+                                                       len(label_ids))
+            candidates["mahalanobis_tuned"] = self.maha_tuned_.score(tuned.embed(v_all))
         if "knn" in methods:
             self.knn_ = oos_mod.Knn(E_train, cfg.knn_k, cfg.search, cfg.hnsw_above)
             candidates["knn"] = self.knn_.score(E_valid)
@@ -145,14 +151,19 @@ class Assistant:
             valid_oos = _dataset(v_all, v_in_labels + [OOS_LABEL] * len(v_oos))
             self.oos_classifier_ = self._train(self.strategy_, with_oos, valid_oos, {})
             candidates["oos_class"] = self._p_oos(self._proba(self.oos_classifier_, v_all))
+        if not candidates:
+            raise ConfigError(
+                f"none of the out-of-scope methods {', '.join(cfg.oos_methods)} applies to this "
+                f"assistant: mahalanobis_tuned needs a fine-tuned intent classifier (the chosen "
+                f"one is '{self.strategy_}'); list another method too, e.g. maxprob")
         self.combined_ = None
         if "combined" in methods and len(candidates) >= 2 and is_oos.any():
             self.combined_ = oos_mod.Combined.fit({n: c[~is_oos] for n, c in candidates.items()})
             candidates["combined"] = self.combined_.score(candidates)
             if combined_only:
                 candidates = {"combined": candidates["combined"]}
-        self._all_oos = {"maha": self.maha_, "knn": self.knn_, "clf": self.oos_classifier_,
-                         "combined": self.combined_}
+        self._all_oos = {"maha": self.maha_, "maha_tuned": self.maha_tuned_, "knn": self.knn_,
+                         "clf": self.oos_classifier_, "combined": self.combined_}
         method, threshold, report = oos_mod.choose(
             candidates, is_oos, cfg.oos_method_without_examples, cfg.in_scope_rejection,
             share=cfg.expected_oos_share, target_precision=cfg.oos_target_precision)
@@ -160,6 +171,8 @@ class Assistant:
         used = set(self.combined_.parts) if method == "combined" else {method}
         if "mahalanobis" not in used:
             self.maha_ = None
+        if "mahalanobis_tuned" not in used:
+            self.maha_tuned_ = None
         if "knn" not in used:
             self.knn_ = None
         if "oos_class" not in used:
@@ -252,6 +265,13 @@ class Assistant:
     def _classes(self) -> list[str]:
         return [str(c) for c in self.classifier_.classes_]
 
+    def _tuned(self):
+        """The intent classifier's fine-tuned text encoder (the strategy, or a fusion's member,
+        that trained the network and embeds texts), or None."""
+        s = self.classifier_.strategy_
+        return next((m for m in [s, *getattr(s, "members", [])]
+                     if getattr(m, "trains_network", False) and hasattr(m, "embed")), None)
+
     @staticmethod
     def _proba(est, texts: list[str]) -> np.ndarray:
         return est.predict_proba(list(texts))
@@ -320,6 +340,8 @@ class Assistant:
         out = {"maxprob": oos_mod.maxprob(P)}
         if keep["maha"] is not None:
             out["mahalanobis"] = keep["maha"].score(E)
+        if keep["maha_tuned"] is not None:
+            out["mahalanobis_tuned"] = keep["maha_tuned"].score(self._tuned().embed(messages))
         if keep["knn"] is not None:
             out["knn"] = keep["knn"].score(E)
         if keep["clf"] is not None:
@@ -476,6 +498,8 @@ class Assistant:
             return oos_mod.maxprob(P)
         if m == "mahalanobis":
             return self.maha_.score(E)
+        if m == "mahalanobis_tuned":
+            return self.maha_tuned_.score(self._tuned().embed(list(messages)))
         if m == "knn":
             return self.knn_.score(E)
         return self._p_oos(self._proba(self.oos_classifier_, messages))
@@ -516,6 +540,9 @@ class Assistant:
         if self.maha_ is not None:
             arrays.update({"mahalanobis.means": self.maha_.means,
                            "mahalanobis.whiten": self.maha_.whiten})
+        if self.maha_tuned_ is not None:
+            arrays.update({"mahalanobis_tuned.means": self.maha_tuned_.means,
+                           "mahalanobis_tuned.whiten": self.maha_tuned_.whiten})
         if self.knn_ is not None:
             arrays["knn.vectors"] = self.knn_.index.vectors
         meta = {"intents": self.intents_, "answers": self.answers_,
@@ -570,12 +597,17 @@ class Assistant:
         self.maha_ = (oos_mod.Mahalanobis(arrays["mahalanobis.means"],
                                           arrays["mahalanobis.whiten"])
                       if "mahalanobis.means" in arrays else None)
+        self.maha_tuned_ = (oos_mod.Mahalanobis(arrays["mahalanobis_tuned.means"],
+                                                arrays["mahalanobis_tuned.whiten"])
+                            if "mahalanobis_tuned.means" in arrays
+                            and self._tuned() is not None else None)
         self.knn_ = (oos_mod.Knn(arrays["knn.vectors"], self.config.knn_k, self.config.search,
                                  self.config.hnsw_above) if "knn.vectors" in arrays else None)
         comb = meta.get("oos_combined")
         self.combined_ = (oos_mod.Combined(comb["parts"], comb["mean"], comb["std"])
                           if comb else None)
-        needs = {"mahalanobis": self.maha_, "knn": self.knn_, "oos_class": self.oos_classifier_,
+        needs = {"mahalanobis": self.maha_, "mahalanobis_tuned": self.maha_tuned_,
+                 "knn": self.knn_, "oos_class": self.oos_classifier_,
                  "combined": self.combined_, "maxprob": True}
         used = ([self.oos_method_] + (self.combined_.parts if self.combined_ else []))
         for part in used:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ...errors import ConfigError
 
 OOS_LABEL = "oos"
-OOS_METHODS = ("maxprob", "mahalanobis", "knn", "oos_class", "combined")
+OOS_METHODS = ("maxprob", "mahalanobis", "mahalanobis_tuned", "knn", "oos_class", "combined")
 
 
 class AssistConfig(BaseModel):
@@ -23,10 +23,13 @@ class AssistConfig(BaseModel):
                     "earlier). 'weighted' fuses all the others (weights chosen on validation).")
     candidate_options: dict[str, dict[str, Any]] = Field(
         {}, description="per candidate: its strategy options, e.g. {finetune: {epochs: 2}}")
-    oos_methods: list[Literal["maxprob", "mahalanobis", "knn", "oos_class", "combined"]] = Field(
+    oos_methods: list[Literal["maxprob", "mahalanobis", "mahalanobis_tuned", "knn", "oos_class",
+                              "combined"]] = Field(
         list(OOS_METHODS), min_length=1,
-        description="out-of-scope scores compared on validation (oos_class only with OOS "
-                    "training examples; combined = the mean of the other listed scores, standardised - of every score when it is listed alone)")
+        description="out-of-scope scores compared on validation (mahalanobis_tuned only when "
+                    "the intent classifier has a fine-tuned encoder; oos_class only with OOS "
+                    "training examples; combined = the mean of the other listed scores, "
+                    "standardised - of every score when it is listed alone)")
     oos_target_precision: float | None = Field(
         None, gt=0, lt=1, description="choose the out-of-scope threshold with the most recall "
                                       "whose precision on validation reaches this (default: the "
