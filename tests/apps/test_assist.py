@@ -233,6 +233,6 @@ def test_mahalanobis_tuned_is_skipped_without_a_fine_tuned_encoder(material):
                 oos_methods=["maxprob", "mahalanobis_tuned"])
     assert bot._tuned() is None and set(bot.metrics_["oos"]) == {"maxprob"}
     assert bot.oos_method_ == "maxprob"
-    with pytest.raises(ConfigError, match="mahalanobis_tuned needs a fine-tuned"):
+    with pytest.raises(ConfigError, match="only mahalanobis_tuned, which needs a fine-tuned"):
         build(material["intents"], material["faq"], oos=material["oos"],
               valid=material["valid"], candidates=["classic"], oos_methods=["mahalanobis_tuned"])

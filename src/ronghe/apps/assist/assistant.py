@@ -82,6 +82,10 @@ class Assistant:
         if len(self.intents_) < 2:
             raise DataError(f"the intents data has {len(self.intents_)} intent(s); an assistant "
                             "needs at least two (add examples of more intents)")
+        if set(cfg.oos_methods) == {"mahalanobis_tuned"} and "finetune" not in cfg.candidates:
+            raise ConfigError("oos_methods lists only mahalanobis_tuned, which needs a "
+                              "fine-tuned intent classifier, but no candidate fine-tunes (add "
+                              "finetune to the candidates, or list another method, e.g. maxprob)")
         faq = list(faq or [])
         check_names(self.intents_, faq, "FAQ")
         self.faq_ = {e.id: e for e in faq}
