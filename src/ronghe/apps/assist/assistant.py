@@ -541,12 +541,9 @@ class Assistant:
     def save(self, path) -> Path:
         self._check_fitted()
         arrays = {"faq.vectors": self._faq_vectors} if self._faq_ids else {}
-        if self.maha_ is not None:
-            arrays.update({"mahalanobis.means": self.maha_.means,
-                           "mahalanobis.whiten": self.maha_.whiten})
-        if self.maha_tuned_ is not None:
-            arrays.update({"mahalanobis_tuned.means": self.maha_tuned_.means,
-                           "mahalanobis_tuned.whiten": self.maha_tuned_.whiten})
+        for prefix, maha in (("mahalanobis", self.maha_), ("mahalanobis_tuned", self.maha_tuned_)):
+            if maha is not None:
+                arrays.update(maha.to_arrays(prefix))
         if self.knn_ is not None:
             arrays["knn.vectors"] = self.knn_.index.vectors
         meta = {"intents": self.intents_, "answers": self.answers_,
@@ -598,13 +595,9 @@ class Assistant:
         self.oos_classifier_ = (load_estimator(members / "oos") if (members / "oos").is_dir()
                                 else None)
         self.ner_ = load_estimator(members / "ner") if (members / "ner").is_dir() else None
-        self.maha_ = (oos_mod.Mahalanobis(arrays["mahalanobis.means"],
-                                          arrays["mahalanobis.whiten"])
-                      if "mahalanobis.means" in arrays else None)
-        self.maha_tuned_ = (oos_mod.Mahalanobis(arrays["mahalanobis_tuned.means"],
-                                                arrays["mahalanobis_tuned.whiten"])
-                            if "mahalanobis_tuned.means" in arrays
-                            and self._tuned() is not None else None)
+        self.maha_ = oos_mod.Mahalanobis.from_arrays(arrays, "mahalanobis")
+        self.maha_tuned_ = (oos_mod.Mahalanobis.from_arrays(arrays, "mahalanobis_tuned")
+                            if self._tuned() is not None else None)
         self.knn_ = (oos_mod.Knn(arrays["knn.vectors"], self.config.knn_k, self.config.search,
                                  self.config.hnsw_above) if "knn.vectors" in arrays else None)
         comb = meta.get("oos_combined")

@@ -45,6 +45,16 @@ class Mahalanobis:
         self.means, self.whiten = means, whiten  # distance = |(x - mu) W|^2
         self._m = means @ whiten
 
+    def to_arrays(self, prefix: str) -> dict[str, np.ndarray]:
+        return {f"{prefix}.means": self.means, f"{prefix}.whiten": self.whiten}
+
+    @classmethod
+    def from_arrays(cls, arrays: dict, prefix: str) -> "Mahalanobis | None":
+        """The score saved by ``to_arrays(prefix)``, or None when the arrays hold none."""
+        if f"{prefix}.means" not in arrays:
+            return None
+        return cls(arrays[f"{prefix}.means"], arrays[f"{prefix}.whiten"])
+
     @classmethod
     def fit(cls, X: np.ndarray, y: np.ndarray, n_classes: int) -> "Mahalanobis":
         from sklearn.covariance import LedoitWolf
