@@ -143,24 +143,12 @@ def digits(quick: bool) -> dict:
 
 def fashion_seeds(quick: bool) -> dict:
     """classic vs frozen (224 px default, and 112 px) over seeded samples of 100 per class."""
-    import numpy as np
-
     import ronghe
-    from ronghe import tasks
-    from ronghe.images import data as idata
 
     per_class = 20 if quick else 100
-    tr_x, tr_y = images.read_idx("train")
-    _, test_dir = images.data(per_class)
-    test = idata.read(test_dir)
-    if quick:
-        test = test.subset(np.random.default_rng(0).permutation(len(test))[:500])
     rows = []
     for seed in range(2 if quick else SAMPLE_SEEDS):
-        idx = common.per_class_sample(tr_y.tolist(), per_class, seed=seed)
-        folder = images.write_folder(common.WORK / "fmnist" / f"train-{per_class}-seed{seed}",
-                                     tr_x, tr_y, idx)
-        train, valid = tasks.get("image").split(idata.read(folder), 0.1, 0)
+        train, valid, test = images.splits(per_class, quick, seed)
         t = time.perf_counter()
         _score(rows, test, "classic",
                ronghe.ImageClassifier(strategy="classic", seed=0).fit(train, valid=valid),

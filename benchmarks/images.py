@@ -81,14 +81,17 @@ def write_folder(folder: Path, images: np.ndarray, labels: np.ndarray, idx) -> P
     return folder
 
 
-def data(per_class: int) -> tuple[Path, Path]:
+def data(per_class: int, seed: int = 0) -> tuple[Path, Path]:
+    """(train folder, test folder): a seeded sample of ``per_class`` training images per class
+    (seed 0 is the benchmark's own), and all test images."""
     if not FMNIST.exists():
         raise SystemExit(f"{FMNIST} not found: apt-get install dataset-fashion-mnist")
     work = common.WORK / "fmnist"
     tr_x, tr_y = read_idx("train")
     te_x, te_y = read_idx("test")
-    idx = common.per_class_sample(tr_y.tolist(), per_class, seed=0)
-    train = write_folder(work / f"train-{per_class}", tr_x, tr_y, idx)
+    idx = common.per_class_sample(tr_y.tolist(), per_class, seed=seed)
+    train = write_folder(work / (f"train-{per_class}" + (f"-seed{seed}" if seed else "")),
+                         tr_x, tr_y, idx)
     test = write_folder(work / "test", te_x, te_y, range(len(te_y)))
     return train, test
 
@@ -99,13 +102,14 @@ def order(name: str) -> int:
     return next((i for i, k in enumerate(kinds) if name == k or name.startswith(k + ":")), 99)
 
 
-def splits(per_class: int, quick: bool):
+def splits(per_class: int, quick: bool, seed: int = 0):
     """(train, valid, test) data sets: ronghe's own stratified 10 % validation split of the
-    sample, made once so every strategy and every fusion sees the same validation images."""
+    sample (seeded by ``seed``, see ``data``), made once so every strategy and every fusion sees
+    the same validation images."""
     from ronghe import tasks
     from ronghe.images import data as idata
 
-    train_dir, test_dir = data(per_class)
+    train_dir, test_dir = data(per_class, seed)
     train, valid = tasks.get("image").split(idata.read(train_dir), 0.1, 0)
     test = idata.read(test_dir)
     if quick:
