@@ -225,6 +225,12 @@ def test_mahalanobis_on_the_fine_tuned_encoder(material, tmp_path):
     _, P, E = only.signals(msgs)
     assert again.oos_scores(msgs, P, E) == pytest.approx(only.oos_scores(msgs, P, E), abs=1e-4)
     assert [r["kind"] for r in again.reply_many(msgs)] == [r["kind"] for r in only.reply_many(msgs)]
+    # a reply reads the intent and the tuned distance from one pass of the fine-tuned encoder
+    net = again._tuned().model
+    encode, seen = net.embed, []
+    net.embed = lambda ids, mask: (seen.append(len(ids)), encode(ids, mask))[1]
+    again.reply_many(["where is my new card", "what is the capital of peru"])
+    assert sum(seen) == 2
 
 
 def test_mahalanobis_tuned_is_skipped_without_a_fine_tuned_encoder(material):

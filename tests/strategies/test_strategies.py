@@ -115,3 +115,41 @@ def test_validation_selects_C_for_linear_strategies(fitted):
     assert [h["C"] for h in hist] == fitted["classic"].config_.C_grid
     chosen = fitted["classic"].strategy_.model.C
     assert max(hist, key=lambda h: h["valid_macro_f1"])["C"] == chosen
+
+
+def test_finetune_probabilities_and_embeddings_share_one_encoder_pass(fitted):
+    """predict_proba is the head on embed()'s pooled output (what forward() computes in eval
+    mode), and the same texts asked for both are encoded once - unless the weights changed."""
+    import copy
+
+    import torch
+
+    inner = fitted["finetune"].strategy_
+    texts = ["a wonderful film, i loved it", "boring and awful", "ok"]
+    from ronghe.modeling import tokenize
+
+    forward = inner._logits(tokenize(inner.tokenizer, texts, inner.config.max_length))
+    proba = inner.predict_proba(texts)
+    np.testing.assert_allclose(proba, torch.softmax(torch.from_numpy(forward).double(), 1).numpy(),
+                               atol=1e-5)
+    seen = []
+    encode = inner.model.embed
+    inner.model.embed = lambda ids, mask: (seen.append(len(ids)), encode(ids, mask))[1]
+    try:
+        inner._last_embed = None
+        inner.predict_proba(texts)
+        E = inner.embed(texts)
+        assert sum(seen) == len(texts)  # one pass for both
+        E[:] = 0  # the caller's copy: the kept embeddings are not touched
+        assert np.abs(inner.embed(texts)).sum() > 0 and sum(seen) == len(texts)
+        inner.embed(texts[:2])
+        assert sum(seen) == len(texts) + 2  # other texts: encoded
+    finally:
+        del inner.model.embed
+    # a changed copy (as pruning and bf16 make) does not read the original's kept embeddings
+    other = copy.deepcopy(inner)
+    with torch.no_grad():
+        other.model.head.weight.zero_()
+        for p in other.model.encoder.parameters():
+            p.mul_(0.5)
+    assert not np.allclose(other.embed(texts), inner.embed(texts), atol=1e-4)

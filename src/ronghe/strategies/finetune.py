@@ -59,6 +59,9 @@ def _freeze(encoder: torch.nn.Module, cfg: FinetuneConfig) -> None:
             p.requires_grad_(False)
 
 
+REUSE_MAX = 256  # texts of one embed() call kept for the next call on the same texts
+
+
 class Finetune(Strategy):
     name = "finetune"
     Config = FinetuneConfig
@@ -125,6 +128,7 @@ class Finetune(Strategy):
         """Run the training loop on the current ``self.model`` (also used for the short recovery
         fine-tune after pruning)."""
         c = self.config
+        self._last_embed = None  # the weights change: no embedding kept from before
         texts, labels = self._augment(list(train.texts), list(train.labels))
         ids = tokenize(self.tokenizer, texts, c.max_length)
         valid_ids = tokenize(self.tokenizer, valid.texts, c.max_length)
@@ -156,6 +160,7 @@ class Finetune(Strategy):
         self.history = result.history
         self.best_epoch = result.best_epoch
         self._after_fit()
+        self._last_embed = None
         return self
 
     def _after_fit(self) -> None:
@@ -188,14 +193,31 @@ class Finetune(Strategy):
         texts = list(texts)
         if not texts:
             return np.zeros((0, len(self.classes)))
-        logits = self._logits(tokenize(self.tokenizer, texts, self.config.max_length))
-        return torch.softmax(torch.from_numpy(logits).double(), dim=1).numpy()
+        # the head on the pooled encoder output: what forward() computes in eval mode (dropout
+        # is off), from the embeddings embed() returns - one encoder pass serves both
+        with torch.inference_mode():
+            head = self.model.head
+            logits = head(torch.from_numpy(self.embed(texts)).to(self.device, head.weight.dtype))
+        return torch.softmax(logits.double().cpu(), dim=1).numpy()
 
     def embed(self, texts) -> np.ndarray:
-        """Pooled sentence embeddings from the fine-tuned encoder (for fusion and transfer)."""
-        ids = tokenize(self.tokenizer, list(texts), self.config.max_length)
-        return run_batches(self.model.embed, ids, self.pad_id, self.config.eval_batch_size,
-                           self.device, self.dtype, "embedding")
+        """Pooled sentence embeddings from the fine-tuned encoder (for fusion, transfer and the
+        assistant's out-of-scope distance). The last call's are kept when it had at most
+        ``REUSE_MAX`` texts, so the probabilities and the embeddings of the same messages (an
+        assistant reply needs both) cost one encoder pass, not two."""
+        texts = list(texts)
+        # keyed on the network object too: a copy being changed (pruning, bf16) is another one;
+        # training this one in place forgets the kept call (train_model)
+        key = (id(self.model), texts)
+        last = getattr(self, "_last_embed", None)
+        if last is not None and last[0] == key:
+            return last[1].copy()  # a copy: the caller may change its array in place
+        ids = tokenize(self.tokenizer, texts, self.config.max_length)
+        self.model.eval()
+        E = run_batches(self.model.embed, ids, self.pad_id, self.config.eval_batch_size,
+                        self.device, self.dtype, "embedding")
+        self._last_embed = (key, E.copy()) if len(texts) <= REUSE_MAX else None
+        return E
 
     # -- persistence ---------------------------------------------------------------------------
 
