@@ -94,6 +94,37 @@ def cpu_details() -> dict:
     return out
 
 
+def flops_per_example(n: int, enc: dict, layers: int) -> float:
+    """Encoder FLOPs (multiply-add = 2) for n tokens: Q, K, V and output projections (4 n h^2),
+    the FFN (2 n h i), scores QK^T and context AV (2 n^2 h); embeddings, softmax, layer norms,
+    pooling and the head are left out (< 1 %)."""
+    h, i = enc["hidden_size"], enc["intermediate_size"]
+    return layers * 2 * (n * (4 * h * h + 2 * h * i) + 2 * n * n * h)
+
+
+def peak_gflops(threads: int) -> dict:
+    """Estimated peak: threads x 2 FMA units x fp32 lanes x 2 flops x nominal clock - 16 lanes
+    with AVX-512 on 512-bit datapaths, 8 with AVX2 or on AMD Zen 4 (family 25), which runs AVX-512
+    on 256-bit halves; bf16 (VDPBF16PS) and int8 (VPDPBUSD, VNNI) do 2x and 4x the fp32 rate per
+    instruction, int8 without VNNI 2x."""
+    mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+           if line.startswith("cpu MHz")]
+    cpu = cpu_details()
+    isa = cpu.get("isa", [])
+    zen4 = _cpuinfo("vendor_id") == "AuthenticAMD" and cpu.get("cpu_family") == "25"
+    lanes, units = (16, "AVX-512") if "avx512f" in isa and not zen4 else (
+        8, "AVX-512 on 256-bit datapaths (Zen 4)" if zen4 else "AVX2")
+    ghz = max(mhz) / 1000 if mhz else float("nan")
+    fp32 = threads * 2 * lanes * 2 * ghz
+    out = {"clock_ghz": round(ghz, 3), "fp32": round(fp32, 1),
+           "bf16": round(fp32 * (2 if "avx512_bf16" in isa else 1), 1),
+           "int8": round(fp32 * (4 if "avx512_vnni" in isa else 2), 1), "units": units}
+    if "amx_bf16" in isa and "amx_int8" in isa:  # AMX tiles: 1,024 bf16 / 2,048 int8 ops per cycle
+        out.update({"bf16": round(threads * 1024 * ghz, 1), "int8": round(threads * 2048 * ghz, 1),
+                    "units": "AMX for bf16/int8, AVX-512 for fp32"})
+    return out
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 

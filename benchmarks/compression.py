@@ -264,40 +264,9 @@ def med(xs):
     return round(statistics.median(xs), 3) if xs else None
 
 
-def flops_per_example(n: int, enc: dict, layers: int) -> float:
-    """Encoder FLOPs (multiply-add = 2) for n tokens: Q, K, V and output projections (4 n h^2),
-    the FFN (2 n h i), scores QK^T and context AV (2 n^2 h); embeddings, softmax, layer norms,
-    pooling and the head are left out (< 1 %)."""
-    h, i = enc["hidden_size"], enc["intermediate_size"]
-    return layers * 2 * (n * (4 * h * h + 2 * h * i) + 2 * n * n * h)
-
-
-def peak_gflops(threads: int) -> dict:
-    """Estimated peak: threads x 2 FMA units x fp32 lanes x 2 flops x nominal clock - 16 lanes
-    with AVX-512 on 512-bit datapaths, 8 with AVX2 or on AMD Zen 4 (family 25), which runs AVX-512
-    on 256-bit halves; bf16 (VDPBF16PS) and int8 (VPDPBUSD, VNNI) do 2x and 4x the fp32 rate per
-    instruction, int8 without VNNI 2x."""
-    mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
-           if line.startswith("cpu MHz")]
-    cpu = common.cpu_details()
-    isa = cpu.get("isa", [])
-    zen4 = common._cpuinfo("vendor_id") == "AuthenticAMD" and cpu.get("cpu_family") == "25"
-    lanes, units = (16, "AVX-512") if "avx512f" in isa and not zen4 else (
-        8, "AVX-512 on 256-bit datapaths (Zen 4)" if zen4 else "AVX2")
-    ghz = max(mhz) / 1000 if mhz else float("nan")
-    fp32 = threads * 2 * lanes * 2 * ghz
-    out = {"clock_ghz": round(ghz, 3), "fp32": round(fp32, 1),
-           "bf16": round(fp32 * (2 if "avx512_bf16" in isa else 1), 1),
-           "int8": round(fp32 * (4 if "avx512_vnni" in isa else 2), 1), "units": units}
-    if "amx_bf16" in isa and "amx_int8" in isa:  # AMX tiles: 1,024 bf16 / 2,048 int8 ops per cycle
-        out.update({"bf16": round(threads * 1024 * ghz, 1), "int8": round(threads * 2048 * ghz, 1),
-                    "units": "AMX for bf16/int8, AVX-512 for fp32"})
-    return out
-
-
 def summarise(spec: dict, tinfo: dict, builds: dict, rounds: list[dict], threads: int) -> tuple[list, dict]:
     tok, enc = tinfo["dev_tokens"], tinfo["encoder"]
-    peak = peak_gflops(threads)
+    peak = common.peak_gflops(threads)
     base_acc = builds.get(BASE, {}).get("dev_accuracy")
     rows = []
     for name, b in builds.items():
@@ -319,8 +288,8 @@ def summarise(spec: dict, tinfo: dict, builds: dict, rounds: list[dict], threads
             row["dev_drop_points"] = round(100 * (base_acc - b["dev_accuracy"]), 2)
         kept = next((s["kept_layers"] for s in b.get("gate", {}).get("steps", []) if "kept_layers" in s), None)
         layers = len(kept) if kept else enc["num_hidden_layers"]
-        useful = sum(flops_per_example(tok[i], enc, layers) for bt in spec["b32"] for i in bt) / len(spec["b32"])
-        padded = sum(32 * flops_per_example(max(tok[i] for i in bt), enc, layers) for bt in spec["b32"]) / len(spec["b32"])
+        useful = sum(common.flops_per_example(tok[i], enc, layers) for bt in spec["b32"] for i in bt) / len(spec["b32"])
+        padded = sum(32 * common.flops_per_example(max(tok[i] for i in bt), enc, layers) for bt in spec["b32"]) / len(spec["b32"])
         row["roofline"] = {"layers": layers, "gflop_per_batch32_useful": round(useful / 1e9, 2),
                            "gflop_per_batch32_padded": round(padded / 1e9, 2),
                            "peak_gflops": peak[v["precision"]]}
@@ -339,8 +308,8 @@ def summarise(spec: dict, tinfo: dict, builds: dict, rounds: list[dict], threads
             "with AVX-512, 8 with AVX2 or on Zen 4's 256-bit datapaths) x 2 x nominal clock (an estimate: the VM reports no turbo), bf16 2x, int8 VNNI 4x; "
             "with AMX (amx_bf16 + amx_int8 flags) 1,024 bf16 and 2,048 int8 ops per cycle per core",
             "encoder": enc, "peak_gflops": peak, "mean_tokens_b32_texts": round(n_avg, 1),
-            "gflop_per_example_mean_tokens": round(flops_per_example(round(n_avg), enc, enc["num_hidden_layers"]) / 1e9, 3),
-            "gflop_per_example_max_length": round(flops_per_example(
+            "gflop_per_example_mean_tokens": round(common.flops_per_example(round(n_avg), enc, enc["num_hidden_layers"]) / 1e9, 3),
+            "gflop_per_example_max_length": round(common.flops_per_example(
                 spec["settings"]["max_length"], enc, enc["num_hidden_layers"]) / 1e9, 3)}
     return rows, roof
 

@@ -271,6 +271,46 @@ def prepare(quick: bool) -> dict:
             "out_dir": str(work / "trainer-out"), "work": str(work)}
 
 
+def roofline(spec: dict, summary: dict) -> dict:
+    """How far each side is from the CPU's fp32 limit, and so how much faster than the peer any
+    implementation could be: the useful FLOPs of the whole run (every training sentence at its
+    own length, forward + backward = 3 forward passes, per epoch; the per-epoch validation
+    forward passes) against the estimated fp32 peak of the pinned threads
+    (``common.peak_gflops``). The compute-bound seconds are those FLOPs at peak with nothing
+    else (no loading, tokenisation, padding, optimizer or Python) - a floor no implementation of
+    the same training gets under, so the peer's seconds over it bound the speed-up any fp32
+    implementation can reach."""
+    from transformers import AutoConfig, AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(spec["model_path"])
+    cfg = AutoConfig.from_pretrained(spec["model_path"])
+    enc = {"hidden_size": cfg.hidden_size, "intermediate_size": cfg.intermediate_size,
+           "num_hidden_layers": cfg.num_hidden_layers}
+    epochs, max_len = spec["hp"]["epochs"], spec["hp"]["max_length"]
+
+    def flops(path) -> tuple[float, float]:
+        texts, _ = common.read_jsonl(path)
+        lens = [len(x) for x in tok(texts, truncation=True, max_length=max_len)["input_ids"]]
+        return (sum(common.flops_per_example(n, enc, enc["num_hidden_layers"]) for n in lens),
+                sum(lens) / len(lens))
+
+    train, train_tokens = flops(spec["train"])
+    valid, _ = flops(spec["valid"])
+    useful = epochs * (3 * train + valid)
+    peak = common.peak_gflops(common.THREADS)
+    bound_s = useful / 1e9 / peak["fp32"]
+    sides = {s: {"achieved_gflops": round(useful / 1e9 / d["wall_median"], 1),
+                 "percent_of_peak": round(100 * useful / 1e9 / d["wall_median"] / peak["fp32"], 1)}
+             for s, d in summary.items() if s in SIDES}
+    peer = summary["peer"]
+    return {"encoder": enc, "mean_train_tokens": round(train_tokens, 1),
+            "useful_tflop": round(useful / 1e12, 2), "peak_gflops": peak,
+            "compute_bound_seconds": round(bound_s, 1), "sides": sides, "peer": peer,
+            "ceiling_speedup_vs_peer": round(summary[peer]["wall_median"] / bound_s, 2),
+            "percent_of_peak_for_aim": round(100 * 1.5 * useful / 1e9
+                                             / summary[peer]["wall_median"] / peak["fp32"], 1)}
+
+
 def run_worker(kind: str, spec: dict, tag: str) -> dict:
     print(f"[{time.strftime('%H:%M:%S')}] {tag} (load {common.load_average()})", flush=True)
     res = common.run_worker(__file__, kind, spec, tag, spec["work"])
@@ -341,7 +381,7 @@ def readme(result: dict, quick: bool) -> str:
         f"**Speed-up of ronghe against the faster Trainer configuration (`{s.get('peer', 'trainer')}`): "
         f"{s['speedup_wall']}x wall time** (per pair: "
         f"{', '.join(map(str, s['speedup_wall_per_pair']))}), {s['speedup_cpu']}x CPU time"
-        + (f"; against each: " + ", ".join(f"`{k}` {v}x" for k, v in s["speedup_wall_vs"].items())
+        + ("; against each: " + ", ".join(f"`{k}` {v}x" for k, v in s["speedup_wall_vs"].items())
            if s.get("speedup_wall_vs") else "") + ". The issue's aim is at least 1.5x with equal accuracy.",
         "",
         f"Machine: {common.machine_line(info)}. Mean 1-minute load average during the runs: "
@@ -356,6 +396,25 @@ def readme(result: dict, quick: bool) -> str:
         "mostly padding: random batches are padded to their longest sentence, ronghe sorts "
         "texts of similar length into the same batch.",
     ]
+    roof = result.get("roofline")
+    if roof:
+        p, peer = roof["peak_gflops"], roof["peer"]
+        lines += ["",
+                  f"Roofline (`common.peak_gflops`, `common.flops_per_example`): the run's useful "
+                  f"work is {roof['useful_tflop']} TFLOP (each training sentence at its own length, "
+                  f"mean {roof['mean_train_tokens']} tokens, forward + backward = 3 forward passes, "
+                  f"x {spec['hp']['epochs']} epochs, plus the per-epoch validation passes; "
+                  "embeddings, softmax, norms and the optimizer left out). At the estimated fp32 "
+                  f"peak of the {info.get('threads_used', 2)} pinned threads ({p['fp32']} GFLOP/s: "
+                  f"{p['units']}, {p['clock_ghz']} GHz nominal) that is "
+                  f"**{roof['compute_bound_seconds']} s with nothing else** - no loading, "
+                  "tokenisation, padding, optimizer or Python. Achieved over the whole run: "
+                  + ", ".join(f"`{k}` {v['achieved_gflops']} GFLOP/s ({v['percent_of_peak']} % of "
+                              "peak)" for k, v in roof["sides"].items())
+                  + f". So no fp32 implementation of this training can be more than "
+                  f"**{roof['ceiling_speedup_vs_peer']}x** faster than `{peer}` on this CPU, and "
+                  f"1.5x would need {roof['percent_of_peak_for_aim']} % of peak sustained over the "
+                  "whole run, loading and validation included."]
     if prof:
         pad = prof["padding"]
         lines += ["",
@@ -417,6 +476,7 @@ def main() -> None:
     result = {"benchmark": NAME, "quick": a.quick, "machine": info,
               "setup": {k: v for k, v in spec.items() if k not in ("work", "out_dir")},
               "runs": runs, "summary": summarise(runs), "notes": notes}
+    result["roofline"] = roofline(spec, result["summary"])
     if a.profile:
         prof = run_worker("profile", {**spec, "steps": 12}, "profile")
         result["profile"] = prof
