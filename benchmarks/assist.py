@@ -15,7 +15,9 @@
 * ``--part clinc_finetune``: CLINC150 again with a fine-tuned MiniLM among the candidates
   (``weighted`` then fuses classic, frozen and finetune).
 * Reply latency through ``ronghe assist serve`` (HTTP, SQLite store) at 1 and 8 closed-loop
-  clients, on the CLINC150 assistant.
+  clients, on the CLINC150 assistant (``latency``) and on the one with a fine-tuned candidate
+  (``latency_finetune``). ``--as NAME`` saves a part under another name (e.g. the same part run
+  with an older ronghe on ``PYTHONPATH``, for a before/after).
 * The vector-search measurement behind ``ronghe/search.py``: faiss flat / HNSW, hnswlib,
   usearch and numpy exact search on BANKING77 question embeddings.
 
@@ -243,16 +245,16 @@ def banking_seed(quick: bool, seed: int) -> dict:
             "kinds": kinds, "aim_met": bool(fused > max(retrieval, classifier))}
 
 
-def latency(quick: bool, result: dict) -> dict:
-    """Closed-loop clients against `ronghe assist serve` on the CLINC150 bundle."""
+def latency(quick: bool, result: dict, source: str = "clinc") -> dict:
+    """Closed-loop clients against `ronghe assist serve` on the bundle of part ``source``."""
     import threading
 
     import httpx
     import numpy as np
 
-    bundle = (result.get("clinc") or {}).get("bundle")
+    bundle = (result.get(source) or {}).get("bundle")
     if not bundle or not Path(bundle).exists():
-        raise SystemExit("run --part clinc first: latency uses its bundle")
+        raise SystemExit(f"run --part {source} first: this latency part uses its bundle")
     d = json.loads((DATA / "clinc150" / "data_full.json").read_text())
     msgs = [t for t, _ in d["test"]][:2000]
     port = common.free_port()
@@ -272,7 +274,8 @@ def latency(quick: bool, result: dict) -> dict:
             time.sleep(1)
         else:
             raise SystemExit("the service did not become ready")
-        out = {}
+        out = {"bundle": bundle, "oos_method": (result.get(source) or {}).get("oos_method"),
+               "classifier": (result.get(source) or {}).get("classifier")}
         per = 40 if quick else 150
         for clients in (1, 8):
             times: list[float] = []
@@ -373,7 +376,10 @@ def _weight_cell(x: dict) -> str:
 def _machine_line(part: dict) -> str:
     m = part.get("machine") or {}
     return (f"Machine for this part: {m['lscpu_model']} ({m.get('isa', '')}), {m['cores']} cores, "
-            f"{m['threads_used']} threads pinned; {m['date'][:10]}." if m else "")
+            f"{m['threads_used']} threads pinned; {m['date'][:10]}"
+            + (f"; 1-minute load average when it ended {m['load_average_start'][0]} (its own 2 "
+               "threads make about 2; more: other jobs shared the cores)" if m.get("load_average_start") else "") + "."
+            if m else "")
 
 
 def part_machine() -> dict:
@@ -527,13 +533,23 @@ def readme(r: dict, quick: bool) -> str:
                   "and gets the fused scores' top intent (before this, it got the nearest "
                   "entry's answer: 0.9380 against the classifier's 0.9396, AMD EPYC, "
                   "2026-12-02).", ""]
-    lat = r.get("latency")
-    if lat:
+    lats = {k: v for k, v in r.items() if k.startswith("latency") and isinstance(v, dict)}
+    if lats:
+        rows = []
+        for name, lat in lats.items():
+            src = r.get("clinc_finetune" if "finetune" in name else "clinc") or {}
+            what = (f"`{name}`: {lat.get('classifier') or src.get('classifier')} classifier, "
+                    f"out-of-scope {lat.get('oos_method') or src.get('oos_method')}, "
+                    f"{(lat.get('machine') or {}).get('date', '')[:10]}")
+            rows += [[what, k, v["requests"], v["errors"], v["p50_ms"], v["p95_ms"], v["req_per_s"]]
+                     for k, v in lat.items() if k.isdigit()]
         lines += ["### Reply latency through `ronghe assist serve` (HTTP, SQLite store, CLINC150 "
-                  "assistant)", "", common.md_table(
-                      ["clients", "requests", "errors", "p50 ms", "p95 ms", "req/s"],
-                      [[k, v["requests"], v["errors"], v["p50_ms"], v["p95_ms"], v["req_per_s"]]
-                       for k, v in lat.items() if k != "machine"]), _machine_line(lat), ""]
+                  "assistants)", "", common.md_table(
+                      ["assistant (part)", "clients", "requests", "errors", "p50 ms", "p95 ms",
+                       "req/s"], rows), ""]
+        lines += [_machine_line(lat) + f" (`{name}`)" for name, lat in lats.items()] + [""]
+        notes = [lat["note"] for lat in lats.values() if lat.get("note")]
+        lines += notes + ([""] if notes else [])
     v = r.get("vectors")
     if v:
         lines += [f"### Vector search for the FAQ index ({v['queries']} BANKING77 test questions "
@@ -551,6 +567,8 @@ def readme(r: dict, quick: bool) -> str:
 def main() -> None:
     ap = common.parser(__doc__)
     ap.add_argument("--part", default="clinc,banking,latency,vectors")
+    ap.add_argument("--as", dest="save_as", default=None,
+                    help="save the (single) part under this name instead")
     args = ap.parse_args()
     if common.handled(args, NAME, readme):
         return
@@ -564,13 +582,15 @@ def main() -> None:
     log.set_quiet(True)
     for part in [p.strip() for p in args.part.split(",") if p.strip()]:
         print(f"== {part}", flush=True)
-        if part == "latency":
-            result[part] = latency(args.quick, result)
+        key = args.save_as or part
+        if part in ("latency", "latency_finetune"):
+            result[key] = latency(args.quick, result,
+                                  "clinc" if part == "latency" else "clinc_finetune")
         else:
-            result[part] = {"clinc": clinc, "clinc_finetune": clinc_finetune, "banking": banking,
-                            "vectors": vectors}[part](args.quick)
-        result[part]["machine"] = part_machine()
-        print(json.dumps(result[part], indent=1)[:2000], flush=True)
+            result[key] = {"clinc": clinc, "clinc_finetune": clinc_finetune, "banking": banking,
+                           "vectors": vectors}[part](args.quick)
+        result[key]["machine"] = part_machine()
+        print(json.dumps(result[key], indent=1)[:2000], flush=True)
         common.write_json(NAME, result, args.quick)
     common.finish(NAME, result, args, readme, t0)
 
