@@ -169,7 +169,8 @@ def worker_profile(spec: dict) -> dict:
 
     model = TextModel(backbones.load_encoder(bb.path), 2, "mean", 0.1)
     model.train()
-    opt = torch.optim.AdamW(loop.param_groups(model, loop.LoopConfig(1, 32, 5e-5)), lr=5e-5)
+    opt = loop.adamw(loop.param_groups(model, loop.LoopConfig(1, 32, 5e-5)), 5e-5,
+                     torch.device("cpu"))  # the loop's own optimizer
     labels = torch.as_tensor(ytr)
     steps = spec.get("steps", 30)
     timings = {"collate": 0.0, "forward": 0.0, "backward": 0.0, "clip": 0.0, "optimizer": 0.0}
@@ -213,29 +214,46 @@ def worker_profile(spec: dict) -> dict:
 
 
 def optimizer_variants(ids, labels, batches, n_steps: int, rounds: int = 2) -> dict:
-    """Seconds per full training step (forward, backward, clipping, AdamW) for what ronghe does
-    now and two changes to its loop: ``fused=True`` AdamW (what the Trainer uses by default)
-    and word embeddings frozen (their 11.7M of 22.7M parameters get a dense gradient and a full
-    AdamW update every step although a batch touches a few hundred rows). Variants take turns."""
+    """Seconds per full training step (forward, backward, clipping, AdamW) on the same batches
+    for: ronghe's loop as it is (its network, its fused AdamW and parameter groups); the
+    multi-tensor AdamW it used before; word embeddings frozen (their 11.7M of 22.7M parameters
+    get a dense gradient and a full AdamW update every step although a batch touches a few
+    hundred rows); and the Trainer script's network (``AutoModelForSequenceClassification``:
+    CLS + pooler head) with fused AdamW in two groups, as the Trainer builds it - so a gap
+    between the two sides' epochs can be put on the network or on the loop. Variants take
+    turns."""
     import copy
     import statistics
 
     import torch
+    from transformers import AutoModelForSequenceClassification
 
     from ronghe import backbones
     from ronghe.modeling import TextModel, collate
     from ronghe.training import loop
 
-    base = TextModel(backbones.load_encoder(backbones.resolve("minilm").path), 2, "mean", 0.1)
+    path = backbones.resolve("minilm").path
+    base = TextModel(backbones.load_encoder(path), 2, "mean", 0.1)
     made = {}
-    for name in ("ronghe_now", "fused_adamw", "frozen_word_embeddings"):
+    for name in ("ronghe_now", "multi_tensor_adamw", "frozen_word_embeddings"):
         m = copy.deepcopy(base)
         if name == "frozen_word_embeddings":
             m.encoder.get_input_embeddings().weight.requires_grad_(False)
         m.train()
-        kw = {"fused": True} if name == "fused_adamw" else {}
-        opt = torch.optim.AdamW(loop.param_groups(m, loop.LoopConfig(1, 32, 5e-5)), lr=5e-5, **kw)
+        groups = loop.param_groups(m, loop.LoopConfig(1, 32, 5e-5))
+        opt = (torch.optim.AdamW(groups, lr=5e-5) if name == "multi_tensor_adamw"
+               else loop.adamw(groups, 5e-5, torch.device("cpu")))
         made[name] = (m, opt)
+    hf = AutoModelForSequenceClassification.from_pretrained(str(path), num_labels=2)
+    hf.train()
+    decay = [p for n, p in hf.named_parameters() if p.ndim >= 2]
+    rest = [p for n, p in hf.named_parameters() if p.ndim < 2]
+    made["trainer_network"] = (
+        lambda ids_, mask: hf(input_ids=ids_, attention_mask=mask).logits,
+        torch.optim.AdamW([{"params": decay, "weight_decay": 0.01},
+                           {"params": rest, "weight_decay": 0.0}], lr=5e-5, fused=True))
+    params = {k: (list(hf.parameters()) if k == "trainer_network" else list(m.parameters()))
+              for k, (m, _) in made.items()}
     times = {k: [] for k in made}
     pos = 0
     for r in range(rounds + 1):
@@ -246,7 +264,7 @@ def optimizer_variants(ids, labels, batches, n_steps: int, rounds: int = 2) -> d
                 loss = torch.nn.functional.cross_entropy(
                     m(batch["input_ids"], batch["attention_mask"]), labels[idx])
                 loss.backward()
-                torch.nn.utils.clip_grad_norm_(m.parameters(), 1.0)
+                torch.nn.utils.clip_grad_norm_(params[name], 1.0)
                 opt.step()
                 opt.zero_grad(set_to_none=True)
                 if r > 0:  # round 0 warms up
@@ -426,9 +444,12 @@ def readme(result: dict, quick: bool) -> str:
                   + ", ".join(f"{k} {v:.0%}" for k, v in prof["phase_share"].items()) + "."]
         var = prof.get("optimizer_variants")
         if var:
-            names = {"ronghe_now": "ronghe's loop as it was: multi-tensor AdamW",
+            names = {"ronghe_now": "ronghe's loop as it is (fused AdamW since 2026-12-03)",
+                     "multi_tensor_adamw": "the multi-tensor AdamW ronghe used before",
                      "fused_adamw": "`torch.optim.AdamW(fused=True)` (the Trainer's default)",
-                     "frozen_word_embeddings": "word-embedding matrix frozen"}
+                     "frozen_word_embeddings": "word-embedding matrix frozen",
+                     "trainer_network": "the Trainer script's network (CLS + pooler head), "
+                                        "fused AdamW"}
             lines += ["", "Seconds per training step (forward + backward + clipping + AdamW, "
                       "same batches, variants taking turns in one process):", "",
                       common.md_table(["variant", "s / step (median)", "vs ronghe now"],
@@ -471,8 +492,11 @@ def main() -> None:
         kept = [r for r in saved["runs"] if r["side"] not in sides]
         runs = kept + runs
         notes.append(f"runs of {', '.join(sorted({r['side'] for r in kept}))} kept from the "
-                     f"saved run of {saved['machine']['date'][:16]}; {', '.join(sides)} re-run "
-                     f"on {info['date'][:16]} (same machine)")
+                     f"saved run of {saved['machine']['date'][:16]}; "
+                     + (f"{', '.join(sides)} re-run" if sides else "only the profile run")
+                     + f" on {info['date'][:16]} (same machine)")
+        if not sides:
+            info = saved["machine"]  # the runs' machine record (load, date) stays theirs
     result = {"benchmark": NAME, "quick": a.quick, "machine": info,
               "setup": {k: v for k, v in spec.items() if k not in ("work", "out_dir")},
               "runs": runs, "summary": summarise(runs), "notes": notes}

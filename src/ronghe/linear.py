@@ -159,7 +159,7 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
             model, fit_s = _fit(_make(C, seed, max_iter, warm=path == "warm", tol=tol), X, y)
         if not validate:
             model.set_params(warm_start=False)
-            return model, history
+            return column_major(model), history
         start = time.perf_counter()
         score = float(f1_score(y_valid, model.predict(X_valid), average="macro"))
         history.append({"C": C, "valid_macro_f1": round(score, 5),
@@ -168,11 +168,22 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
         if score > best_score + 1e-9 or (abs(score - best_score) <= 1e-9 and C < best.C):
             best, best_score = (copy.deepcopy(model) if path == "warm" else model), score
     best.set_params(warm_start=False, tol=tol)
-    return best, history
+    return column_major(best), history
+
+
+def column_major(model: LogisticRegression) -> LogisticRegression:
+    """``coef_`` stored column-major, so ``coef_.T`` - what every prediction multiplies by - is
+    a C-contiguous array. scipy's sparse-times-dense product wants one, and from a row-major
+    ``coef_`` it copies the whole matrix on every call: 77 ms for one text against 151 classes x
+    300k TF-IDF features, 0.13 ms column-major (the assistant's and the server's batch-1 path).
+    The numbers do not change; only the memory order."""
+    model.coef_ = np.asfortranarray(model.coef_)
+    return model
 
 
 def to_arrays(model: LogisticRegression, prefix: str = "lr") -> tuple[dict, dict]:
-    arrays = {f"{prefix}.coef": model.coef_, f"{prefix}.intercept": model.intercept_}
+    arrays = {f"{prefix}.coef": np.ascontiguousarray(model.coef_),
+              f"{prefix}.intercept": model.intercept_}
     meta = {"C": float(model.C), "classes": [int(c) for c in model.classes_]}
     return arrays, meta
 
@@ -182,7 +193,7 @@ def from_arrays(arrays: dict, meta: dict, prefix: str = "lr") -> LogisticRegress
     model.coef_ = arrays[f"{prefix}.coef"]
     model.intercept_ = arrays[f"{prefix}.intercept"]
     model.classes_ = np.array(meta["classes"])
-    return model
+    return column_major(model)
 
 
 def proba_full(model: LogisticRegression, X, n_classes: int) -> np.ndarray:

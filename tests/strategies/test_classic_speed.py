@@ -185,3 +185,26 @@ def test_bundle_from_before_the_cap_reads_whole_texts(tmp_path):
     clf = ronghe.load(shutil.copytree(LEGACY, tmp_path / "b"))
     assert clf.strategy_.tfidf.char_max_chars is None
     assert clf.config_.char_max_chars is None
+
+
+def test_coefficients_are_kept_column_major_after_fit_and_load(tmp_path):
+    """Predictions multiply by coef_.T; kept column-major it is C-contiguous, so scipy's sparse
+    product does not copy the whole matrix per call (the batch-1 path of many-class models).
+    The saved arrays and the probabilities are unchanged."""
+    from makers import make_sentiment
+
+    clf = TextClassifier(strategy="classic").fit(make_sentiment(12, 0))
+    model = clf.strategy_.model
+    assert model.coef_.T.flags["C_CONTIGUOUS"]
+    again = ronghe.load(clf.save(tmp_path / "b"))
+    assert again.strategy_.model.coef_.T.flags["C_CONTIGUOUS"]
+    texts = ["a wonderful film", "dull and slow"]
+    np.testing.assert_allclose(again.predict_proba(texts), clf.predict_proba(texts), atol=1e-12)
+    X, y, Xv, yv = _problem()
+    for path in ("cold", "warm"):
+        m, _ = linear.fit_logreg(X, y, Xv, yv, [0.1, 1.0], path=path)
+        assert m.coef_.T.flags["C_CONTIGUOUS"]
+    m, _ = linear.fit_logreg(X, y, None, None, [1.0])
+    assert m.coef_.T.flags["C_CONTIGUOUS"]
+    arrays, _ = linear.to_arrays(m)
+    assert arrays["lr.coef"].flags["C_CONTIGUOUS"]
