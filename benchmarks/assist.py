@@ -549,7 +549,8 @@ def readme(r: dict, quick: bool) -> str:
                        "req/s"], rows), ""]
         lines += [_machine_line(lat) + f" (`{name}`)" for name, lat in lats.items()] + [""]
         notes = [lat["note"] for lat in lats.values() if lat.get("note")]
-        lines += notes + ([""] if notes else [])
+        for n in notes:
+            lines += [n, ""]
     v = r.get("vectors")
     if v:
         lines += [f"### Vector search for the FAQ index ({v['queries']} BANKING77 test questions "
