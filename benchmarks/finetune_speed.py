@@ -482,7 +482,7 @@ def main() -> None:
     pairs = a.pairs or (1 if a.quick else 2)
     sides = tuple(x for x in SIDES if x in a.sides.split(","))
     order = []
-    for p in range(pairs):  # each side once per round, the order rotating between rounds
+    for p in range(pairs if sides else 0):  # each side once per round, the order rotating between rounds
         order += list(sides[p % len(sides):] + sides[:p % len(sides)])
     runs = [run_worker("ronghe" if kind == "ronghe" else "trainer", {**spec, "side": kind},
                        f"{kind}-{i}") for i, kind in enumerate(order)]
