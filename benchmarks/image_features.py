@@ -57,15 +57,18 @@ def _score(rows: list, test, name: str, clf, seconds: float, **extra) -> None:
                  "test_macro_f1": round(report["macro_f1"], 4),
                  "valid_macro_f1": {k: round(v, 4) for k, v in valid_f1.items()},
                  "features_kept": getattr(s, "features_", None),
+                 "selection": getattr(s.config, "selection", "valid"),
+                 "C": getattr(getattr(s, "model", None), "C", None),
                  "train_seconds": round(seconds, 1), **extra})
     print(rows[-1], flush=True)
 
 
-def _frozen(train, valid, size: int, features: str, power: str):
+def _frozen(train, valid, size: int, features: str, power: str, **options):
     import ronghe
 
     return ronghe.ImageClassifier(strategy="frozen", model="efficientnet-lite0", seed=0, options={
-        "image_size": size, "features": features, "power": power}).fit(train, valid=valid)
+        "image_size": size, "features": features, "power": power, **options}).fit(train,
+                                                                                  valid=valid)
 
 
 def fashion(quick: bool) -> dict:
@@ -141,24 +144,27 @@ def digits(quick: bool) -> dict:
     return {"n_train": 200, "n_valid": 100, "n_test": len(labels) - 300, "rows": rows}
 
 
-def fashion_seeds(quick: bool) -> dict:
-    """classic vs frozen (224 px default, and 112 px) over seeded samples of 100 per class."""
+def fashion_seeds(quick: bool, selection: str | None = None) -> dict:
+    """classic vs frozen (224 px default, and 112 px) over seeded samples of 100 per class;
+    ``selection`` (valid, cv, auto) for both, else their default."""
     import ronghe
 
     per_class = 20 if quick else 100
     rows = []
+    opts = {"selection": selection} if selection else {}
     for seed in range(2 if quick else SAMPLE_SEEDS):
         train, valid, test = images.splits(per_class, quick, seed)
         t = time.perf_counter()
         _score(rows, test, "classic",
-               ronghe.ImageClassifier(strategy="classic", seed=0).fit(train, valid=valid),
-               time.perf_counter() - t, seed=seed)
+               ronghe.ImageClassifier(strategy="classic", seed=0, options=opts).fit(
+                   train, valid=valid), time.perf_counter() - t, seed=seed)
         for size in (224, 112):
             t = time.perf_counter()
-            _score(rows, test, f"frozen {size} px", _frozen(train, valid, size, "auto", "sqrt"),
+            _score(rows, test, f"frozen {size} px",
+                   _frozen(train, valid, size, "auto", "sqrt", **opts),
                    time.perf_counter() - t, seed=seed, image_size=size)
     return {"per_class": per_class, "n_test": len(test), "rows": rows,
-            "machine": common.machine_info()}
+            "selection": selection or "default", "machine": common.machine_info()}
 
 
 def run(quick: bool) -> dict:
@@ -240,9 +246,35 @@ def readme(result: dict, quick: bool) -> str:
                   + (" - the seeded samples below, each on the full test set, are the "
                      "stronger evidence." if r.get("fashion_seeds") else ".")]
     lines += _seeds_lines(r.get("fashion_seeds"))
+    lines += _selection_lines(r.get("fashion_seeds"), r.get("fashion_seeds_valid_selection"))
     lines += ["", *common.reproduce("python benchmarks/image_features.py", NAME, quick,
                                     ("apt-get install dataset-fashion-mnist",))]
     return "\n".join(lines)
+
+
+def _selection_lines(now: dict | None, before: dict | None) -> list[str]:
+    """Each model's mean over the seeded samples with C chosen as today against the same
+    samples with C chosen on validation macro-F1 (``--selection valid``, the rule before)."""
+    import statistics
+
+    if not now or not before:
+        return []
+    mean = {}
+    for name, p in (("now", now), ("before", before)):
+        for m in dict.fromkeys(x["model"] for x in p["rows"]):
+            mean[name, m] = statistics.mean(x["test_accuracy"] for x in p["rows"]
+                                            if x["model"] == m)
+    models = [m for m in dict.fromkeys(x["model"] for x in now["rows"]) if ("before", m) in mean]
+    rows = [[f"`{m}`", f"{mean['before', m]:.4f}", f"{mean['now', m]:.4f}",
+             f"{100 * (mean['now', m] - mean['before', m]):+.2f}"] for m in models]
+    return ["", "How C (and frozen's feature set) is chosen, on the same samples: on the "
+            "validation split's macro-F1 (100 images; `--selection valid --as "
+            "fashion_seeds_valid_selection`, the rule before 2026-12-05) against today's default "
+            "`selection=auto` - cross-validated log-loss over training + validation when the "
+            "validation split has under 500 images (the model is still fitted on the training "
+            "split alone). Mean test accuracy over the samples:", "",
+            common.md_table(["model", "C on validation F1", "C by cross-validation",
+                             "points"], rows)]
 
 
 def _seeds_lines(p: dict | None) -> list[str]:
@@ -281,6 +313,10 @@ def main() -> None:
     ap = common.parser(__doc__)
     ap.add_argument("--part", choices=("all", "seeds"), default="all",
                     help="seeds: only the seeded-samples comparison, added to the saved JSON")
+    ap.add_argument("--selection", choices=("valid", "cv", "auto"), default=None,
+                    help="--part seeds: how classic and frozen choose C (default: theirs)")
+    ap.add_argument("--as", dest="save_as", default="fashion_seeds",
+                    help="--part seeds: the key the part is saved under")
     args = ap.parse_args()
     if common.handled(args, NAME, readme):
         return
@@ -295,10 +331,10 @@ def main() -> None:
             raise SystemExit(f"{saved} not found: --part seeds adds to a saved run; run "
                              "`python benchmarks/image_features.py` first")
         result = json.loads(saved.read_text())
-        part = fashion_seeds(args.quick)
+        part = fashion_seeds(args.quick, args.selection)
         part["machine"]["load_average_end"] = common.load_average()
         part["wall_seconds"] = round(time.perf_counter() - t0, 1)
-        result["run"]["fashion_seeds"] = part
+        result["run"][args.save_as] = part
         common.write_json(NAME, result, args.quick)
         if not args.quick or args.readme:
             common.write_readme_section(NAME, readme(result, args.quick))

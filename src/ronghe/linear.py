@@ -113,10 +113,61 @@ def _fit(model: LogisticRegression, X, y):
     return model, time.perf_counter() - start
 
 
+SELECTIONS = ("valid", "cv", "auto")
+CV_MAX_VALID = 500  # "auto": validation sets smaller than this choose C by cross-validation ...
+CV_MAX_EXAMPLES = 10_000  # ... when training + validation data are at most this many examples
+CV_FOLDS = 5
+
+
+def cv_folds(y_all: np.ndarray, n_valid: int | None, selection: str) -> int:
+    """Folds for choosing C by cross-validation, or 0 to choose on the validation set:
+    ``selection="cv"``, or ``"auto"`` with a small validation set (under ``CV_MAX_VALID``) in
+    small data (at most ``CV_MAX_EXAMPLES``), where one split ranks C values by a handful of
+    examples; at most ``CV_FOLDS``, and no more than the rarest class has examples (0 below 2)."""
+    if selection not in SELECTIONS:
+        raise ValueError(f"unknown selection {selection!r}; use one of {SELECTIONS}")
+    if not n_valid or selection == "valid" or (
+            selection == "auto" and (n_valid >= CV_MAX_VALID or len(y_all) > CV_MAX_EXAMPLES)):
+        return 0
+    folds = min(CV_FOLDS, int(np.unique(y_all, return_counts=True)[1].min()))
+    return folds if folds >= 2 else 0
+
+
+def cv_log_loss(X, y: np.ndarray, grid: list[float], folds: int, seed: int, max_iter: int,
+                tol: float = 1e-4) -> list[float]:
+    """Mean held-out log-loss of each C over stratified ``folds``-fold cross-validation (every
+    example scored once, by a model that did not see it): a proper score of the probabilities,
+    smoother than the F1 of a few examples."""
+    from sklearn.metrics import log_loss
+    from sklearn.model_selection import StratifiedKFold
+
+    labels = np.unique(y)
+    splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+    out = []
+    for C in grid:
+        losses = []
+        for a, b in splits:
+            m, _ = _fit(_make(C, seed, max_iter, tol=tol), X[a], y[a])
+            P = np.zeros((len(b), len(labels)))
+            P[:, np.searchsorted(labels, m.classes_)] = m.predict_proba(X[b])
+            P /= P.sum(1, keepdims=True)  # float32 features give float32 rounding in the sums
+            losses.append(log_loss(y[b], P, labels=labels) * len(b))
+        out.append(float(sum(losses) / len(y)))
+    return out
+
+
 def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list[float],
                seed: int = 0, max_iter: int = 1000, path: str = "cold", tol: float = 1e-4,
-               n_jobs: int = 1, backend: str = "auto") -> tuple[LogisticRegression, list[dict]]:
+               n_jobs: int = 1, backend: str = "auto", selection: str = "valid"
+               ) -> tuple[LogisticRegression, list[dict]]:
     """Fit one model per C in ``grid`` and keep the best on validation macro-F1 (ties: smaller C).
+
+    ``selection``: ``valid`` (the above), ``cv`` or ``auto`` (see ``cv_folds``): C is then the
+    one with the lowest cross-validated log-loss over the training and validation data together
+    (``cv_log_loss``; ties: smaller C) - the model kept is still the one fitted on the training
+    data alone, so the validation data stays unseen by it (scores and fusion weights read on it
+    stay honest). Measured on Fashion-MNIST at 100 images per class, 5 samples: +0.35 points for
+    ``classic`` (HOG), +0.27 for ``frozen`` (``benchmarks/README.md``, images).
 
     ``path="warm"`` visits the C values in increasing order, each fit warm-started from
     the previous one (stopping at ``tol * WARM_TOL_FACTOR``); ``path="cold"`` (default) fits each C
@@ -128,13 +179,22 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
     from ``PROCESS_MIN_WORK``, see ``choose_backend``).
 
     Returns the model and the search history [{"C", "valid_macro_f1", "n_iter", "fit_seconds",
-    "valid_seconds"}, ...] in the order of ``grid`` (warm: increasing C).
+    "valid_seconds", "selection_score"}, ...] in the order of ``grid`` (warm: increasing C); the
+    selection score is the validation macro-F1, or minus the cross-validated log-loss (then also
+    in "cv_log_loss", with "cv_folds") - higher is better either way.
     """
     if path not in PATHS:
         raise ValueError(f"fit_logreg: unknown path {path!r}; use one of {PATHS}")
     history = []
-    best, best_score = None, -1.0
+    best, best_score = None, -np.inf
     validate = X_valid is not None and y_valid is not None
+    folds = cv_folds(np.concatenate([y, y_valid]), len(y_valid), selection) if (
+        validate and len(grid) > 1) else 0
+    cv = None
+    if folds:
+        X_all = sp.vstack([X, X_valid]).tocsr() if sp.issparse(X) else np.vstack([X, X_valid])
+        cv = cv_log_loss(X_all, np.concatenate([y, y_valid]), list(grid), folds, seed,
+                         max_iter, tol)
     if not validate or len(grid) == 1:
         candidates = list(grid[:1])
     elif path == "warm":
@@ -165,6 +225,10 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
         history.append({"C": C, "valid_macro_f1": round(score, 5),
                         "n_iter": int(np.max(model.n_iter_)), "fit_seconds": round(fit_s, 3),
                         "valid_seconds": round(time.perf_counter() - start, 3)})
+        if cv is not None:
+            score = -cv[list(grid).index(C)]
+            history[-1].update({"cv_log_loss": round(-score, 5), "cv_folds": folds})
+        history[-1]["selection_score"] = round(score, 5)
         if score > best_score + 1e-9 or (abs(score - best_score) <= 1e-9 and C < best.C):
             best, best_score = (copy.deepcopy(model) if path == "warm" else model), score
     best.set_params(warm_start=False, tol=tol)

@@ -17,6 +17,8 @@ regression (safetensors + JSON); feature settings are in the config.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from pydantic import Field
 
@@ -36,6 +38,10 @@ class ClassicConfig(StrategyConfig):
     C_grid: list[float] = Field([0.01, 0.03, 0.1, 0.3, 1.0], min_length=1,
                                 description="C values tried; the best on validation is kept")
     max_iter: int = 2000
+    selection: Literal["auto", "valid", "cv"] = Field("auto", description=(
+        "how C is chosen: valid = validation macro-F1; cv = cross-validated log-loss over "
+        "training + validation data (the model is still fitted on the training data); auto = "
+        "cv when the validation set has under 500 examples and the data at most 10,000"))
 
 
 def features(images, c: ClassicConfig) -> np.ndarray:

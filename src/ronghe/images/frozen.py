@@ -57,6 +57,10 @@ class FrozenConfig(StrategyConfig):
     C_grid: list[float] = Field([0.03, 0.1, 0.3, 1.0, 3.0], min_length=1,
                                 description="C values tried; the best on validation is kept")
     max_iter: int = 2000
+    selection: Literal["auto", "valid", "cv"] = Field("auto", description=(
+        "how C is chosen: valid = validation macro-F1; cv = cross-validated log-loss over "
+        "training + validation data (the model is still fitted on the training data); auto = "
+        "cv when the validation set has under 500 examples and the data at most 10,000"))
     features: Literal["auto", "last", "stages", "grid"] = Field("auto", description=(
         "last: the final pooled features; stages: also the pooled outputs of the last 3 "
         "stages (mid-level features, for images far from ImageNet); grid: also those stage "
@@ -190,7 +194,7 @@ class Frozen(TextFrozen):
             self.features_ = kind
             cut = emb.columns(kind, X.shape[1])
             self.fit_features(X[:, cut], y, None if Xv is None else Xv[:, cut], yv)
-            best = max((h["valid_macro_f1"] for h in self.history), default=0.0)
+            best = max((h["selection_score"] for h in self.history), default=-np.inf)
             fitted[kind] = (best, self.model, self.mean, self.scale,
                             [{**h, "features": kind} for h in self.history])
         # ties: the fewer columns

@@ -7,6 +7,8 @@ checks that the same weights are present.
 
 from __future__ import annotations
 
+from typing import Literal
+
 import numpy as np
 from pydantic import Field
 
@@ -25,6 +27,10 @@ class FrozenConfig(NetworkConfig):
     C_grid: list[float] = Field([0.03, 0.1, 0.3, 1.0, 3.0], min_length=1,
                                 description="C values tried; the best on validation is kept")
     max_iter: int = 2000
+    selection: Literal["auto", "valid", "cv"] = Field("auto", description=(
+        "how C is chosen: valid = validation macro-F1; cv = cross-validated log-loss over "
+        "training + validation data (the model is still fitted on the training data); auto = "
+        "cv when the validation set has under 500 examples and the data at most 10,000"))
 
 
 class Frozen(Strategy):
@@ -57,8 +63,10 @@ class Frozen(Strategy):
         self.scale = X.std(0) + 1e-6
         X = (X - self.mean) / self.scale
         Xv = (Xv - self.mean) / self.scale if Xv is not None else None
+        c = self.config
         self.model, self.history = linear.fit_logreg(
-            X, y, Xv, yv, self.config.C_grid, self.config.seed, self.config.max_iter)
+            X, y, Xv, yv, c.C_grid, c.seed, c.max_iter,
+            selection=getattr(c, "selection", "valid"))  # configs without it: as before
         return self
 
     def predict_proba(self, texts):
