@@ -141,19 +141,25 @@ def cv_log_loss(X, y: np.ndarray, grid: list[float], folds: int, seed: int, max_
     from sklearn.metrics import log_loss
     from sklearn.model_selection import StratifiedKFold
 
+    from joblib import Parallel, delayed
+    from threadpoolctl import threadpool_limits
+
     labels = np.unique(y)
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-    out = []
-    for C in grid:
-        losses = []
-        for a, b in splits:
-            m, _ = _fit(_make(C, seed, max_iter, tol=tol), X[a], y[a])
-            P = np.zeros((len(b), len(labels)))
-            P[:, np.searchsorted(labels, m.classes_)] = m.predict_proba(X[b])
-            P /= P.sum(1, keepdims=True)  # float32 features give float32 rounding in the sums
-            losses.append(log_loss(y[b], P, labels=labels) * len(b))
-        out.append(float(sum(losses) / len(y)))
-    return out
+
+    def held_out(C, a, b) -> float:  # the summed log-loss of fold b under a model fitted on a
+        m, _ = _fit(_make(C, seed, max_iter, tol=tol), X[a], y[a])
+        P = np.zeros((len(b), len(labels)))
+        P[:, np.searchsorted(labels, m.classes_)] = m.predict_proba(X[b])
+        P /= P.sum(1, keepdims=True)  # float32 features give float32 rounding in the sums
+        return log_loss(y[b], P, labels=labels) * len(b)
+
+    # the C x fold fits are independent: one per core at once, one BLAS thread each
+    jobs = auto_jobs(X, len(labels), len(grid) * folds)
+    with threadpool_limits(1 if jobs > 1 else None):
+        losses = Parallel(n_jobs=jobs, prefer="threads")(
+            delayed(held_out)(C, a, b) for C in grid for a, b in splits)
+    return [float(sum(losses[i * folds:(i + 1) * folds]) / len(y)) for i in range(len(grid))]
 
 
 def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list[float],
