@@ -48,6 +48,16 @@ class NetworkConfig(EncoderConfig):
     pooling: Literal["mean", "cls"] = "mean"
 
 
+class SelectionFields(BaseModel):
+    """How a logistic-regression head chooses C (``linear.fit_logreg``'s ``selection``); mixed
+    into the configs of the strategies that fit one (``frozen``, image ``classic``)."""
+
+    selection: Literal["auto", "valid", "cv"] = Field("auto", description=(
+        "how C is chosen: valid = validation macro-F1; cv = cross-validated log-loss over "
+        "training + validation data (the model is still fitted on the training data); auto = "
+        "cv when the validation set has under 500 examples and the data at most 10,000"))
+
+
 REFIT_AUTO_MAX = 5000  # refit="auto" refits below this many examples
 
 

@@ -17,17 +17,15 @@ regression (safetensors + JSON); feature settings are in the config.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from pydantic import Field
 
-from ..config import StrategyConfig
+from ..config import SelectionFields, StrategyConfig
 from ..strategies.frozen import Frozen
 from .estimator import as_array, decode
 
 
-class ClassicConfig(StrategyConfig):
+class ClassicConfig(StrategyConfig, SelectionFields):
     size: int = Field(64, ge=16, le=512, description="side the image is resized to for HOG")
     cell: int = Field(8, ge=4, le=64, description="HOG cell side in pixels")
     orientations: int = Field(9, ge=4, le=18)
@@ -38,10 +36,6 @@ class ClassicConfig(StrategyConfig):
     C_grid: list[float] = Field([0.01, 0.03, 0.1, 0.3, 1.0], min_length=1,
                                 description="C values tried; the best on validation is kept")
     max_iter: int = 2000
-    selection: Literal["auto", "valid", "cv"] = Field("auto", description=(
-        "how C is chosen: valid = validation macro-F1; cv = cross-validated log-loss over "
-        "training + validation data (the model is still fitted on the training data); auto = "
-        "cv when the validation set has under 500 examples and the data at most 10,000"))
 
 
 def features(images, c: ClassicConfig) -> np.ndarray:

@@ -35,7 +35,7 @@ import numpy as np
 from pydantic import Field
 
 from ..bundle import BundleReader, State
-from ..config import StrategyConfig
+from ..config import SelectionFields, StrategyConfig
 from ..errors import BundleError, ConfigError
 from ..strategies.frozen import Frozen as TextFrozen
 
@@ -46,7 +46,7 @@ GRID = 2  # cells per side of the stage outputs' pooling grid (``features="grid"
 KINDS = ("last", "stages", "grid")  # the feature sets; each one's columns extend the one before
 
 
-class FrozenConfig(StrategyConfig):
+class FrozenConfig(StrategyConfig, SelectionFields):
     model: str = Field("efficientnet-lite0", description="vision backbone: alias, local timm "
                                                          "folder or hub id")
     batch_size: int = Field(32, ge=1)
@@ -57,10 +57,6 @@ class FrozenConfig(StrategyConfig):
     C_grid: list[float] = Field([0.03, 0.1, 0.3, 1.0, 3.0], min_length=1,
                                 description="C values tried; the best on validation is kept")
     max_iter: int = 2000
-    selection: Literal["auto", "valid", "cv"] = Field("auto", description=(
-        "how C is chosen: valid = validation macro-F1; cv = cross-validated log-loss over "
-        "training + validation data (the model is still fitted on the training data); auto = "
-        "cv when the validation set has under 500 examples and the data at most 10,000"))
     features: Literal["auto", "last", "stages", "grid"] = Field("auto", description=(
         "last: the final pooled features; stages: also the pooled outputs of the last 3 "
         "stages (mid-level features, for images far from ImageNet); grid: also those stage "

@@ -7,19 +7,17 @@ checks that the same weights are present.
 
 from __future__ import annotations
 
-from typing import Literal
-
 import numpy as np
 from pydantic import Field
 
 from .. import linear
 from ..bundle import BundleReader, State
-from ..config import NetworkConfig
+from ..config import NetworkConfig, SelectionFields
 from ..modeling import Embedder
 from .base import Strategy
 
 
-class FrozenConfig(NetworkConfig):
+class FrozenConfig(NetworkConfig, SelectionFields):
     batch_size: int = Field(64, ge=1)
     max_length: int = Field(256, ge=8, le=4096)
     classifier: str = Field("logreg", pattern="^logreg$",
@@ -27,10 +25,6 @@ class FrozenConfig(NetworkConfig):
     C_grid: list[float] = Field([0.03, 0.1, 0.3, 1.0, 3.0], min_length=1,
                                 description="C values tried; the best on validation is kept")
     max_iter: int = 2000
-    selection: Literal["auto", "valid", "cv"] = Field("auto", description=(
-        "how C is chosen: valid = validation macro-F1; cv = cross-validated log-loss over "
-        "training + validation data (the model is still fitted on the training data); auto = "
-        "cv when the validation set has under 500 examples and the data at most 10,000"))
 
 
 class Frozen(Strategy):
