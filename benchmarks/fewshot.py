@@ -13,7 +13,8 @@ to three learners, each in a fresh subprocess with 2 pinned threads:
 
 ronghe is called the way a user calls it, ``fit(texts, labels)``: it holds out a stratified 10 %
 of the k-per-class sample (at least one per class) for validation; ``frozen`` chooses its head's
-C on it, and ``contrastive`` - whose held-out set is under its ``min_valid`` (20) at these
+C by cross-validation over the whole sample (its ``selection=auto``: the held-out split is under
+500 texts), and ``contrastive`` - whose held-out set is under its ``min_valid`` (20) at these
 sizes - trains on those examples too with C 1.0 (runs from before that rule held them out). Train time = model loading + training
 (+ embedding the training set for the head), dev evaluation (872 sentences) not included.
 
@@ -200,7 +201,9 @@ def readme(result: dict, quick: bool) -> str:
         f"SST-2, k examples per class sampled from train (seeds {result['seeds']}; the same sample "
         "for every learner), accuracy on the dev set (872). Defaults everywhere. ronghe "
         "`fit(texts, labels)` holds out a stratified 10 % (at least one per class) of the sample "
-        + ("for validation: `frozen` chooses its head's C on it; `contrastive` trains on it too "
+        + ("for validation: `frozen` chooses its head's C by cross-validation over the whole "
+           "sample (`selection=auto`: the held-out split is under 500 texts; rows from before "
+           "2026-12-05 chose on the held-out split); `contrastive` trains on it too "
            f"(with head C 1.0), its held-out set being under its `min_valid` "
            f"({result['contrastive_min_valid']}) at these sizes. "
            if result.get("contrastive_min_valid") else
