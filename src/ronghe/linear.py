@@ -87,22 +87,27 @@ def choose_backend(X, n_classes: int, backend: str = "auto") -> str:
     return "processes" if nnz * vectors >= PROCESS_MIN_WORK else "threads"
 
 
-def _fit_many(models: list, X, y, jobs: int, backend: str) -> list:
-    """``_fit`` of each model, ``jobs`` at a time, in threads or worker processes."""
+def _fit_many(models: list, X, y, jobs: int, backend: str, rows: list | None = None) -> list:
+    """``_fit`` of each model, ``jobs`` at a time, in threads or worker processes (one BLAS
+    thread each when more than one runs). ``rows``: per model, the rows of ``X`` / ``y`` it fits
+    (cross-validation folds; sliced as each fit is dispatched), else all."""
     from joblib import Parallel, delayed
     from threadpoolctl import threadpool_limits
+
+    def tasks():
+        for m, r in zip(models, rows or [None] * len(models)):
+            yield delayed(_fit)(m, X if r is None else X[r], y if r is None else y[r])
 
     if backend == "processes":
         from joblib.externals.loky.process_executor import BrokenProcessPool, TerminatedWorkerError
 
         try:
-            return Parallel(n_jobs=jobs, backend="loky", inner_max_num_threads=1)(
-                delayed(_fit)(m, X, y) for m in models)
+            return Parallel(n_jobs=jobs, backend="loky", inner_max_num_threads=1)(tasks())
         except (BrokenProcessPool, TerminatedWorkerError, OSError) as e:
             log.warning("fitting in worker processes failed (%s: %s); fitting in threads",
                         type(e).__name__, str(e)[:200])
-    with threadpool_limits(1):
-        return Parallel(n_jobs=jobs, prefer="threads")(delayed(_fit)(m, X, y) for m in models)
+    with threadpool_limits(1 if jobs > 1 else None):
+        return Parallel(n_jobs=jobs, prefer="threads")(tasks())
 
 
 def _fit(model: LogisticRegression, X, y):
@@ -141,24 +146,19 @@ def cv_log_loss(X, y: np.ndarray, grid: list[float], folds: int, seed: int, max_
     from sklearn.metrics import log_loss
     from sklearn.model_selection import StratifiedKFold
 
-    from joblib import Parallel, delayed
-    from threadpoolctl import threadpool_limits
-
     labels = np.unique(y)
     splits = list(StratifiedKFold(folds, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
-
-    def held_out(C, a, b) -> float:  # the summed log-loss of fold b under a model fitted on a
-        m, _ = _fit(_make(C, seed, max_iter, tol=tol), X[a], y[a])
+    # the C x fold fits are independent: one per core at once, as fit_logreg's C fits
+    tasks = [(C, a, b) for C in grid for a, b in splits]
+    fitted = _fit_many([_make(C, seed, max_iter, tol=tol) for C, _, _ in tasks], X, y,
+                       auto_jobs(X, len(labels), len(tasks)), "threads",
+                       rows=[a for _, a, _ in tasks])
+    losses = []  # the summed log-loss of each held-out fold
+    for (m, _), (_, _, b) in zip(fitted, tasks):
         P = np.zeros((len(b), len(labels)))
         P[:, np.searchsorted(labels, m.classes_)] = m.predict_proba(X[b])
         P /= P.sum(1, keepdims=True)  # float32 features give float32 rounding in the sums
-        return log_loss(y[b], P, labels=labels) * len(b)
-
-    # the C x fold fits are independent: one per core at once, one BLAS thread each
-    jobs = auto_jobs(X, len(labels), len(grid) * folds)
-    with threadpool_limits(1 if jobs > 1 else None):
-        losses = Parallel(n_jobs=jobs, prefer="threads")(
-            delayed(held_out)(C, a, b) for C in grid for a, b in splits)
+        losses.append(log_loss(y[b], P, labels=labels) * len(b))
     return [float(sum(losses[i * folds:(i + 1) * folds]) / len(y)) for i in range(len(grid))]
 
 
@@ -195,13 +195,12 @@ def fit_logreg(X, y: np.ndarray, X_valid, y_valid: np.ndarray | None, grid: list
     history = []
     best, best_score = None, -np.inf
     validate = X_valid is not None and y_valid is not None
-    folds = cv_folds(np.concatenate([y, y_valid]), len(y_valid), selection) if (
-        validate and len(grid) > 1) else 0
+    y_all = np.concatenate([y, y_valid]) if validate else y
+    folds = cv_folds(y_all, len(y_valid), selection) if validate and len(grid) > 1 else 0
     cv = None
     if folds:
         X_all = sp.vstack([X, X_valid]).tocsr() if sp.issparse(X) else np.vstack([X, X_valid])
-        cv = cv_log_loss(X_all, np.concatenate([y, y_valid]), list(grid), folds, seed,
-                         max_iter, tol)
+        cv = cv_log_loss(X_all, y_all, list(grid), folds, seed, max_iter, tol)
     if not validate or len(grid) == 1:
         candidates = list(grid[:1])
     elif path == "warm":

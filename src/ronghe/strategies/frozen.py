@@ -59,8 +59,7 @@ class Frozen(Strategy):
         Xv = (Xv - self.mean) / self.scale if Xv is not None else None
         c = self.config
         self.model, self.history = linear.fit_logreg(
-            X, y, Xv, yv, c.C_grid, c.seed, c.max_iter,
-            selection=getattr(c, "selection", "valid"))  # configs without it: as before
+            X, y, Xv, yv, c.C_grid, c.seed, c.max_iter, selection=c.selection)
         return self
 
     def predict_proba(self, texts):
