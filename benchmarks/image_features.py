@@ -268,8 +268,9 @@ def _selection_lines(now: dict | None, before: dict | None) -> list[str]:
     rows = [[f"`{m}`", f"{mean['before', m]:.4f}", f"{mean['now', m]:.4f}",
              f"{100 * (mean['now', m] - mean['before', m]):+.2f}"] for m in models]
     return ["", "How C (and frozen's feature set) is chosen, on the same samples: on the "
-            "validation split's macro-F1 (100 images; `--selection valid --as "
-            "fashion_seeds_valid_selection`, the rule before 2026-12-05) against today's default "
+            "validation split's macro-F1 (100 images; the rule before 2026-12-05 - that part ran "
+            "before the option existed, `--part seeds --selection valid --as "
+            "fashion_seeds_valid_selection` runs the same rule again) against today's default "
             "`selection=auto` - cross-validated log-loss over training + validation when the "
             "validation split has under 500 images (the model is still fitted on the training "
             "split alone). Mean test accuracy over the samples:", "",
