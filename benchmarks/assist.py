@@ -18,6 +18,11 @@
   clients, on the CLINC150 assistant (``latency``) and on the one with a fine-tuned candidate
   (``latency_finetune``). ``--as NAME`` saves a part under another name (e.g. the same part run
   with an older ronghe on ``PYTHONPATH``, for a before/after).
+* ``--part oos_scores``: eight more out-of-scope scores (kNN on the fine-tuned encoder, relative
+  Mahalanobis, entropy, means over larger sets) on the saved assistant of ``clinc_finetune``,
+  each with its stated operating point and ``strict_bound``.
+* ``--model me5-small --part clinc_finetune --as clinc_finetune_me5``: the fine-tuned part on the
+  other encoder a package ships for offline use.
 * The vector-search measurement behind ``ronghe/search.py``: faiss flat / HNSW, hnswlib,
   usearch and numpy exact search on BANKING77 question embeddings.
 
