@@ -172,15 +172,45 @@ def scored(name: str, clf, per_class: int, test, train_seconds: float, **extra) 
             "load_average": common.load_average(), **extra}
 
 
-def fit(strategy: str, per_class: int, train, valid, test) -> tuple[dict, object]:
+RESUMABLE_EVERY = 50  # steps between checkpoints of a --resumable fine-tune
+
+
+def run_dir(strategy: str, per_class: int) -> Path:
+    """Where a ``--resumable`` fine-tune keeps its checkpoints (one per row and epoch count)."""
+    return common.WORK / "fmnist" / "runs" / f"{strategy}-{per_class}-e{STRATEGIES[strategy]['epochs']}"
+
+
+def earlier_seconds(folder: Path) -> float:
+    """The training seconds an interrupted run had spent when its checkpoint was written (0: no
+    checkpoint)."""
+    from ronghe.training import checkpoint
+
+    if not checkpoint.exists(folder):
+        return 0.0
+    state = json.loads((folder / checkpoint.NAME / "state.json").read_text())
+    return float(state["position"]["elapsed"])
+
+
+def fit(strategy: str, per_class: int, train, valid, test,
+        resumable: bool = False) -> tuple[dict, object]:
+    """Fit and score one row. ``resumable`` (fine-tunes): checkpoints every
+    ``RESUMABLE_EVERY`` steps in ``run_dir``, and a run interrupted there (a session's end)
+    continues from its checkpoint; the train time then adds the earlier processes' seconds."""
     import ronghe
 
     params = dict(STRATEGIES[strategy])
-    clf = ronghe.ImageClassifier(strategy=params.pop("strategy", strategy), seed=0, **params)
+    name = params.pop("strategy", strategy)
+    folder, before = None, 0.0
+    if resumable and name == "finetune":
+        folder = run_dir(strategy, per_class)
+        before = earlier_seconds(folder)
+        params["options"] = {**params.get("options", {}), "checkpoint_every": RESUMABLE_EVERY}
+    clf = ronghe.ImageClassifier(strategy=name, seed=0, run_dir=folder, **params)
     t0 = time.perf_counter()
-    clf.fit(train, valid=valid)
-    row = scored(strategy, clf, per_class, test, time.perf_counter() - t0,
-                 params=STRATEGIES[strategy])
+    clf.fit(train, valid=valid, resume=before > 0)
+    extra = {"resumed_after_seconds": round(before, 1)} if before else {}
+    row = scored(strategy, clf, per_class, test, time.perf_counter() - t0 + before,
+                 params=STRATEGIES[strategy], **extra)
     return row, clf
 
 
@@ -338,6 +368,9 @@ def main(argv=None) -> int:
     ap.add_argument("--threads", type=int, default=common.THREADS)
     ap.add_argument("--finetune-epochs", type=int, default=STRATEGIES["finetune"]["epochs"],
                     help="epochs of the finetune rows (the strategy's own default is 5)")
+    ap.add_argument("--resumable", action="store_true",
+                    help="fine-tunes checkpoint every %d steps under .work/fmnist/runs and, run "
+                         "again, continue an interrupted run" % RESUMABLE_EVERY)
     args = ap.parse_args(argv)
     STRATEGIES["finetune"]["epochs"] = STRATEGIES["finetune@224"]["epochs"] = args.finetune_epochs
     if common.handled(args, NAME, readme):
@@ -375,7 +408,7 @@ def main(argv=None) -> int:
                               if (r["strategy"], r["per_class"]) == (strategy, n))
                 row, fitted[strategy] = reused(strategy, n, test, before)
             else:
-                row, fitted[strategy] = fit(strategy, n, train, valid, test)
+                row, fitted[strategy] = fit(strategy, n, train, valid, test, args.resumable)
             keep([row])
         if "fusion" in args.only.split(",") and len(fitted) >= 2:
             keep(fusions(fitted, n, valid, test))
