@@ -54,8 +54,8 @@ STRATEGIES = {
     "finetune": {"model": "efficientnet-lite0", "epochs": 3, "batch_size": 32,
                  "options": {"image_size": 112}},
     "frozen@224": {"strategy": "frozen", "model": "efficientnet-lite0"},  # the backbone's size
-    # at the backbone's size: 4.8x the 112 px time per image (a 300-image probe on an AMD EPYC
-    # Zen 4, 2026-12-05: 13.0 s vs 54.0 s) - about 26 min per epoch at 1,000 per class here
+    # at the backbone's size: about 5x the 112 px time per image (AMD EPYC Zen 4, 2026-12-05:
+    # 111 s vs 19-22 s per epoch of 900 images) - about 18.5 min per epoch at 1,000 per class
     "finetune@224": {"strategy": "finetune", "model": "efficientnet-lite0", "epochs": 3,
                      "batch_size": 32},
 }
