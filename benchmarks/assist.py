@@ -325,12 +325,14 @@ def oos_scores(quick: bool, result: dict, source: str = "clinc_finetune") -> dic
         _, thr, _ = O.choose({name: scores["valid"][name]}, is_oos["valid"], name, 0.05,
                              share=share, target_precision=0.85)
         r = O.rates(test, is_oos["test"], thr)
+        answered = float((right & (test[:n_in] < thr)).mean())  # right and not flagged
         rows.append({"score": name, "auroc": round(O.auroc(test, is_oos["test"]), 4),
                      "precision": round(r["precision"], 4), "recall": round(r["recall"], 4),
-                     "in_scope_answered_right": round(float((right & (test[:n_in] < thr)).mean()), 4),
+                     "in_scope_answered_right": round(answered, 4),
                      "strict_bound": strict_bound(right, test[:n_in], test[n_in:])})
-    return {"source": source, "bundle": src["bundle"], "in_scope_accuracy": round(float(right.mean()), 4),
-            "expected_oos_share": share, "target_precision": 0.85, "rows": rows}
+    return {"source": source, "bundle": src["bundle"],
+            "in_scope_accuracy": round(float(right.mean()), 4), "expected_oos_share": share,
+            "target_precision": 0.85, "rows": rows}
 
 
 def latency(quick: bool, result: dict, source: str = "clinc") -> dict:

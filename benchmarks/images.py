@@ -11,11 +11,12 @@ every model is scored on the full 10,000 test images.
 Strategies: ``classic`` (HOG + colour histogram + logistic regression, C on validation),
 ``frozen`` (EfficientNet-Lite0 ImageNet features + logistic regression; ``frozen@224`` at the
 backbone's own input size), ``finetune`` (EfficientNet-Lite0 end to end, LP-FT head, augmentation,
-3 epochs, early stopping; ``finetune@224`` at 224 px, asked for by name: ``--only finetune@224``); ``fusion``: ``weighted`` late fusion of every pair of the fitted models
-(weight chosen on the shared validation split); ``stack``: stacking of ``classic`` with
-``frozen`` and with ``frozen@224`` (both always; the meta-learner fitted on 5-fold out-of-fold
-probabilities of the whole training split, so it learns from 900 images at 100 per class where a
-weight chosen on validation sees 100); the fusion row with the best validation macro-F1 is the
+3 epochs, early stopping; ``finetune@224`` at 224 px, asked for by name: ``--only finetune@224``,
+``--resumable`` to continue it across interrupted runs); ``fusion``: ``weighted`` late fusion of
+every pair of the fitted models (weight chosen on the shared validation split); ``stack``:
+stacking of ``classic`` with ``frozen`` and with ``frozen@224`` (both always; the meta-learner
+fitted on 5-fold out-of-fold probabilities of the whole training split, so it learns from 900
+images at 100 per class where a weight chosen on validation sees 100); the fusion row with the best validation macro-F1 is the
 one to compare (``choose_fusion``); ``onnx``: the fine-tuned model exported (fp32) and statically
 quantised to int8 behind the accuracy gate. All models share one seeded validation split. The
 backbone runs at 112 px (``image_size=112``) rather than its 224: the scans are 28 px, and a
@@ -177,7 +178,8 @@ RESUMABLE_EVERY = 50  # steps between checkpoints of a --resumable fine-tune
 
 def run_dir(strategy: str, per_class: int) -> Path:
     """Where a ``--resumable`` fine-tune keeps its checkpoints (one per row and epoch count)."""
-    return common.WORK / "fmnist" / "runs" / f"{strategy}-{per_class}-e{STRATEGIES[strategy]['epochs']}"
+    epochs = STRATEGIES[strategy]["epochs"]
+    return common.WORK / "fmnist" / "runs" / f"{strategy}-{per_class}-e{epochs}"
 
 
 def earlier_seconds(folder: Path) -> float:
