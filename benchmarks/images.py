@@ -16,9 +16,9 @@ backbone's own input size), ``finetune`` (EfficientNet-Lite0 end to end, LP-FT h
 every pair of the fitted models (weight chosen on the shared validation split); ``stack``:
 stacking of ``classic`` with ``frozen`` and with ``frozen@224`` (both always; the meta-learner
 fitted on 5-fold out-of-fold probabilities of the whole training split, so it learns from 900
-images at 100 per class where a weight chosen on validation sees 100); the fusion row with the best validation macro-F1 is the
-one to compare (``choose_fusion``); ``onnx``: the fine-tuned model exported (fp32) and statically
-quantised to int8 behind the accuracy gate. All models share one seeded validation split. The
+images at 100 per class where a weight chosen on validation sees 100); the fusion row with the
+best validation macro-F1 is the one to compare (``choose_fusion``); ``onnx``: the fine-tuned
+model exported (fp32) and statically quantised to int8 behind the accuracy gate. All models share one seeded validation split. The
 backbone runs at 112 px (``image_size=112``) rather than its 224: the scans are 28 px, and a
 convolutional network accepts any size - four times fewer pixels. Measured per run: train
 seconds (the whole fit: decoding, features, training, validation), test accuracy and macro-F1,
