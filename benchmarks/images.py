@@ -8,22 +8,22 @@ written as an image folder (one sub-folder per class, PNG) and trained on throug
 (``ronghe.ImageClassifier(...).fit(folder)``: ronghe's own 10 % stratified validation split);
 every model is scored on the full 10,000 test images.
 
-Strategies: ``classic`` (HOG + colour histogram + logistic regression, C on validation),
-``frozen`` (EfficientNet-Lite0 ImageNet features + logistic regression; ``frozen@224`` at the
-backbone's own input size), ``finetune`` (EfficientNet-Lite0 end to end, LP-FT head, augmentation,
-3 epochs, early stopping; ``finetune@224`` at 224 px, asked for by name: ``--only finetune@224``,
-``--resumable`` to continue it across interrupted runs); ``fusion``: ``weighted`` late fusion of
-every pair of the fitted models (weight chosen on the shared validation split); ``stack``:
-stacking of ``classic`` with ``frozen`` and with ``frozen@224`` (both always; the meta-learner
-fitted on 5-fold out-of-fold probabilities of the whole training split, so it learns from 900
-images at 100 per class where a weight chosen on validation sees 100); the fusion row with the
-best validation macro-F1 is the one to compare (``choose_fusion``); ``onnx``: the fine-tuned
-model exported (fp32) and statically quantised to int8 behind the accuracy gate. All models share one seeded validation split. The
+Strategies: ``classic`` (HOG + colour histogram + logistic regression, C on validation), ``frozen``
+(EfficientNet-Lite0 ImageNet features + logistic regression; ``frozen@224`` at the backbone's own
+input size), ``finetune`` (EfficientNet-Lite0 end to end, LP-FT head, augmentation, 3 epochs, early
+stopping; ``finetune@224`` at 224 px, asked for by name: ``--only finetune@224``, ``--resumable`` to
+continue it across interrupted runs); ``fusion``: ``weighted`` late fusion of every pair of the
+fitted models (weight chosen on the shared validation split); ``stack``: stacking of ``classic``
+with ``frozen`` and with ``frozen@224`` (both always; the meta-learner fitted on 5-fold out-of-fold
+probabilities of the whole training split, so it learns from 900 images at 100 per class where a
+weight chosen on validation sees 100); the fusion row with the best validation macro-F1 is the one
+to compare (``choose_fusion``); ``onnx``: the fine-tuned model exported (fp32) and statically
+quantised to int8 behind the accuracy gate. All models share one seeded validation split. The
 backbone runs at 112 px (``image_size=112``) rather than its 224: the scans are 28 px, and a
-convolutional network accepts any size - four times fewer pixels. Measured per run: train
-seconds (the whole fit: decoding, features, training, validation), test accuracy and macro-F1,
-prediction throughput at batch 1 (median of 30 single-image calls) and batch 32 (the test set in
-chunks of 32), bundle size. Threads pinned (``--threads``).
+convolutional network accepts any size - four times fewer pixels. Measured per run: train seconds
+(the whole fit: decoding, features, training, validation), test accuracy and macro-F1, prediction
+throughput at batch 1 (median of 30 single-image calls) and batch 32 (the test set in chunks of 32),
+bundle size. Threads pinned (``--threads``).
 
 Usage::
 
