@@ -29,6 +29,8 @@ Usage::
 
     python benchmarks/images.py                    # 100 and 1000 per class, all of them
     python benchmarks/images.py --per-class 100 --only classic,frozen,frozen@224,fusion
+    python benchmarks/images.py --per-class 1000 --only finetune@224 --finetune-epochs 5 \
+        --resumable                                # about 1.6 h here; run again to continue
     python benchmarks/images.py --rewrite-readme
 """
 
