@@ -30,7 +30,7 @@ Usage::
     python benchmarks/images.py                    # 100 and 1000 per class, all of them
     python benchmarks/images.py --per-class 100 --only classic,frozen,frozen@224,fusion
     python benchmarks/images.py --per-class 1000 --only finetune@224 --finetune-epochs 5 \
-        --resumable                                # about 1.6 h here; run again to continue
+        --resumable                                # about 1.3 h here; run again to continue
     python benchmarks/images.py --rewrite-readme
 """
 
@@ -57,8 +57,8 @@ STRATEGIES = {
     "finetune": {"model": "efficientnet-lite0", "epochs": 3, "batch_size": 32,
                  "options": {"image_size": 112}},
     "frozen@224": {"strategy": "frozen", "model": "efficientnet-lite0"},  # the backbone's size
-    # at the backbone's size: about 5x the 112 px time per image (AMD EPYC Zen 4, 2026-12-05:
-    # 111 s vs 19-22 s per epoch of 900 images) - about 18.5 min per epoch at 1,000 per class
+    # at the backbone's size: 2.7-5x the 112 px time per image (AMD EPYC Zen 4, 2026-12-05:
+    # 111 s vs 19-22 s per epoch of 900 images; 867 s vs 323 s for the first of 9,000)
     "finetune@224": {"strategy": "finetune", "model": "efficientnet-lite0", "epochs": 3,
                      "batch_size": 32},
 }
