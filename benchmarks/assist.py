@@ -288,20 +288,22 @@ def oos_scores(quick: bool, result: dict, source: str = "clinc_finetune") -> dic
                  "base": bot.embed(v)} for k, v in texts.items()}
     maha = {f: O.Mahalanobis.fit(feats["train"][f], y_train, len(classes)) for f in feats["train"]}
     one = O.Mahalanobis.fit(feats["train"]["tuned"], np.zeros(len(y_train), int), 1)
-    knn = {(f, k): O.Knn(O.normalise(feats["train"][f]), k)
-           for f, k in (("base", bot.config.knn_k), ("tuned", 1), ("tuned", bot.config.knn_k))}
+    k = bot.config.knn_k
+    knn = {(f, n): O.Knn(O.normalise(feats["train"][f]), n)
+           for f, n in (("base", k), ("tuned", 1), ("tuned", k))}
     scores, P = {}, {}
     for part in ("valid", "test"):
         P[part] = bot._proba(bot.classifier_, texts[part])
         f, p = feats[part], np.clip(P[part], 1e-12, 1)
+        unit = {name: O.normalise(x) for name, x in f.items()}
+        tuned_distance = maha["tuned"].score(f["tuned"])
         scores[part] = {
             "maxprob": O.maxprob(P[part]), "mahalanobis": maha["base"].score(f["base"]),
-            "mahalanobis_tuned": maha["tuned"].score(f["tuned"]),
-            "knn": knn[("base", bot.config.knn_k)].score(O.normalise(f["base"])),
-            "knn_tuned_k1": knn[("tuned", 1)].score(O.normalise(f["tuned"])),
-            f"knn_tuned_k{bot.config.knn_k}": knn[("tuned", bot.config.knn_k)].score(
-                O.normalise(f["tuned"])),
-            "relative_mahalanobis_tuned": maha["tuned"].score(f["tuned"]) - one.score(f["tuned"]),
+            "mahalanobis_tuned": tuned_distance,
+            "knn": knn[("base", k)].score(unit["base"]),
+            "knn_tuned_k1": knn[("tuned", 1)].score(unit["tuned"]),
+            f"knn_tuned_k{k}": knn[("tuned", k)].score(unit["tuned"]),
+            "relative_mahalanobis_tuned": tuned_distance - one.score(f["tuned"]),
             "entropy": -(p * np.log(p)).sum(1)}
         if bot.oos_classifier_ is not None:
             scores[part]["oos_class"] = bot._p_oos(bot._proba(bot.oos_classifier_, texts[part]))
